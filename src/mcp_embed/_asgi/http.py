@@ -1,0 +1,45 @@
+"""Minimal ASGI response helpers (no framework on the hot path)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (``name`` lower-case), decoded as latin-1."""
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+async def send_bytes(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes = b"application/json",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": hdrs})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, data: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    await send_bytes(send, status, json.dumps(data, separators=(",", ":")).encode(), headers=headers)
+
+
+async def send_jsonrpc_error(
+    send: Send, status: int, code: int, message: str, headers: Iterable[tuple[bytes, bytes]] = ()
+) -> None:
+    """A JSON-RPC error body with no request id, for errors found before the message is parsed."""
+    body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
+    await send_json(send, status, body, headers)

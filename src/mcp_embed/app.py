@@ -1,0 +1,125 @@
+"""The ASGI application: guard, CORS and body limit in front of the routes.
+
+Every HTTP request runs inside a cancel scope that ``App.cancel_requests`` can cancel: on
+Python 3.12+ hypercorn waits for open connections before it stops (hypercorn #308), so open
+MCP streams are ended first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._asgi.cors import Cors
+from ._asgi.guard import HostOriginGuard
+from ._asgi.http import ASGIApp, Receive, Scope, Send, send_json
+from ._asgi.limits import BodyLimit
+from .logs import get_logger
+from .transport import MESSAGES_PATH, SSE_PATH, Transports
+
+if TYPE_CHECKING:
+    from .config import McpHttpConfig
+
+log = get_logger("app")
+
+
+class App:
+    """The root ASGI app of one server run."""
+
+    def __init__(
+        self,
+        config: McpHttpConfig,
+        transports: Transports,
+        *,
+        allowed_hosts: list[str],
+        allowed_origins: list[str],
+        health: Callable[[], dict[str, Any]],
+        on_startup: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.transports = transports
+        self.health = health
+        self.on_startup = on_startup
+        self.started_at = time.monotonic()
+        self._scopes: set[anyio.CancelScope] = set()
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.closing = False
+
+        inner: ASGIApp = self._route
+        inner = BodyLimit(inner, config.max_body_bytes)
+        if config.dns_rebinding_protection:
+            inner = HostOriginGuard(inner, allowed_hosts, allowed_origins)
+        if config.enable_cors:
+            inner = Cors(inner, config.cors_origins)
+        self._inner = inner
+        self._mcp_path = config.endpoint_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if self.closing:
+            await send_json(send, 503, {"error": "server is stopping"}, [(b"connection", b"close")])
+            return
+        with anyio.CancelScope() as cancel_scope:
+            self._scopes.add(cancel_scope)
+            try:
+                await self._inner(scope, receive, send)
+            finally:
+                self._scopes.discard(cancel_scope)
+
+    def cancel_requests(self) -> int:
+        """Cancel every in-flight request (called on the loop thread, before shutdown)."""
+        self.closing = True
+        scopes = list(self._scopes)
+        for s in scopes:
+            s.cancel()
+        return len(scopes)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == self._mcp_path or path == self._mcp_path + "/":
+            await self.transports.handle_mcp(scope, receive, send)
+        elif path == "/health" and method in ("GET", "HEAD"):
+            await send_json(send, 200, self.health())
+        elif self.transports.sse is not None and path == SSE_PATH:
+            if method != "GET":
+                await send_json(send, 405, {"error": "use GET for /sse"}, [(b"allow", b"GET")])
+                return
+            await self.transports.handle_sse(scope, receive, send)
+        elif self.transports.sse is not None and path.startswith(MESSAGES_PATH.rstrip("/")):
+            if method != "POST":
+                await send_json(send, 405, {"error": "use POST for /messages/"}, [(b"allow", b"POST")])
+                return
+            await self.transports.handle_messages(scope, receive, send)
+        else:
+            await send_json(send, 404, {"error": f"no route for {method} {path}"})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self._stack = contextlib.AsyncExitStack()
+                    await self._stack.enter_async_context(self.transports.run())
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+                if self.on_startup is not None:
+                    self.on_startup()
+            elif message["type"] == "lifespan.shutdown":
+                if self._stack is not None:
+                    # Not shielded: the session manager's task group must exit in the scope it
+                    # was entered in.
+                    await self._stack.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return

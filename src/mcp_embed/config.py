@@ -1,0 +1,283 @@
+"""``McpHttpConfig``: every setting of an embedded server, validated once, immutable."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+__all__ = ["McpHttpConfig"]
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# What each field accepts, said the way a user needs to read it in an error message.
+_ALLOWED: dict[str, str] = {
+    "host": "an IP address or host name to bind, e.g. 127.0.0.1, ::1 or 0.0.0.0",
+    "port": "an integer from 0 to 65535 (0 lets the OS choose)",
+    "endpoint_path": "an absolute path like /mcp, without a trailing slash",
+    "public_url": "scheme://host[:port] with no path, e.g. https://mcp.example.com",
+    "spawn_mode": "'dedicated' (a server thread) or 'subprocess'",
+    "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    "log_format": "'text' or 'json'",
+    "max_body_bytes": "a positive number of bytes",
+    "max_sessions": "a positive integer, or unset for no limit",
+    "session_idle_timeout": "a positive number of seconds, or unset to never expire",
+    "cors_origins": "exact origins like https://app.example.com, or '*'",
+    "allowed_hosts": "Host header values like example.com:443 or example.com:*",
+    "allowed_origins": "origins like https://app.example.com or http://localhost:*",
+    "retry_interval_ms": "a positive number of milliseconds",
+    "event_store_max_events": "a positive integer",
+}
+
+_RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
+
+
+class McpHttpConfig(BaseModel):
+    """Settings of one embedded MCP HTTP server.
+
+    Immutable: derive a variant with ``config.model_copy(update={...})``. Invalid values raise
+    :class:`~mcp_embed.ConfigError` naming the field, the value and what is allowed.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    host: str = "127.0.0.1"
+    """Address to bind. Loopback by default; binding a public address with no auth logs a warning."""
+    port: int = Field(default=8765, ge=0, le=65535)
+    """TCP port; 0 lets the OS choose (read it back from ``handle.port``)."""
+    endpoint_path: str = "/mcp"
+    """Path of the Streamable HTTP endpoint."""
+
+    server_name: str = "mcp-embed"
+    server_version: str | None = None
+    """Reported in ``serverInfo``; defaults to mcp-embed's version."""
+    instructions: str | None = None
+
+    enable_cors: bool = False
+    cors_origins: tuple[str, ...] = ()
+    """Exact-match CORS allow-list. Empty with ``enable_cors`` means ``*``."""
+
+    dns_rebinding_protection: bool = True
+    """The Host/Origin guard (421 for a bad Host, 403 for a bad Origin)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Extra Host values to accept, on top of those derived from ``host`` and ``public_url``."""
+    allowed_origins: tuple[str, ...] = ()
+    """Extra Origin values to accept, on top of loopback, ``public_url`` and ``cors_origins``."""
+
+    public_url: str | None = None
+    """The URL clients use (scheme://host[:port]), when a proxy fronts the server."""
+
+    spawn_mode: Literal["dedicated"] = "dedicated"
+    """Where the server runs: ``"dedicated"`` is a thread of its own in this process."""
+
+    stateless: bool = False
+    json_response: bool = False
+    enable_sse: bool = True
+    """Serve the legacy HTTP+SSE transport at ``/sse`` and ``/messages/``."""
+    session_idle_timeout: float | None = Field(default=1800.0, gt=0)
+    max_sessions: int | None = Field(default=10_000, gt=0)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    enable_event_store: bool = True
+    """Keep recent stream events in memory so a client can resume with ``Last-Event-ID`` (stateful only)."""
+    event_store_max_events: int = Field(default=1024, gt=0)
+    retry_interval_ms: int | None = Field(default=None, gt=0)
+
+    log_level: LogLevel = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, data)) from None
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, v: str) -> str:
+        v = v.strip()
+        if v.startswith("[") and v.endswith("]"):
+            v = v[1:-1]
+        if not v or any(c in v for c in "/ @?#"):
+            raise ValueError("not a bindable address")
+        return v
+
+    @field_validator("endpoint_path")
+    @classmethod
+    def _check_path(cls, v: str) -> str:
+        if not v.startswith("/") or v == "/" or v.endswith("/") or "?" in v or "#" in v:
+            raise ValueError("must start with '/', not end with '/', and have no query")
+        if any(v == p or v.startswith(p + "/") for p in _RESERVED_PATHS):
+            raise ValueError(f"{v} is reserved by mcp-embed")
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        return _validate_public_url(v)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("cors_origins", "allowed_origins")
+    @classmethod
+    def _check_origins(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for o in v:
+            if o == "*":
+                continue
+            parts = urlsplit(o)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("",):
+                raise ValueError(f"{o!r} is not an origin (scheme://host[:port], no path)")
+        return v
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when ``host`` only accepts connections from this machine."""
+        return _is_loopback_host(self.host)
+
+    @property
+    def effective_server_version(self) -> str:
+        if self.server_version:
+            return self.server_version
+        from ._version import __version__
+
+        return __version__
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, prefix: str = "MCP_EMBED_", **overrides: Any
+    ) -> McpHttpConfig:
+        """Build a config from ``MCP_EMBED_<FIELD>`` variables, plus the seed names ``MCP_HOST``,
+        ``MCP_PORT``, ``MCP_PUBLIC_URL``, ``LOG_LEVEL`` and ``LOG_FORMAT``.
+
+        ``MCP_EMBED_*`` wins over a seed name; keyword ``overrides`` win over both. List fields
+        take comma-separated values.
+        """
+        env = os.environ if environ is None else environ
+        data: dict[str, Any] = {}
+        sources: dict[str, str] = {}
+        for var, field in _SEED_NAMES.items():
+            if var in env:
+                data[field] = env[var]
+                sources[field] = var
+        for field, info in cls.model_fields.items():
+            var = prefix + field.upper()
+            if var not in env:
+                continue
+            raw = env[var]
+            if _is_tuple_field(info.annotation):
+                data[field] = tuple(p.strip() for p in raw.split(",") if p.strip())
+            elif raw == "" and _is_optional(info.annotation):
+                data[field] = None
+            else:
+                data[field] = raw
+            sources[field] = var
+        unknown = sorted(
+            k
+            for k in env
+            if k.startswith(prefix) and k[len(prefix) :].lower() not in cls.model_fields and k not in _NOT_FIELDS
+        )
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {unknown[0]}: McpHttpConfig has no field "
+                f"{unknown[0][len(prefix) :].lower()!r}; known fields are {', '.join(cls.model_fields)}"
+            )
+        data.update(overrides)
+        for k in overrides:
+            sources.pop(k, None)
+        try:
+            return cls(**data)
+        except ConfigError as exc:
+            # __init__ described the problem; add which variable the value came from.
+            raise ConfigError(_with_sources(str(exc), sources)) from None
+
+
+_SEED_NAMES = {
+    "MCP_HOST": "host",
+    "MCP_PORT": "port",
+    "MCP_PUBLIC_URL": "public_url",
+    "LOG_LEVEL": "log_level",
+    "LOG_FORMAT": "log_format",
+}
+# MCP_EMBED_* variables that are read elsewhere, not config fields.
+_NOT_FIELDS = frozenset({"MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL", "MCP_EMBED_ALLOWED_TOOLS"})
+
+
+def _is_tuple_field(annotation: Any) -> bool:
+    return "tuple" in str(annotation)
+
+
+def _is_optional(annotation: Any) -> bool:
+    return "None" in str(annotation)
+
+
+def _validate_public_url(v: str) -> str:
+    advice = (
+        "set it to scheme://host[:port] only (for example https://mcp.example.com); "
+        "mcp-embed appends the endpoint path itself"
+    )
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"the scheme must be http or https; {advice}")
+    if not parts.hostname:
+        raise ValueError(f"it has no host; {advice}")
+    if parts.username or parts.password:
+        raise ValueError(f"it must not carry credentials; {advice}")
+    if parts.path:
+        what = "a trailing slash" if parts.path == "/" else f"a path ({parts.path})"
+        raise ValueError(f"it has {what}; {advice}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"it has a query or fragment; {advice}")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"its port is not a number from 0 to 65535; {advice}") from None
+    return v
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = err.get("loc") or ()
+        field = str(loc[0]) if loc else "?"
+        if err["type"] == "extra_forbidden":
+            lines.append(
+                f"McpHttpConfig has no field {field!r}; known fields are "
+                f"{', '.join(McpHttpConfig.model_fields)}"
+            )
+            continue
+        value = data.get(field, err.get("input"))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        allowed = _ALLOWED.get(field)
+        line = f"invalid McpHttpConfig.{field}={value!r}: {msg}"
+        if allowed:
+            line += f"; allowed: {allowed}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _with_sources(message: str, sources: Mapping[str, str]) -> str:
+    for field, var in sources.items():
+        message = message.replace(f"McpHttpConfig.{field}=", f"McpHttpConfig.{field} (from {var})=")
+    return message

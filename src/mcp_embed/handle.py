@@ -1,0 +1,89 @@
+"""``ServerHandle``: what ``start()`` returns to the host."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .config import McpHttpConfig
+    from .runtime.thread import ThreadRuntime
+
+__all__ = ["ServerHandle"]
+
+
+class ServerHandle:
+    """A running server. Stop it with ``stop()`` or use it as a context manager."""
+
+    def __init__(self, runtime: ThreadRuntime, config: McpHttpConfig) -> None:
+        self._runtime = runtime
+        self._config = config
+        self._stop_lock = threading.Lock()
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the OS-assigned one when ``port=0``)."""
+        return self._runtime.port
+
+    @property
+    def host(self) -> str:
+        """A host this machine reaches the server on (loopback for a wildcard bind)."""
+        return self._runtime.bound_host
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use: ``public_url`` when set, else a reachable local URL."""
+        if self._config.public_url:
+            return self._config.public_url
+        return self.local_url
+
+    @property
+    def local_url(self) -> str:
+        """The base URL on this machine, never ``0.0.0.0``."""
+        host = self.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}"
+
+    def mcp_url(self) -> str:
+        """The Streamable HTTP endpoint URL to give to clients."""
+        return self.url + self._config.endpoint_path
+
+    def sse_url(self) -> str:
+        """The legacy HTTP+SSE endpoint URL (``enable_sse``)."""
+        return self.url + "/sse"
+
+    @property
+    def is_running(self) -> bool:
+        """True while the server thread is alive and has not been stopped."""
+        return self._runtime.is_running
+
+    @property
+    def is_ready(self) -> bool:
+        return self._runtime.is_ready
+
+    def wait_ready(self, timeout: float | None = 30.0) -> ServerHandle:
+        """Block until the server answers, or raise ``ServerStartError`` with the reason."""
+        self._runtime.wait_ready(timeout)
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the server stops. Returns False if ``timeout`` passed first."""
+        return self._runtime.join(timeout)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the server: open streams are closed, calls in flight cancelled. Idempotent."""
+        with self._stop_lock:
+            self._runtime.stop(timeout)
+
+    def __enter__(self) -> ServerHandle:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "stopped"
+        return f"<ServerHandle {self.mcp_url()} {state}>"

@@ -1,0 +1,189 @@
+"""MCP protocol handlers: the SDK's low-level ``Server`` fed from our registry.
+
+Handlers return plain dicts: the SDK's runner validates and serialises results per protocol
+version, so building pydantic result models here would only be paid for twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import mcp_types as types
+from mcp.server.caching import CACHEABLE_METHODS, CacheHint
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.shared.exceptions import MCPError
+
+from .context import ToolContext
+from .errors import ToolError
+from .logs import get_logger
+from .tools import ToolResult, ToolSpec
+
+if TYPE_CHECKING:
+    from mcp.server.context import ServerRequestContext
+
+    from .dispatch import Dispatcher
+    from .server import SkillServer
+
+log = get_logger("protocol")
+
+
+class ToolCaller:
+    """Runs one ``tools/call`` end to end: lookup, validation, dispatch, progress, result."""
+
+    def __init__(self, server: SkillServer, dispatcher: Dispatcher) -> None:
+        self.server = server
+        self.registry = server.registry
+        self.dispatcher = dispatcher
+
+    async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        request_id: Any = None,
+        session_id: str | None = None,
+        progress_token: Any = None,
+        send: Callable[[str, dict[str, Any]], Any] | None = None,
+    ) -> dict[str, Any]:
+        spec = self.registry.get(name)
+        if spec is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
+        try:
+            kwargs = spec.validate(arguments or {})
+        except ToolError as exc:
+            return ToolResult.error(str(exc)).to_wire()
+        if spec.wants_context is None and progress_token is None:
+            return (await self._run(spec, kwargs, None)).to_wire()
+
+        # Progress and log messages may come from any thread; they are queued and sent in order
+        # by one task, which is drained before the result is returned.
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
+
+        def emit(kind: str, params: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, params))
+
+        ctx = ToolContext(
+            tool_name=name,
+            request_id=request_id,
+            session_id=session_id,
+            progress_token=progress_token,
+            emit=emit if send is not None else None,
+        )
+        if spec.wants_context is not None:
+            kwargs[spec.wants_context] = ctx
+
+        async def drain() -> None:
+            while (item := await queue.get()) is not None:
+                if send is None:
+                    continue
+                try:
+                    await send(*item)
+                except Exception as exc:  # a vanished client must not fail the call
+                    log.debug("could not deliver %s notification: %s", item[0], exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain)
+            try:
+                result = await self._run(spec, kwargs, ctx)
+            finally:
+                loop.call_soon(queue.put_nowait, None)
+        return result.to_wire()
+
+    async def _run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> ToolResult:
+        started = time.perf_counter()
+        try:
+            if spec.timeout is not None:
+                with anyio.fail_after(spec.timeout):
+                    value = await self.dispatcher.run(spec, kwargs, ctx)
+            else:
+                value = await self.dispatcher.run(spec, kwargs, ctx)
+            return spec.to_result(value)
+        except TimeoutError:
+            if ctx is not None:
+                ctx._cancel()
+            return ToolResult.error(f"Tool '{spec.name}' timed out after {spec.timeout:g} s")
+        except anyio.get_cancelled_exc_class():
+            if ctx is not None:
+                ctx._cancel()
+            raise
+        except ToolError as exc:
+            return ToolResult.error(str(exc))
+        except Exception as exc:
+            log.warning(
+                "tool %r failed after %.1f ms: %s: %s",
+                spec.name,
+                (time.perf_counter() - started) * 1000,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(10),
+            )
+            return ToolResult.error(f"Tool '{spec.name}' failed: {type(exc).__name__}: {exc}")
+
+
+def build_lowlevel_server(server: SkillServer, caller: ToolCaller) -> Server[Any]:
+    """The SDK ``Server`` whose handlers read the registry."""
+    registry = server.registry
+    cache: dict[str, Any] = {"version": -1, "tools": []}
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
+        version = registry.version
+        if cache["version"] != version:
+            cache["tools"] = [spec.wire() for spec in registry]
+            cache["version"] = version
+        return {"tools": cache["tools"], "resultType": "complete"}
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
+        meta = params.meta
+        token = meta.get("progress_token") if meta else None
+        session = ctx.session
+        related = ctx.request_id
+
+        async def send(kind: str, p: dict[str, Any]) -> None:
+            if kind == "progress":
+                await session.send_progress_notification(
+                    p["progressToken"],
+                    p["progress"],
+                    p.get("total"),
+                    p.get("message"),
+                    related_request_id=str(related) if related is not None else None,
+                )
+            elif kind == "log":
+                await session.send_log_message(p["level"], p["data"], p.get("logger"), related_request_id=related)
+
+        return await caller.call(
+            params.name,
+            params.arguments,
+            request_id=ctx.request_id,
+            session_id=getattr(getattr(ctx, "session", None), "session_id", None),
+            progress_token=token,
+            send=send,
+        )
+
+    low: Server[Any] = _Server(
+        server.config.server_name,
+        version=server.config.effective_server_version,
+        instructions=server.config.instructions,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+        # 2026-07-28 results carry freshness hints: tools change at run time, so never cache.
+        cache_hints={m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS},
+    )
+    return low
+
+
+class _Server(Server[Any]):
+    # Tools can change while the server runs (add_tool, skill reload): advertise listChanged.
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> Any:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+        )

@@ -1,0 +1,1 @@
+"""Where the server runs: a dedicated thread (``runtime.thread``)."""

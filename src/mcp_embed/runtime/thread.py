@@ -1,0 +1,222 @@
+"""``spawn_mode="dedicated"``: hypercorn on its own asyncio loop in a thread of its own.
+
+The listening socket is bound in the caller's thread, so a port in use fails at once with a
+clear error and ``port=0`` is known before ``start()`` returns. Everything heavy (the SDK,
+hypercorn, pydantic schemas) is imported in the server thread. No signal handler is installed:
+hypercorn gets a ``shutdown_trigger``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import PortInUseError, ServerStartError
+from ..logs import get_logger
+
+if TYPE_CHECKING:
+    from ..app import App
+    from ..server import SkillServer
+
+log = get_logger("runtime")
+
+_WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen on host:port. Raises ``PortInUseError`` or ``ServerStartError``."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServerStartError(f"cannot bind {host}:{port}: the host does not resolve ({exc})") from None
+    family, _, _, _, addr = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if sys.platform == "win32":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6 and host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(addr)
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)) or (
+            sys.platform == "win32" and exc.errno == errno.EACCES
+        ):
+            raise PortInUseError(host, port) from None
+        raise ServerStartError(f"cannot bind {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def probe_address(sock: socket.socket) -> tuple[str, int]:
+    """Where this process can reach the socket (a wildcard bind is probed on loopback)."""
+    addr = sock.getsockname()
+    host, port = addr[0], addr[1]
+    return _WILDCARDS.get(host, host), port
+
+
+class ThreadRuntime:
+    """Runs one server in a daemon thread until ``stop()``."""
+
+    def __init__(self, server: SkillServer) -> None:
+        self.server = server
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._main_task: asyncio.Task[Any] | None = None
+        self._app: App | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+        self.port = 0
+        self.bound_host = ""
+
+    # -- control, from any thread -----------------------------------------------------------------
+
+    def start(self) -> None:
+        cfg = self.server.config
+        self._sock = bind_socket(cfg.host, cfg.port)
+        self.bound_host, self.port = probe_address(self._sock)
+        self._thread = threading.Thread(
+            target=self._thread_main, name=f"mcp-embed:{cfg.server_name}:{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def wait_ready(self, timeout: float | None) -> None:
+        if not self._ready.wait(timeout):
+            raise ServerStartError(f"the server did not become ready within {timeout:g} s")
+        if self._error is not None:
+            err = self._error
+            if isinstance(err, ServerStartError):
+                raise err
+            raise ServerStartError(f"the server failed to start: {type(err).__name__}: {err}") from err
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set() and self._error is None and not self._stopped.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopped.is_set()
+
+    def stop(self, timeout: float) -> None:
+        thread, loop = self._thread, self._loop
+        if thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        if loop is not None and thread.is_alive():
+            try:
+                loop.call_soon_threadsafe(self._begin_stop)
+            except RuntimeError:  # loop already closed
+                pass
+            # Leave time for the hard stop below if the graceful one overruns.
+            thread.join(max(0.0, (deadline - time.monotonic()) * 0.8))
+            if thread.is_alive() and self._main_task is not None:
+                log.warning("graceful stop overran; cancelling the server task")
+                try:
+                    loop.call_soon_threadsafe(self._main_task.cancel)
+                except RuntimeError:
+                    pass
+                thread.join(max(0.0, deadline - time.monotonic()))
+        elif thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            log.error("the server thread did not stop within %.1f s", timeout)
+            return
+        self._close_socket()
+        self._thread = None
+
+    def join(self, timeout: float | None) -> bool:
+        return self._stopped.wait(timeout)
+
+    # -- the server thread ------------------------------------------------------------------------
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:
+            if not self._ready.is_set():
+                self._error = exc
+            elif not isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+                log.error("the server stopped on an error: %s: %s", type(exc).__name__, exc)
+        finally:
+            self._close_socket()
+            self._stopped.set()
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        from hypercorn.asyncio.run import worker_serve
+        from hypercorn.config import Config, Sockets
+        from hypercorn.utils import wrap_app
+
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._main_task = asyncio.current_task()
+        assert self._sock is not None
+
+        def on_startup() -> None:
+            asyncio.get_running_loop().create_task(self._probe())
+
+        app = self.server._build_app(bound_port=self.port, on_startup=on_startup)
+        self._app = app
+
+        hc = Config()
+        hc.accesslog = None
+        hc.errorlog = get_logger("hypercorn")
+        hc.graceful_timeout = 0.5
+        hc.keep_alive_timeout = 30
+        hc.h11_max_incomplete_size = 64 * 1024
+        hc.include_server_header = False
+        sockets = Sockets(secure_sockets=[], insecure_sockets=[self._sock], quic_sockets=[])
+        await worker_serve(
+            wrap_app(app, hc.wsgi_max_body_size, "asgi"), hc, sockets=sockets, shutdown_trigger=self._stop_event.wait
+        )
+
+    async def _probe(self) -> None:
+        """Ready means the app answers ``/health`` on the real socket, not that a thread started."""
+        host = self.bound_host
+        for _ in range(200):  # bounded: about 2 s
+            try:
+                reader, writer = await asyncio.open_connection(host, self.port)
+                hosthdr = f"[{host}]" if ":" in host else host
+                writer.write(
+                    f"GET /health HTTP/1.1\r\nHost: {hosthdr}:{self.port}\r\nConnection: close\r\n\r\n".encode()
+                )
+                await writer.drain()
+                status = await asyncio.wait_for(reader.readline(), 2)
+                writer.close()
+                if b" 200 " in status:
+                    self._ready.set()
+                    return
+                log.error("readiness probe got %r", status[:80])
+                break
+            except OSError:
+                await asyncio.sleep(0.01)
+        self._error = ServerStartError(f"the server on port {self.port} did not answer its readiness probe")
+        self._ready.set()
+        self._begin_stop()
+
+    def _begin_stop(self) -> None:
+        if self._app is not None:
+            n = self._app.cancel_requests()
+            if n:
+                log.debug("cancelled %d open request(s) before shutdown", n)
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None

@@ -1,0 +1,272 @@
+"""``create_skill_server`` and the server object: a tool registry, a config, and ``start()``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from .config import McpHttpConfig
+from .errors import ServerStartError
+from .handle import ServerHandle
+from .logs import get_logger
+from .tools import Affinity, PendingTool, ToolRegistry, ToolSpec
+
+if TYPE_CHECKING:
+    from .app import App
+    from .dispatch import Dispatcher
+    from .runtime.thread import ThreadRuntime
+
+__all__ = ["SkillServer", "create_skill_server"]
+
+log = get_logger("server")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SkillServer:
+    """An MCP server for one host application. Build it with :func:`create_skill_server`."""
+
+    def __init__(
+        self,
+        app_name: str,
+        config: McpHttpConfig | None = None,
+        *,
+        skill_paths: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> None:
+        if not app_name or not isinstance(app_name, str):
+            raise ValueError("app_name must be a non-empty string such as 'maya' or 'blender'")
+        self.app_name = app_name
+        self.config = config if config is not None else McpHttpConfig()
+        self.skill_paths = [os.fspath(p) for p in skill_paths] if skill_paths else []
+        self.registry = ToolRegistry()
+        self.dispatcher: Dispatcher | None = None
+        self._lock = threading.Lock()
+        self._runtime: ThreadRuntime | None = None
+        self._handle: ServerHandle | None = None
+        self._started_at = 0.0
+
+    # -- tools ------------------------------------------------------------------------------------
+
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+    @overload
+    def tool(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        annotations: Mapping[str, Any] | Any | None = None,
+        affinity: Affinity = "any",
+        timeout: float | None = None,
+        title: str | None = None,
+    ) -> Callable[[F], F]: ...
+    def tool(
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        annotations: Mapping[str, Any] | Any | None = None,
+        affinity: Affinity = "any",
+        timeout: float | None = None,
+        title: str | None = None,
+    ) -> F | Callable[[F], F]:
+        """Register a function as a tool: ``@server.tool()`` or ``@server.tool``.
+
+        The input schema comes from the type hints, the description from the docstring (its
+        ``Args:`` section documents the parameters), and a typed return gives ``outputSchema``.
+        A parameter annotated :class:`ToolContext` receives the call's context.
+        """
+
+        def register(f: F) -> F:
+            self.add_tool(
+                f,
+                name=name,
+                description=description,
+                annotations=annotations,
+                affinity=affinity,
+                timeout=timeout,
+                title=title,
+            )
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def add_tool(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        annotations: Mapping[str, Any] | Any | None = None,
+        affinity: Affinity = "any",
+        timeout: float | None = None,
+        title: str | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Register ``fn`` as a tool (see :meth:`tool`). Safe while the server runs."""
+        pending = PendingTool(
+            fn,
+            name=name,
+            description=description,
+            annotations=annotations,
+            affinity=affinity,
+            timeout=timeout,
+            title=title,
+        )
+        if self.is_running:
+            # Build now so a bad signature fails here, in the caller, not on the next tools/list.
+            from .tools import build_tool
+
+            self.registry.add(build_tool(pending), replace=replace)
+        else:
+            self.registry.add_pending(pending, replace=replace)
+
+    def add_tool_spec(self, spec: ToolSpec, *, replace: bool = False) -> None:
+        """Register a prebuilt tool (skills use this)."""
+        self.registry.add(spec, replace=replace)
+
+    def remove_tool(self, name: str) -> bool:
+        """Remove a tool by name. Returns False if there was none."""
+        return self.registry.remove(name)
+
+    @property
+    def tool_names(self) -> list[str]:
+        return self.registry.names()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    @property
+    def is_running(self) -> bool:
+        return self._runtime is not None and self._runtime.is_running
+
+    def start(self, *, wait: bool = True, timeout: float = 30.0) -> ServerHandle:
+        """Start serving and return a :class:`ServerHandle`.
+
+        With ``wait=True`` (the default) this returns once the server answers on its port, and
+        raises :class:`ServerStartError` (or :class:`PortInUseError`) here if it cannot start.
+        With ``wait=False`` it returns at once; call ``handle.wait_ready()``.
+        """
+        from .runtime.thread import ThreadRuntime
+
+        with self._lock:
+            if self._runtime is not None and self._runtime.is_running:
+                raise ServerStartError(
+                    f"{self.config.server_name!r} is already running at {self._handle and self._handle.mcp_url()}; "
+                    "stop() it before starting it again"
+                )
+            runtime = ThreadRuntime(self)
+            runtime.start()  # binds the socket here: a port in use raises in the caller
+            self._runtime = runtime
+            self._started_at = time.monotonic()
+            handle = ServerHandle(runtime, self.config)
+            self._handle = handle
+        self._warn_if_exposed(runtime.port)
+        if wait:
+            try:
+                handle.wait_ready(timeout)
+            except BaseException:
+                handle.stop()
+                raise
+        return handle
+
+    def _warn_if_exposed(self, port: int) -> None:
+        if self.config.is_loopback:
+            return
+        msg = (
+            f"mcp-embed is listening on {self.config.host}:{port}, reachable from other machines, "
+            "and no authentication is configured: anyone who can reach this port can call every tool. "
+            "Bind 127.0.0.1, or put an authenticating proxy in front of it."
+        )
+        log.warning(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+    # -- called in the server thread --------------------------------------------------------------
+
+    def _build_app(self, *, bound_port: int, on_startup: Callable[[], None]) -> App:
+        from .app import App
+        from .dispatch import InlineDispatcher
+        from .events import InMemoryEventStore
+        from .protocol import ToolCaller, build_lowlevel_server
+        from .transport import Transports
+
+        self.registry.build_pending()
+        dispatcher = self.dispatcher or InlineDispatcher()
+        caller = ToolCaller(self, dispatcher)
+        low = build_lowlevel_server(self, caller)
+        cfg = self.config
+        store = (
+            InMemoryEventStore(cfg.event_store_max_events) if cfg.enable_event_store and not cfg.stateless else None
+        )
+        transports = Transports(low, cfg, store)
+        hosts, origins = allowed_hosts_and_origins(cfg, bound_port)
+        started = time.monotonic()
+
+        def health() -> dict[str, Any]:
+            return {
+                "status": "healthy",
+                "name": cfg.server_name,
+                "version": cfg.effective_server_version,
+                "uptime_s": round(time.monotonic() - started, 3),
+                "tools": len(self.registry),
+            }
+
+        return App(
+            cfg,
+            transports,
+            allowed_hosts=hosts,
+            allowed_origins=origins,
+            health=health,
+            on_startup=on_startup,
+        )
+
+
+def allowed_hosts_and_origins(cfg: McpHttpConfig, port: int) -> tuple[list[str], list[str]]:
+    """The guard's allow-lists: loopback, the bind address, ``public_url``, and what the user added."""
+    from urllib.parse import urlsplit
+
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    host = cfg.host
+    if host not in ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1"):
+        shown = f"[{host}]" if ":" in host else host
+        hosts.append(f"{shown}:*")
+        origins += [f"http://{shown}:*", f"https://{shown}:*"]
+    elif host in ("0.0.0.0", "::"):
+        # A wildcard bind is reached by this machine's own names too.
+        name = socket.gethostname()
+        hosts.append(f"{name}:*")
+        origins += [f"http://{name}:*", f"https://{name}:*"]
+    if cfg.public_url:
+        parts = urlsplit(cfg.public_url)
+        netloc = parts.netloc.lower()
+        hosts.append(netloc)
+        if parts.port is None:
+            default = 443 if parts.scheme == "https" else 80
+            hosts.append(f"{netloc}:{default}")
+        origins.append(f"{parts.scheme}://{netloc}")
+    hosts += list(cfg.allowed_hosts)
+    origins += list(cfg.allowed_origins)
+    origins += [o for o in cfg.cors_origins if o != "*"]
+    del port  # the derived patterns already allow any port of a loopback host
+    return hosts, origins
+
+
+def create_skill_server(
+    app_name: str,
+    config: McpHttpConfig | None = None,
+    *,
+    skill_paths: Sequence[str | os.PathLike[str]] | None = None,
+) -> SkillServer:
+    """Create the MCP server of one host application (``"maya"``, ``"blender"``, ...).
+
+    ``config`` defaults to ``McpHttpConfig()``: 127.0.0.1:8765, Streamable HTTP at ``/mcp``.
+    Call ``start()`` on the result to serve.
+    """
+    return SkillServer(app_name, config, skill_paths=skill_paths)

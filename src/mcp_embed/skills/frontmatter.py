@@ -1,0 +1,242 @@
+"""``SKILL.md`` frontmatter: safe YAML loading and the agentskills.io rules.
+
+Nothing here raises on bad input: every defect becomes a :class:`SkillProblem` naming the file, the key and
+the rule, and a header with an error is not returned.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._model import Severity, SkillProblem
+
+__all__ = ["SkillHeader", "load_yaml", "parse_skill_md", "split_frontmatter"]
+
+NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+NAME_MAX = 64
+DESCRIPTION_MAX = 1024
+COMPATIBILITY_MAX = 500
+FRONTMATTER_MAX = 64 * 1024
+SPEC_KEYS = frozenset({"name", "description", "license", "compatibility", "metadata", "allowed-tools"})
+DCC_MCP = "dcc-mcp"
+
+_OPEN = re.compile(r"\A\ufeff?---[ \t]*\r?\n")
+_CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
+_Loader: Any = None
+
+
+def load_yaml(text: str) -> Any:
+    """Load one YAML document with the safe loader (the C one when libyaml is present)."""
+    global _Loader
+    if _Loader is None:
+        import yaml
+
+        _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    import yaml
+
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - the loader is a SafeLoader
+
+
+def yaml_error_line(exc: BaseException) -> int | None:
+    """The 1-based line of a YAML error inside its document, if the error carries one."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = getattr(mark, "line", None)
+    return line + 1 if isinstance(line, int) else None
+
+
+def split_frontmatter(text: str) -> tuple[str, str, int] | None:
+    """Split ``text`` into (frontmatter YAML, body, body's first line), or ``None`` when unterminated.
+
+    Raises nothing; a text without an opening ``---`` gives ``("", text, 1)`` so the caller can tell.
+    """
+    opened = _OPEN.match(text)
+    if opened is None:
+        return "", text, 1
+    closed = _CLOSE.search(text, opened.end())
+    if closed is None:
+        return None
+    yaml_text = text[opened.end() : closed.start()]
+    rest = closed.end()
+    if text.startswith("\r\n", rest):
+        rest += 2
+    elif text.startswith("\n", rest):
+        rest += 1
+    return yaml_text, text[rest:], text.count("\n", 0, rest) + 1
+
+
+@dataclass(frozen=True)
+class SkillHeader:
+    """The validated frontmatter of one ``SKILL.md``."""
+
+    name: str
+    description: str
+    license: str | None = None
+    compatibility: str | None = None
+    allowed_tools: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    dcc: tuple[str, ...] = ()
+    version: str | None = None
+    tools_file: str | None = None
+
+
+class _Report:
+    def __init__(self, path: str, skill: str | None) -> None:
+        self.path = path
+        self.skill = skill
+        self.problems: list[SkillProblem] = []
+
+    def add(self, severity: Severity, rule: str, message: str, key: str | None = None, line: int | None = None
+            ) -> None:
+        self.problems.append(SkillProblem(severity, self.path, rule, message, key, line, self.skill))
+
+    @property
+    def failed(self) -> bool:
+        return any(p.severity == "error" for p in self.problems)
+
+
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float) or value is None:
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    return None
+
+
+def _metadata(raw: Any, report: _Report) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        report.add("error", "metadata-string-map", "metadata must be a map of string keys to string values",
+                   "metadata")
+        return {}
+    flat: dict[str, str] = {}
+    for key, value in raw.items():
+        k = str(key)
+        if k == DCC_MCP and isinstance(value, dict):
+            report.add("warning", "metadata-string-map",
+                       "nested 'metadata.dcc-mcp' map is dcc-mcp-core's form and not spec-valid; read anyway. "
+                       "Write flat string keys such as 'dcc-mcp.dcc: maya' or 'dcc: maya'", "metadata.dcc-mcp")
+            for sub_key, sub_value in value.items():
+                text = _scalar_text(sub_value)
+                if text is None:
+                    report.add("warning", "metadata-string-map", "value is not a string; ignored",
+                               f"metadata.dcc-mcp.{sub_key}")
+                else:
+                    flat[f"{DCC_MCP}.{sub_key}"] = text
+            continue
+        text = _scalar_text(value)
+        if text is None:
+            report.add("error", "metadata-string-map", "metadata values must be strings, not maps or lists",
+                       f"metadata.{k}")
+        else:
+            if not isinstance(value, str) or not isinstance(key, str):
+                report.add("warning", "metadata-string-map",
+                           f"metadata values must be strings; read {value!r} as {text!r}. Quote it in YAML",
+                           f"metadata.{k}")
+            flat[k] = text
+    return flat
+
+
+def _string(fm: dict[Any, Any], key: str, report: _Report, *, required: bool, limit: int | None) -> str | None:
+    value = fm.get(key)
+    if value is None:
+        if required:
+            report.add("error", f"{key}-required", f"'{key}' is required", key)
+        return None
+    if not isinstance(value, str):
+        report.add("error", "field-type", f"'{key}' must be a string, not {type(value).__name__}", key)
+        return None
+    text = value.strip()
+    if required and not text:
+        report.add("error", f"{key}-required", f"'{key}' must not be empty", key)
+    if limit is not None and len(text) > limit:
+        report.add("error", f"{key}-length", f"'{key}' is {len(text)} characters; at most {limit} allowed", key)
+    return text
+
+
+def _check_name(name: str, folder: str | None, report: _Report) -> None:
+    if len(name) > NAME_MAX:
+        report.add("error", "name-length", f"'name' is {len(name)} characters; at most {NAME_MAX} allowed", "name")
+    if not NAME_RE.fullmatch(name):
+        report.add("error", "name-format",
+                   f"'name' {name!r} must use only a-z, 0-9 and '-', with no leading, trailing or doubled '-'",
+                   "name")
+    if folder is not None and name != folder:
+        report.add("error", "name-matches-folder", f"'name' {name!r} must equal the folder name {folder!r}",
+                   "name")
+
+
+def _dcc_list(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+def parse_skill_md(text: str, path: str, folder: str | None) -> tuple[SkillHeader | None, list[SkillProblem]]:
+    """Parse and validate a ``SKILL.md`` text; ``folder`` is the name ``name`` must equal (``None``: skip).
+
+    Returns the header (``None`` when any error was found) and every problem, warnings included.
+    """
+    report = _Report(path, folder)
+    parts = split_frontmatter(text)
+    if parts is None:
+        report.add("error", "frontmatter-closed", "the frontmatter opened with '---' is never closed", line=1)
+        return None, report.problems
+    yaml_text, _body, _line = parts
+    if not yaml_text and not _OPEN.match(text):
+        report.add("error", "frontmatter-present", "SKILL.md must start with a '---' YAML frontmatter block",
+                   line=1)
+        return None, report.problems
+    if len(yaml_text) > FRONTMATTER_MAX:
+        report.add("error", "frontmatter-size", f"the frontmatter exceeds {FRONTMATTER_MAX} bytes", line=2)
+        return None, report.problems
+    try:
+        fm = load_yaml(yaml_text)
+    except Exception as exc:  # a safe loader raises many types on hostile input; all are "bad YAML"
+        inner = yaml_error_line(exc)
+        detail = str(getattr(exc, "problem", None) or exc).strip().splitlines()
+        report.add("error", "frontmatter-yaml", f"invalid YAML: {detail[0] if detail else type(exc).__name__}",
+                   line=inner + 1 if inner else 2)
+        return None, report.problems
+    if not isinstance(fm, dict):
+        report.add("error", "frontmatter-mapping",
+                   f"the frontmatter must be a YAML map, not {type(fm).__name__}", line=2)
+        return None, report.problems
+
+    for key in fm:
+        if key not in SPEC_KEYS:
+            report.add("warning", "unknown-key",
+                       f"unknown top-level key {str(key)!r}; the agentskills.io spec allows only "
+                       f"{', '.join(sorted(SPEC_KEYS))}", str(key))
+    name = _string(fm, "name", report, required=True, limit=None)
+    if name is not None:
+        _check_name(name, folder, report)
+    description = _string(fm, "description", report, required=True, limit=DESCRIPTION_MAX)
+    license_ = _string(fm, "license", report, required=False, limit=None)
+    compatibility = _string(fm, "compatibility", report, required=False, limit=COMPATIBILITY_MAX)
+    allowed = fm.get("allowed-tools")
+    if allowed is not None and not isinstance(allowed, str):
+        report.add("warning", "field-type", "'allowed-tools' should be a space-separated string", "allowed-tools")
+        allowed = " ".join(map(str, allowed)) if isinstance(allowed, list) else None
+    metadata = _metadata(fm.get("metadata"), report)
+
+    legacy_dcc = _scalar_text(fm.get("dcc")) if "dcc" in fm else None
+    dcc = metadata.get("dcc") or metadata.get(f"{DCC_MCP}.dcc") or legacy_dcc
+    if report.failed or name is None or description is None:
+        return None, report.problems
+    header = SkillHeader(
+        name=name,
+        description=description,
+        license=license_,
+        compatibility=compatibility,
+        allowed_tools=allowed,
+        metadata=metadata,
+        dcc=_dcc_list(dcc),
+        version=metadata.get("version") or metadata.get(f"{DCC_MCP}.version"),
+        tools_file=metadata.get("tools") or metadata.get(f"{DCC_MCP}.tools"),
+    )
+    return header, report.problems
