@@ -187,7 +187,9 @@ class McpHttpConfig(BaseModel):
         unknown = sorted(
             k
             for k in env
-            if k.startswith(prefix) and k[len(prefix) :].lower() not in cls.model_fields and k not in _NOT_FIELDS
+            if k.startswith(prefix)
+            and k[len(prefix) :].lower() not in cls.model_fields
+            and k not in _NOT_FIELDS
         )
         if unknown:
             raise ConfigError(

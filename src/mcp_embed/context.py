@@ -17,7 +17,15 @@ class ToolContext:
     the tool's result.
     """
 
-    __slots__ = ("_cancelled", "_emit", "principal", "progress_token", "request_id", "session_id", "tool_name")
+    __slots__ = (
+        "_cancelled",
+        "_emit",
+        "principal",
+        "progress_token",
+        "request_id",
+        "session_id",
+        "tool_name",
+    )
 
     def __init__(
         self,
@@ -42,7 +50,9 @@ class ToolContext:
         """True once the client cancelled this call or the server is stopping. Check it in loops."""
         return self._cancelled.is_set()
 
-    def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+    def report_progress(
+        self, progress: float, total: float | None = None, message: str | None = None
+    ) -> None:
         """Send ``notifications/progress`` if the client asked for progress; otherwise do nothing."""
         if self._emit is None or self.progress_token is None:
             return

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import mcp_types as types
@@ -153,7 +153,9 @@ def build_lowlevel_server(server: SkillServer, caller: ToolCaller) -> Server[Any
                     related_request_id=str(related) if related is not None else None,
                 )
             elif kind == "log":
-                await session.send_log_message(p["level"], p["data"], p.get("logger"), related_request_id=related)
+                await session.send_log_message(
+                    p["level"], p["data"], p.get("logger"), related_request_id=related
+                )
 
         return await caller.call(
             params.name,
@@ -171,7 +173,7 @@ def build_lowlevel_server(server: SkillServer, caller: ToolCaller) -> Server[Any
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         # 2026-07-28 results carry freshness hints: tools change at run time, so never cache.
-        cache_hints={m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS},
+        cache_hints=cast(Any, {m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS}),
     )
     return low
 
@@ -185,5 +187,7 @@ class _Server(Server[Any]):
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> Any:
         return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+            notification_options or NotificationOptions(tools_changed=True),
+            experimental_capabilities,
+            extensions,
         )

@@ -65,9 +65,9 @@ class SkillServer:
         timeout: float | None = None,
         title: str | None = None,
     ) -> Callable[[F], F]: ...
-    def tool(
+    def tool(  # type: ignore[misc]  # mypy rejects a keyword-only overload beside a positional-only one
         self,
-        fn: F | None = None,
+        fn: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -76,7 +76,7 @@ class SkillServer:
         affinity: Affinity = "any",
         timeout: float | None = None,
         title: str | None = None,
-    ) -> F | Callable[[F], F]:
+    ) -> Any:
         """Register a function as a tool: ``@server.tool()`` or ``@server.tool``.
 
         The input schema comes from the type hints, the description from the docstring (its
@@ -157,10 +157,9 @@ class SkillServer:
 
         with self._lock:
             if self._runtime is not None and self._runtime.is_running:
-                raise ServerStartError(
-                    f"{self.config.server_name!r} is already running at {self._handle and self._handle.mcp_url()}; "
-                    "stop() it before starting it again"
-                )
+                where = self._handle.mcp_url() if self._handle else "?"
+                name = self.config.server_name
+                raise ServerStartError(f"{name!r} is already running at {where}; stop() it first")
             runtime = ThreadRuntime(self)
             runtime.start()  # binds the socket here: a port in use raises in the caller
             self._runtime = runtime
@@ -202,7 +201,9 @@ class SkillServer:
         low = build_lowlevel_server(self, caller)
         cfg = self.config
         store = (
-            InMemoryEventStore(cfg.event_store_max_events) if cfg.enable_event_store and not cfg.stateless else None
+            InMemoryEventStore(cfg.event_store_max_events)
+            if cfg.enable_event_store and not cfg.stateless
+            else None
         )
         transports = Transports(low, cfg, store)
         hosts, origins = allowed_hosts_and_origins(cfg, bound_port)

@@ -153,7 +153,7 @@ class PendingTool:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.fn = fn
-        self.name = check_tool_name(name or getattr(fn, "__name__", ""))
+        self.name = check_tool_name(name or str(getattr(fn, "__name__", "")))
         self.description = description
         self.annotations = normalize_annotations(annotations)
         self.affinity = affinity
@@ -178,7 +178,7 @@ def build_tool(p: PendingTool) -> ToolSpec:
     ctx_param: str | None = None
     for pname, param in sig.parameters.items():
         ann = hints.get(pname, Any)
-        if ann is ToolContext:
+        if _is_context(ann):
             ctx_param = pname
             continue
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
@@ -188,12 +188,16 @@ def build_tool(p: PendingTool) -> ToolSpec:
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[pname] = (ann, Field(default, description=param_docs.get(pname)))
 
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         f"{p.name}_arguments", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=False), **fields
     )
     input_schema = inline_refs(model.model_json_schema())
     input_schema.pop("title", None)
     input_schema.setdefault("properties", {})
+    for prop in input_schema["properties"].values():
+        # pydantic titles every field after its name ("text" -> "Text"): noise for a model.
+        if isinstance(prop, dict):
+            prop.pop("title", None)
     input_schema.pop("additionalProperties", None)
 
     output_schema: dict[str, Any] | None = None
@@ -203,7 +207,9 @@ def build_tool(p: PendingTool) -> ToolSpec:
     if return_ann not in (inspect.Signature.empty, None, type(None)) and not _is_content_type(return_ann):
         adapter = TypeAdapter(return_ann)
         schema = inline_refs(adapter.json_schema(mode="serialization"))
-        if (schema.get("type") == "object" and "additionalProperties" not in schema) or _is_object_model(return_ann):
+        if (schema.get("type") == "object" and "additionalProperties" not in schema) or _is_object_model(
+            return_ann
+        ):
             output_schema = schema
         else:
             wrap = True
@@ -238,7 +244,8 @@ def build_tool(p: PendingTool) -> ToolSpec:
         timeout=p.timeout,
         validate=validate,
         invoke=fn,
-        is_async=inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),
+        is_async=inspect.iscoroutinefunction(fn)
+        or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
         wants_context=ctx_param,
         to_result=to_result,
     )
@@ -333,6 +340,13 @@ def _jsonable(value: Any) -> Any:
     return TypeAdapter(type(value)).dump_python(value, mode="json")
 
 
+def _is_context(ann: Any) -> bool:
+    """``ToolContext``, ``ToolContext | None`` or ``Optional[ToolContext]``."""
+    import typing
+
+    return ann is ToolContext or ToolContext in typing.get_args(ann)
+
+
 def _is_content_type(ann: Any) -> bool:
     mod = getattr(ann, "__module__", "") or ""
     return mod.startswith("mcp_types") and getattr(ann, "__name__", "").endswith("Content")
@@ -359,7 +373,7 @@ def _type_hints(fn: Callable[..., Any]) -> dict[str, Any]:
 
     target = fn
     if not (inspect.isfunction(fn) or inspect.ismethod(fn)) and hasattr(fn, "__call__"):  # noqa: B004
-        target = fn.__call__  # type: ignore[operator]
+        target = fn.__call__
     if isinstance(target, functools.partial):
         target = target.func
     return typing.get_type_hints(target, include_extras=True)

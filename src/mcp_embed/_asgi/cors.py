@@ -39,7 +39,9 @@ class Cors:
         allow = self._allow(origin)
         if scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method") is not None:
             if allow is None:
-                await send({"type": "http.response.start", "status": 403, "headers": [(b"content-length", b"0")]})
+                await send(
+                    {"type": "http.response.start", "status": 403, "headers": [(b"content-length", b"0")]}
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
             requested = header(scope, b"access-control-request-headers")
@@ -47,7 +49,10 @@ class Cors:
                 (b"access-control-allow-origin", allow),
                 (b"access-control-allow-methods", ALLOW_METHODS),
                 # Mirror what was asked for: covers every Mcp-* header, present and future.
-                (b"access-control-allow-headers", requested.encode("latin-1") if requested else ALLOW_HEADERS),
+                (
+                    b"access-control-allow-headers",
+                    requested.encode("latin-1") if requested else ALLOW_HEADERS,
+                ),
                 (b"access-control-max-age", b"600"),
                 (b"content-length", b"0"),
             ]

@@ -35,10 +35,7 @@ class _Patterns:
         v = value.lower()
         if v in self.exact:
             return True
-        for pre in self.prefixes:
-            if v.startswith(pre) and v[len(pre) :].isdigit():
-                return True
-        return False
+        return any(v.startswith(pre) and v[len(pre):].isdigit() for pre in self.prefixes)
 
 
 class HostOriginGuard:

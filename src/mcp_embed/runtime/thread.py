@@ -9,12 +9,13 @@ hypercorn gets a ``shutdown_trigger``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import socket
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import PortInUseError, ServerStartError
 from ..logs import get_logger
@@ -61,6 +62,14 @@ def probe_address(sock: socket.socket) -> tuple[str, int]:
     addr = sock.getsockname()
     host, port = addr[0], addr[1]
     return _WILDCARDS.get(host, host), port
+
+
+def _hypercorn_logger() -> Any:
+    # hypercorn's "Running on ... (CTRL + C to quit)" is wrong inside a host; keep its warnings.
+    logger = get_logger("hypercorn")
+    if logger.level == 0:
+        logger.setLevel(30)
+    return logger
 
 
 class ThreadRuntime:
@@ -114,18 +123,14 @@ class ThreadRuntime:
             return
         deadline = time.monotonic() + timeout
         if loop is not None and thread.is_alive():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
                 loop.call_soon_threadsafe(self._begin_stop)
-            except RuntimeError:  # loop already closed
-                pass
             # Leave time for the hard stop below if the graceful one overruns.
             thread.join(max(0.0, (deadline - time.monotonic()) * 0.8))
             if thread.is_alive() and self._main_task is not None:
                 log.warning("graceful stop overran; cancelling the server task")
-                try:
+                with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(self._main_task.cancel)
-                except RuntimeError:
-                    pass
                 thread.join(max(0.0, deadline - time.monotonic()))
         elif thread.is_alive():
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -171,14 +176,17 @@ class ThreadRuntime:
 
         hc = Config()
         hc.accesslog = None
-        hc.errorlog = get_logger("hypercorn")
+        hc.errorlog = _hypercorn_logger()
         hc.graceful_timeout = 0.5
         hc.keep_alive_timeout = 30
         hc.h11_max_incomplete_size = 64 * 1024
         hc.include_server_header = False
         sockets = Sockets(secure_sockets=[], insecure_sockets=[self._sock], quic_sockets=[])
         await worker_serve(
-            wrap_app(app, hc.wsgi_max_body_size, "asgi"), hc, sockets=sockets, shutdown_trigger=self._stop_event.wait
+            wrap_app(cast(Any, app), hc.wsgi_max_body_size, "asgi"),
+            hc,
+            sockets=sockets,
+            shutdown_trigger=self._stop_event.wait,
         )
 
     async def _probe(self) -> None:
@@ -188,9 +196,8 @@ class ThreadRuntime:
             try:
                 reader, writer = await asyncio.open_connection(host, self.port)
                 hosthdr = f"[{host}]" if ":" in host else host
-                writer.write(
-                    f"GET /health HTTP/1.1\r\nHost: {hosthdr}:{self.port}\r\nConnection: close\r\n\r\n".encode()
-                )
+                request = f"GET /health HTTP/1.1\r\nHost: {hosthdr}:{self.port}\r\nConnection: close\r\n\r\n"
+                writer.write(request.encode())
                 await writer.drain()
                 status = await asyncio.wait_for(reader.readline(), 2)
                 writer.close()
@@ -215,8 +222,6 @@ class ThreadRuntime:
 
     def _close_socket(self) -> None:
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass
             self._sock = None

@@ -1,0 +1,105 @@
+"""Every check mcp-embed runs: ``nox`` runs them all (the README's test command, and CI's)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests", "lifecycle", "clients", "bench"]
+
+ROOT = Path(__file__).parent
+ARTIFACTS = ROOT / "artifacts"
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+def find_python(version: str) -> str | None:
+    """An interpreter for ``version``: on PATH, or one that pyenv keeps but has not put on PATH."""
+    exe = shutil.which(f"python{version}")
+    if exe:
+        try:
+            import subprocess
+
+            out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30)
+            if out.returncode == 0 and out.stdout.startswith(f"Python {version}"):
+                return exe
+        except (OSError, subprocess.SubprocessError):
+            pass
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", f"python{version}")))
+    return found[-1] if found else None
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    """ruff over the package, tests, benchmarks and this file."""
+    session.run(sys.executable, "-m", "pip", "install", "-q", "ruff>=0.8", external=True)
+    session.run(
+        sys.executable, "-m", "ruff", "check", "src", "tests", "benchmarks", "noxfile.py", external=True
+    )
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    _install(session)
+    session.install("mypy>=1.13", "types-PyYAML")
+    session.run("mypy", "--strict", "src/mcp_embed")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The unit and end-to-end suite on the default Python (Node clients and hosts have their own)."""
+    _install(session, "test")
+    session.run("pytest", "-m", "not node", *session.posargs)
+
+
+@nox.session(python=False)
+def lifecycle(session: nox.Session) -> None:
+    """start/stop and the SDK client on Python 3.12 and 3.13, where hypercorn #308 makes stop hang."""
+    for version in ("3.12", "3.13"):
+        exe = find_python(version)
+        if exe is None:
+            session.error(f"Python {version} is needed for the lifecycle session and was not found")
+        venv = ROOT / ".nox" / f"lifecycle-{version}"
+        py = venv / "bin" / "python"
+        if not py.exists():
+            session.run(exe, "-m", "venv", str(venv), external=True)
+        session.run(str(py), "-m", "pip", "install", "-q", "-e", ".[test]", external=True)
+        session.run(
+            str(py),
+            "-m",
+            "pytest",
+            "tests/test_lifecycle.py",
+            "tests/test_sdk_client.py",
+            "-q",
+            external=True,
+        )
+
+
+@nox.session
+def clients(session: nox.Session) -> None:
+    """The MCP Inspector CLI and the TypeScript SDK client (npm) against a running server."""
+    _install(session, "test")
+    session.run("bash", "tests/clients/install.sh", external=True)
+    session.run("pytest", "-m", "node", *session.posargs, env={"MCP_EMBED_REQUIRE_NODE": "1"})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the SDK's MCPServer and a raw ASGI echo, in one run (quick mode in CI)."""
+    _install(session, "test")
+    session.install("uvicorn")
+    ARTIFACTS.mkdir(exist_ok=True)
+    args = session.posargs or ["--quick"]
+    session.run("python", "benchmarks/run.py", *args, "--json", str(ARTIFACTS / "bench.json"))

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real server on an OS-assigned loopback port, and the SDK's own client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from mcp_embed import McpHttpConfig, ServerHandle, SkillServer, ToolContext, create_skill_server
+
+
+def demo_server(**config: Any) -> SkillServer:
+    """A server with the tools the core tests use."""
+    config.setdefault("port", 0)
+    server = create_skill_server("tests", McpHttpConfig(**config))
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Echo the text back.
+
+        Args:
+            text: What to echo.
+        """
+        return text
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    @server.tool()
+    async def aecho(text: str) -> str:
+        """Echo, as a coroutine."""
+        return text
+
+    @server.tool()
+    def steps(n: int, ctx: ToolContext) -> str:
+        """Report n progress steps."""
+        for i in range(n):
+            ctx.report_progress(i + 1, n, f"step {i + 1}")
+        return f"{n} steps"
+
+    @server.tool()
+    def fail(message: str) -> str:
+        """Raise an error."""
+        raise ValueError(message)
+
+    return server
+
+
+@contextlib.contextmanager
+def serving(**config: Any) -> Iterator[ServerHandle]:
+    handle = demo_server(**config).start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def handle() -> Iterator[ServerHandle]:
+    with serving() as h:
+        yield h
+
+
+@contextlib.asynccontextmanager
+async def sdk_client(
+    url: str, *, transport: str = "streamable-http", mode: str = "legacy"
+) -> AsyncIterator[Any]:
+    """The SDK's own ``Client`` over Streamable HTTP (``mode`` legacy or auto) or legacy SSE."""
+    from mcp.client import Client
+
+    target: Any = url
+    if transport == "sse":
+        from mcp.client.sse import sse_client
+
+        target, mode = sse_client(url), "legacy"
+    async with Client(target, mode=mode) as client:
+        yield client

@@ -1,0 +1,87 @@
+"""McpHttpConfig: defaults, immutability, validation messages, and from_env."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcp_embed import ConfigError, McpHttpConfig
+
+
+def test_safe_defaults() -> None:
+    c = McpHttpConfig()
+    assert (c.host, c.port, c.endpoint_path) == ("127.0.0.1", 8765, "/mcp")
+    assert c.dns_rebinding_protection and not c.enable_cors
+    assert c.max_body_bytes == 4 * 1024 * 1024
+    assert c.is_loopback
+
+
+def test_immutable() -> None:
+    c = McpHttpConfig()
+    with pytest.raises(Exception, match="frozen"):
+        c.port = 1  # type: ignore[misc]
+    assert c.model_copy(update={"port": 1}).port == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"port": 70000}, ["McpHttpConfig.port=70000", "0 to 65535"]),
+        ({"port": "x"}, ["McpHttpConfig.port='x'", "integer"]),
+        ({"endpoint_path": "mcp"}, ["endpoint_path='mcp'", "start with '/'"]),
+        ({"endpoint_path": "/health"}, ["reserved"]),
+        ({"public_url": "https://mcp.example.com/"}, ["trailing slash", "scheme://host[:port]"]),
+        ({"public_url": "https://mcp.example.com/mcp"}, ["a path (/mcp)"]),
+        ({"public_url": "ftp://x"}, ["http or https"]),
+        ({"public_url": "https://u:p@x.com"}, ["credentials"]),
+        ({"log_level": "loud"}, ["log_level='loud'", "DEBUG"]),
+        ({"spawn_mode": "fork"}, ["spawn_mode='fork'", "dedicated"]),
+        ({"max_body_bytes": 0}, ["max_body_bytes=0", "positive"]),
+        ({"cors_origins": ("https://a.com/path",)}, ["not an origin"]),
+        ({"prot": 1}, ["no field 'prot'", "port"]),
+    ],
+)
+def test_invalid_values_name_field_value_and_what_is_allowed(kwargs: dict, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        McpHttpConfig(**kwargs)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_public_url_accepts_host_and_port() -> None:
+    assert (
+        McpHttpConfig(public_url="https://mcp.example.com:8443").public_url == "https://mcp.example.com:8443"
+    )
+    assert McpHttpConfig(public_url="").public_url is None
+
+
+def test_from_env_reads_prefixed_and_seed_names() -> None:
+    env = {
+        "MCP_HOST": "0.0.0.0",
+        "MCP_PORT": "9000",
+        "MCP_PUBLIC_URL": "https://mcp.example.com",
+        "LOG_LEVEL": "debug",
+        "LOG_FORMAT": "json",
+        "MCP_EMBED_CORS_ORIGINS": "https://a.example, https://b.example",
+        "MCP_EMBED_ENABLE_CORS": "true",
+        "MCP_EMBED_STATELESS": "1",
+        "MCP_EMBED_MAX_SESSIONS": "",
+    }
+    c = McpHttpConfig.from_env(env)
+    assert (c.host, c.port, c.public_url) == ("0.0.0.0", 9000, "https://mcp.example.com")
+    assert (c.log_level, c.log_format) == ("DEBUG", "json")
+    assert c.cors_origins == ("https://a.example", "https://b.example")
+    assert c.enable_cors and c.stateless and c.max_sessions is None
+
+
+def test_from_env_prefixed_wins_over_seed_and_overrides_win_over_both() -> None:
+    env = {"MCP_PORT": "1", "MCP_EMBED_PORT": "2"}
+    assert McpHttpConfig.from_env(env).port == 2
+    assert McpHttpConfig.from_env(env, port=3).port == 3
+
+
+def test_from_env_errors_name_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"McpHttpConfig.port \(from MCP_PORT\)='abc'"):
+        McpHttpConfig.from_env({"MCP_PORT": "abc"})
+    with pytest.raises(ConfigError, match="unknown setting MCP_EMBED_PROT"):
+        McpHttpConfig.from_env({"MCP_EMBED_PROT": "1"})

@@ -1,0 +1,156 @@
+"""CORS, the Host/Origin guard, the body limit, and malformed JSON-RPC, over real HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from conftest import serving
+
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
+def test_cors_preflight_allows_mcp_headers_for_a_listed_origin() -> None:
+    with serving(enable_cors=True, cors_origins=("https://app.example.com",)) as h:
+        r = httpx.options(
+            h.mcp_url(),
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": (
+                    "content-type, mcp-session-id, mcp-protocol-version, authorization, last-event-id"
+                ),
+            },
+        )
+        assert r.status_code == 204
+        assert r.headers["access-control-allow-origin"] == "https://app.example.com"
+        allowed = r.headers["access-control-allow-headers"].lower()
+        for name in ("mcp-session-id", "mcp-protocol-version", "authorization", "last-event-id"):
+            assert name in allowed
+        assert "DELETE" in r.headers["access-control-allow-methods"]
+        assert r.headers["vary"] == "Origin"
+
+        post = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Origin": "https://app.example.com"})
+        assert post.status_code == 200
+        assert post.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "Mcp-Session-Id" in post.headers["access-control-expose-headers"]
+
+
+def test_cors_preflight_refuses_an_unlisted_origin() -> None:
+    with serving(enable_cors=True, cors_origins=("https://app.example.com",)) as h:
+        r = httpx.options(
+            h.mcp_url(), headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert r.status_code == 403
+        assert "access-control-allow-origin" not in r.headers
+
+
+def test_cors_with_no_list_means_any_origin() -> None:
+    with serving(enable_cors=True) as h:
+        r = httpx.options(
+            h.mcp_url(), headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"}
+        )
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "*"
+
+
+def test_no_cors_headers_unless_enabled() -> None:
+    with serving() as h:
+        r = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Origin": "http://localhost:3000"})
+        assert r.status_code == 200
+        assert "access-control-allow-origin" not in r.headers
+
+
+@pytest.mark.parametrize("host", ["evil.example.com", "attacker.test:80", "127.0.0.1.nip.io"])
+def test_guard_gives_421_for_a_foreign_host(host: str) -> None:
+    with serving() as h:
+        r = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Host": host})
+        assert r.status_code == 421
+        assert r.json()["error"]["code"] == -32600
+
+
+def test_guard_gives_403_for_a_foreign_origin_and_allows_loopback_origins() -> None:
+    with serving() as h:
+        bad = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Origin": "https://evil.example"})
+        assert bad.status_code == 403
+        ok = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Origin": f"http://localhost:{h.port}"})
+        assert ok.status_code == 200
+
+
+def test_guard_is_widened_by_public_url_and_allowed_hosts() -> None:
+    with serving(public_url="https://mcp.example.com", allowed_hosts=("internal.lan:*",)) as h:
+        for host in ("mcp.example.com", "mcp.example.com:443", "internal.lan:9000"):
+            assert (
+                httpx.post(
+                    h.mcp_url().replace("https://mcp.example.com", h.local_url),
+                    json=INIT,
+                    headers={**ACCEPT, "Host": host},
+                ).status_code
+                == 200
+            ), host
+        r = httpx.post(
+            h.local_url + "/mcp", json=INIT, headers={**ACCEPT, "Origin": "https://mcp.example.com"}
+        )
+        assert r.status_code == 200
+
+
+def test_guard_can_be_turned_off() -> None:
+    with serving(dns_rebinding_protection=False) as h:
+        r = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Host": "anything.example"})
+        assert r.status_code == 200
+
+
+def test_body_over_the_limit_gets_413() -> None:
+    with serving(max_body_bytes=1024) as h:
+        big = {**INIT, "params": {**INIT["params"], "pad": "x" * 4096}}
+        r = httpx.post(h.mcp_url(), json=big, headers=ACCEPT)
+        assert r.status_code == 413
+        assert "1024" in r.json()["error"]["message"]
+
+        # chunked, with no Content-Length
+        def chunks():
+            for _ in range(10):
+                yield b"x" * 512
+
+        r = httpx.post(h.mcp_url(), content=chunks(), headers=ACCEPT)
+        assert r.status_code == 413
+        assert httpx.get(h.url + "/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"not json",
+        b"[]",
+        b"{}",
+        b'{"jsonrpc":"2.0"}',
+        b'{"jsonrpc":"1.0","id":1,"method":"x"}',
+        b"\xff\xfe",
+        b'{"jsonrpc":"2.0","id":1,"method":42}',
+        b"null",
+        b'"str"',
+    ],
+)
+def test_malformed_bodies_get_a_jsonrpc_error_never_a_500(body: bytes) -> None:
+    with serving() as h:
+        r = httpx.post(h.mcp_url(), content=body, headers=ACCEPT)
+        assert 400 <= r.status_code < 500, r.text
+        assert r.json()["jsonrpc"] == "2.0" and "error" in r.json()
+        assert httpx.get(h.url + "/health").status_code == 200
+
+
+def test_unknown_route_and_wrong_method() -> None:
+    with serving() as h:
+        assert httpx.get(h.url + "/nope").status_code == 404
+        assert httpx.post(h.url + "/sse").status_code == 405
+        assert httpx.get(h.url + "/messages/").status_code == 405
