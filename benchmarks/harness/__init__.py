@@ -1,0 +1,1 @@
+"""The benchmark harness: server launch, MCP client checks, load generation, /proc sampling, reporting."""
