@@ -23,6 +23,7 @@ from .transport import MESSAGES_PATH, SSE_PATH, Transports
 
 if TYPE_CHECKING:
     from .config import McpHttpConfig
+    from .fastpath import FastPath
 
 log = get_logger("app")
 
@@ -39,11 +40,13 @@ class App:
         allowed_origins: list[str],
         health: Callable[[], dict[str, Any]],
         on_startup: Callable[[], None] | None = None,
+        fastpath: FastPath | None = None,
     ) -> None:
         self.config = config
         self.transports = transports
         self.health = health
         self.on_startup = on_startup
+        self.fastpath = fastpath
         self.started_at = time.monotonic()
         self._scopes: set[anyio.CancelScope] = set()
         self._stack: contextlib.AsyncExitStack | None = None
@@ -86,7 +89,10 @@ class App:
         path: str = scope["path"]
         method: str = scope["method"]
         if path == self._mcp_path or path == self._mcp_path + "/":
-            await self.transports.handle_mcp(scope, receive, send)
+            if self.fastpath is not None:
+                await self.fastpath(scope, receive, send, self.transports.handle_mcp)
+            else:
+                await self.transports.handle_mcp(scope, receive, send)
         elif path == "/health" and method in ("GET", "HEAD"):
             await send_json(send, 200, self.health())
         elif self.transports.sse is not None and path == SSE_PATH:

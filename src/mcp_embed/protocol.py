@@ -125,17 +125,22 @@ class ToolCaller:
             return ToolResult.error(f"Tool '{spec.name}' failed: {type(exc).__name__}: {exc}")
 
 
-def build_lowlevel_server(server: SkillServer, caller: ToolCaller) -> Server[Any]:
-    """The SDK ``Server`` whose handlers read the registry."""
+def build_lowlevel_server(
+    server: SkillServer, caller: ToolCaller
+) -> tuple[Server[Any], Callable[[], dict[str, Any]]]:
+    """The SDK ``Server`` whose handlers read the registry, and the ``tools/list`` result builder."""
     registry = server.registry
     cache: dict[str, Any] = {"version": -1, "tools": []}
 
-    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
+    def list_tools_result() -> dict[str, Any]:
         version = registry.version
         if cache["version"] != version:
             cache["tools"] = [spec.wire() for spec in registry]
             cache["version"] = version
-        return {"tools": cache["tools"], "resultType": "complete"}
+        return {"tools": cache["tools"]}
+
+    async def list_tools(ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None) -> Any:
+        return {**list_tools_result(), "resultType": "complete"}
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> Any:
         meta = params.meta
@@ -157,14 +162,18 @@ def build_lowlevel_server(server: SkillServer, caller: ToolCaller) -> Server[Any
                     p["level"], p["data"], p.get("logger"), related_request_id=related
                 )
 
-        return await caller.call(
-            params.name,
-            params.arguments,
-            request_id=ctx.request_id,
-            session_id=getattr(getattr(ctx, "session", None), "session_id", None),
-            progress_token=token,
-            send=send,
-        )
+        # The 2026-07-28 result shape requires resultType; the SDK drops it for older versions.
+        return {
+            "resultType": "complete",
+            **await caller.call(
+                params.name,
+                params.arguments,
+                request_id=ctx.request_id,
+                session_id=getattr(getattr(ctx, "session", None), "session_id", None),
+                progress_token=token,
+                send=send,
+            ),
+        }
 
     low: Server[Any] = _Server(
         server.config.server_name,
@@ -175,7 +184,7 @@ def build_lowlevel_server(server: SkillServer, caller: ToolCaller) -> Server[Any
         # 2026-07-28 results carry freshness hints: tools change at run time, so never cache.
         cache_hints=cast(Any, {m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS}),
     )
-    return low
+    return low, list_tools_result
 
 
 class _Server(Server[Any]):

@@ -49,6 +49,7 @@ class SkillServer:
         self._runtime: ThreadRuntime | None = None
         self._handle: ServerHandle | None = None
         self._started_at = 0.0
+        self._fast_path = True  # tests turn it off to compare with the SDK's own path
 
     # -- tools ------------------------------------------------------------------------------------
 
@@ -192,13 +193,14 @@ class SkillServer:
         from .app import App
         from .dispatch import InlineDispatcher
         from .events import InMemoryEventStore
+        from .fastpath import FastPath
         from .protocol import ToolCaller, build_lowlevel_server
         from .transport import Transports
 
         self.registry.build_pending()
         dispatcher = self.dispatcher or InlineDispatcher()
         caller = ToolCaller(self, dispatcher)
-        low = build_lowlevel_server(self, caller)
+        low, list_tools = build_lowlevel_server(self, caller)
         cfg = self.config
         store = (
             InMemoryEventStore(cfg.event_store_max_events)
@@ -206,6 +208,8 @@ class SkillServer:
             else None
         )
         transports = Transports(low, cfg, store)
+        fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless)
+        fast.enabled = self._fast_path
         hosts, origins = allowed_hosts_and_origins(cfg, bound_port)
         started = time.monotonic()
 
@@ -225,6 +229,7 @@ class SkillServer:
             allowed_origins=origins,
             health=health,
             on_startup=on_startup,
+            fastpath=fast,
         )
 
 

@@ -56,7 +56,7 @@ class ToolResult:
         return cls([{"type": "text", "text": message}], None, True)
 
     def to_wire(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"content": self.content, "isError": self.is_error, "resultType": "complete"}
+        out: dict[str, Any] = {"content": self.content, "isError": self.is_error}
         if self.structured is not None:
             out["structuredContent"] = self.structured
         return out

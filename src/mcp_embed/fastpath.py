@@ -1,0 +1,197 @@
+"""A direct route for the plain requests that dominate traffic: ``tools/call``, ``tools/list``, ``ping``.
+
+The SDK serves every POST through a per-request transport, memory streams, a dispatcher task
+and two pydantic passes. A plain request needs none of that: no progress, no server-to-client
+request, one JSON answer. This route parses it, runs it through the same ``ToolCaller`` and
+``tools/list`` handler as the SDK path, and answers ``application/json`` (the spec lets the
+server choose JSON whenever the client accepts it). Anything else, or anything doubtful, is
+handed to the SDK unchanged, body included.
+
+Stateful sessions are looked up in the SDK's session manager, and their idle clock is held while
+the request runs, exactly as the SDK's own transport does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from ._asgi.http import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from .protocol import ToolCaller
+
+_FAST_METHODS = frozenset({"tools/call", "tools/list", "ping"})
+_VERSIONS = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
+_MAX_FAST_BODY = 256 * 1024  # larger bodies stream through the SDK's body limit as usual
+_SEPARATORS = (",", ":")
+
+Fallback = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class FastPath:
+    def __init__(
+        self,
+        caller: ToolCaller,
+        list_tools: Callable[[], dict[str, Any]],
+        manager: StreamableHTTPSessionManager,
+        *,
+        stateless: bool,
+    ) -> None:
+        self.caller = caller
+        self.list_tools = list_tools
+        self.manager = manager
+        self.stateless = stateless
+        self.enabled = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, fallback: Fallback) -> None:
+        if not self.enabled or scope["method"] != "POST":
+            await fallback(scope, receive, send)
+            return
+        session_id = None
+        version = None
+        accepts_json = content_json = False
+        for k, v in scope["headers"]:
+            if k == b"accept":
+                accepts_json = b"application/json" in v or b"*/*" in v
+            elif k == b"content-type":
+                content_json = v.startswith(b"application/json")
+            elif k == b"mcp-session-id":
+                session_id = v.decode("latin-1")
+            elif k == b"mcp-protocol-version":
+                version = v.decode("latin-1")
+        if not (accepts_json and content_json) or (version is not None and version not in _VERSIONS):
+            await fallback(scope, receive, send)
+            return
+        transport = None
+        if not self.stateless:
+            transport = self.manager._server_instances.get(session_id) if session_id else None
+            if transport is None or transport.is_terminated or transport.idle_scope is None:
+                await fallback(scope, receive, send)
+                return
+        elif session_id is not None:
+            await fallback(scope, receive, send)
+            return
+
+        body, more = await _read_body(receive, _MAX_FAST_BODY)
+        replay = _replayer(body, more, receive)
+        message = _plain_request(body) if not more else None
+        if message is None:
+            await fallback(scope, replay, send)
+            return
+        req_id, method, params = message
+        if method == "tools/call":
+            spec = (
+                self.caller.registry.get(params.get("name")) if isinstance(params.get("name"), str) else None
+            )
+            meta = params.get("_meta")
+            if (
+                spec is None
+                or spec.wants_context is not None
+                or (isinstance(meta, dict) and "progressToken" in meta)
+                or not isinstance(params.get("arguments", {}), (dict, type(None)))
+            ):
+                await fallback(scope, replay, send)
+                return
+
+        if transport is None:
+            await self._answer(req_id, method, params, send, None)
+            return
+        # Hold the session's idle clock while this request runs, as the SDK transport does.
+        idle = transport.idle_scope
+        assert idle is not None  # checked above
+        timeout = transport._idle_timeout
+        transport._requests_in_flight += 1
+        idle.deadline = math.inf
+        try:
+            await self._answer(req_id, method, params, send, session_id)
+        finally:
+            transport._requests_in_flight -= 1
+            if not transport._requests_in_flight and timeout is not None:
+                idle.deadline = anyio.current_time() + timeout
+
+    async def _answer(
+        self, req_id: Any, method: str, params: dict[str, Any], send: Send, session_id: str | None
+    ) -> None:
+        try:
+            if method == "tools/call":
+                result = await self.caller.call(params["name"], params.get("arguments"), request_id=req_id)
+            elif method == "tools/list":
+                result = self.list_tools()
+            else:
+                result = {}
+            payload: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "result": result}
+        except MCPError as exc:
+            payload = {"jsonrpc": "2.0", "id": req_id, "error": exc.error.model_dump(exclude_none=True)}
+        body = json.dumps(payload, ensure_ascii=False, separators=_SEPARATORS).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if session_id is not None:
+            headers.append((b"mcp-session-id", session_id.encode("latin-1")))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _plain_request(body: bytes) -> tuple[Any, str, dict[str, Any]] | None:
+    """``(id, method, params)`` of a single, well-formed request we answer here, else None."""
+    try:
+        msg = json.loads(body)
+    except ValueError:
+        return None
+    if type(msg) is not dict or msg.get("jsonrpc") != "2.0":
+        return None
+    method = msg.get("method")
+    req_id = msg.get("id")
+    if method not in _FAST_METHODS or type(req_id) not in (int, str) or len(msg) > 4:
+        return None
+    params = msg.get("params", {})
+    if params is None:
+        params = {}
+    if type(params) is not dict:
+        return None
+    meta = params.get("_meta")
+    if meta is not None and (
+        type(meta) is not dict or any(k.startswith("io.modelcontextprotocol/") for k in meta)
+    ):
+        return None
+    if method == "tools/list" and params.get("cursor") is not None:
+        return None
+    return req_id, method, params
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """Read the body up to ``limit`` bytes. ``more`` is True if it did not end within that."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if size > limit:
+            return b"".join(chunks), True
+
+
+def _replayer(body: bytes, more: bool, receive: Receive) -> Receive:
+    """A ``receive`` that first gives back what was read, then continues the real stream."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replay
