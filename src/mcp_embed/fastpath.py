@@ -89,9 +89,8 @@ class FastPath:
             return
         req_id, method, params = message
         if method == "tools/call":
-            spec = (
-                self.caller.registry.get(params.get("name")) if isinstance(params.get("name"), str) else None
-            )
+            name = params.get("name")
+            spec = self.caller.registry.get(name) if isinstance(name, str) else None
             meta = params.get("_meta")
             if (
                 spec is None
