@@ -113,7 +113,7 @@ class SkillTool:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def validate(self, arguments: dict[str, Any]) -> None:
-        """Check ``arguments`` against the input schema; raise :class:`SkillArgumentError` naming the field."""
+        """Check ``arguments`` against the schema; raise :class:`SkillArgumentError` naming a field."""
         from .execute import validate_arguments
 
         validate_arguments(self, arguments)

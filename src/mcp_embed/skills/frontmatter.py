@@ -6,6 +6,8 @@ the rule, and a header with an error is not returned.
 
 from __future__ import annotations
 
+import datetime
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,19 +26,20 @@ DCC_MCP = "dcc-mcp"
 
 _OPEN = re.compile(r"\A\ufeff?---[ \t]*\r?\n")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*\r?$", re.MULTILINE)
-_Loader: Any = None
+
+
+@functools.cache
+def _safe_loader() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_yaml(text: str) -> Any:
     """Load one YAML document with the safe loader (the C one when libyaml is present)."""
-    global _Loader
-    if _Loader is None:
-        import yaml
-
-        _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     import yaml
 
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - the loader is a SafeLoader
+    return yaml.load(text, Loader=_safe_loader())  # noqa: S506 - the loader is a SafeLoader
 
 
 def yaml_error_line(exc: BaseException) -> int | None:
@@ -87,8 +90,9 @@ class _Report:
         self.skill = skill
         self.problems: list[SkillProblem] = []
 
-    def add(self, severity: Severity, rule: str, message: str, key: str | None = None, line: int | None = None
-            ) -> None:
+    def add(
+        self, severity: Severity, rule: str, message: str, key: str | None = None, line: int | None = None
+    ) -> None:
         self.problems.append(SkillProblem(severity, self.path, rule, message, key, line, self.skill))
 
     @property
@@ -97,10 +101,17 @@ class _Report:
 
 
 def _scalar_text(value: Any) -> str | None:
+    """``value`` as metadata text: scalars as YAML wrote them, a flat list comma-joined, else ``None``."""
     if isinstance(value, str):
         return value
-    if isinstance(value, bool | int | float) or value is None:
-        return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, datetime.date):
+        return value.isoformat()
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
         return ", ".join(str(v) for v in value)
     return None
@@ -110,38 +121,59 @@ def _metadata(raw: Any, report: _Report) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        report.add("error", "metadata-string-map", "metadata must be a map of string keys to string values",
-                   "metadata")
+        report.add(
+            "error",
+            "metadata-string-map",
+            "metadata must be a map of string keys to string values",
+            "metadata",
+        )
         return {}
     flat: dict[str, str] = {}
     for key, value in raw.items():
         k = str(key)
         if k == DCC_MCP and isinstance(value, dict):
-            report.add("warning", "metadata-string-map",
-                       "nested 'metadata.dcc-mcp' map is dcc-mcp-core's form and not spec-valid; read anyway. "
-                       "Write flat string keys such as 'dcc-mcp.dcc: maya' or 'dcc: maya'", "metadata.dcc-mcp")
+            report.add(
+                "warning",
+                "metadata-string-map",
+                "nested 'metadata.dcc-mcp' map is dcc-mcp-core's form and not spec-valid; read anyway. "
+                "Write flat string keys such as 'dcc-mcp.dcc: maya' or 'dcc: maya'",
+                "metadata.dcc-mcp",
+            )
             for sub_key, sub_value in value.items():
                 text = _scalar_text(sub_value)
                 if text is None:
-                    report.add("warning", "metadata-string-map", "value is not a string; ignored",
-                               f"metadata.dcc-mcp.{sub_key}")
+                    report.add(
+                        "warning",
+                        "metadata-string-map",
+                        "value is not a string; ignored",
+                        f"metadata.dcc-mcp.{sub_key}",
+                    )
                 else:
                     flat[f"{DCC_MCP}.{sub_key}"] = text
             continue
         text = _scalar_text(value)
         if text is None:
-            report.add("error", "metadata-string-map", "metadata values must be strings, not maps or lists",
-                       f"metadata.{k}")
+            report.add(
+                "error",
+                "metadata-string-map",
+                "metadata values must be strings, not maps or lists",
+                f"metadata.{k}",
+            )
         else:
             if not isinstance(value, str) or not isinstance(key, str):
-                report.add("warning", "metadata-string-map",
-                           f"metadata values must be strings; read {value!r} as {text!r}. Quote it in YAML",
-                           f"metadata.{k}")
+                report.add(
+                    "warning",
+                    "metadata-string-map",
+                    f"metadata values must be strings; read {value!r} as {text!r}. Quote it in YAML",
+                    f"metadata.{k}",
+                )
             flat[k] = text
     return flat
 
 
-def _string(fm: dict[Any, Any], key: str, report: _Report, *, required: bool, limit: int | None) -> str | None:
+def _string(
+    fm: dict[Any, Any], key: str, report: _Report, *, required: bool, limit: int | None
+) -> str | None:
     value = fm.get(key)
     if value is None:
         if required:
@@ -154,20 +186,28 @@ def _string(fm: dict[Any, Any], key: str, report: _Report, *, required: bool, li
     if required and not text:
         report.add("error", f"{key}-required", f"'{key}' must not be empty", key)
     if limit is not None and len(text) > limit:
-        report.add("error", f"{key}-length", f"'{key}' is {len(text)} characters; at most {limit} allowed", key)
+        report.add(
+            "error", f"{key}-length", f"'{key}' is {len(text)} characters; at most {limit} allowed", key
+        )
     return text
 
 
 def _check_name(name: str, folder: str | None, report: _Report) -> None:
     if len(name) > NAME_MAX:
-        report.add("error", "name-length", f"'name' is {len(name)} characters; at most {NAME_MAX} allowed", "name")
+        report.add(
+            "error", "name-length", f"'name' is {len(name)} characters; at most {NAME_MAX} allowed", "name"
+        )
     if not NAME_RE.fullmatch(name):
-        report.add("error", "name-format",
-                   f"'name' {name!r} must use only a-z, 0-9 and '-', with no leading, trailing or doubled '-'",
-                   "name")
+        report.add(
+            "error",
+            "name-format",
+            f"'name' {name!r} must use only a-z, 0-9 and '-', with no leading, trailing or doubled '-'",
+            "name",
+        )
     if folder is not None and name != folder:
-        report.add("error", "name-matches-folder", f"'name' {name!r} must equal the folder name {folder!r}",
-                   "name")
+        report.add(
+            "error", "name-matches-folder", f"'name' {name!r} must equal the folder name {folder!r}", "name"
+        )
 
 
 def _dcc_list(text: str | None) -> tuple[str, ...]:
@@ -188,8 +228,9 @@ def parse_skill_md(text: str, path: str, folder: str | None) -> tuple[SkillHeade
         return None, report.problems
     yaml_text, _body, _line = parts
     if not yaml_text and not _OPEN.match(text):
-        report.add("error", "frontmatter-present", "SKILL.md must start with a '---' YAML frontmatter block",
-                   line=1)
+        report.add(
+            "error", "frontmatter-present", "SKILL.md must start with a '---' YAML frontmatter block", line=1
+        )
         return None, report.problems
     if len(yaml_text) > FRONTMATTER_MAX:
         report.add("error", "frontmatter-size", f"the frontmatter exceeds {FRONTMATTER_MAX} bytes", line=2)
@@ -199,19 +240,31 @@ def parse_skill_md(text: str, path: str, folder: str | None) -> tuple[SkillHeade
     except Exception as exc:  # a safe loader raises many types on hostile input; all are "bad YAML"
         inner = yaml_error_line(exc)
         detail = str(getattr(exc, "problem", None) or exc).strip().splitlines()
-        report.add("error", "frontmatter-yaml", f"invalid YAML: {detail[0] if detail else type(exc).__name__}",
-                   line=inner + 1 if inner else 2)
+        report.add(
+            "error",
+            "frontmatter-yaml",
+            f"invalid YAML: {detail[0] if detail else type(exc).__name__}",
+            line=inner + 1 if inner else 2,
+        )
         return None, report.problems
     if not isinstance(fm, dict):
-        report.add("error", "frontmatter-mapping",
-                   f"the frontmatter must be a YAML map, not {type(fm).__name__}", line=2)
+        report.add(
+            "error",
+            "frontmatter-mapping",
+            f"the frontmatter must be a YAML map, not {type(fm).__name__}",
+            line=2,
+        )
         return None, report.problems
 
     for key in fm:
         if key not in SPEC_KEYS:
-            report.add("warning", "unknown-key",
-                       f"unknown top-level key {str(key)!r}; the agentskills.io spec allows only "
-                       f"{', '.join(sorted(SPEC_KEYS))}", str(key))
+            report.add(
+                "warning",
+                "unknown-key",
+                f"unknown top-level key {str(key)!r}; the agentskills.io spec allows only "
+                f"{', '.join(sorted(SPEC_KEYS))}",
+                str(key),
+            )
     name = _string(fm, "name", report, required=True, limit=None)
     if name is not None:
         _check_name(name, folder, report)
@@ -220,7 +273,9 @@ def parse_skill_md(text: str, path: str, folder: str | None) -> tuple[SkillHeade
     compatibility = _string(fm, "compatibility", report, required=False, limit=COMPATIBILITY_MAX)
     allowed = fm.get("allowed-tools")
     if allowed is not None and not isinstance(allowed, str):
-        report.add("warning", "field-type", "'allowed-tools' should be a space-separated string", "allowed-tools")
+        report.add(
+            "warning", "field-type", "'allowed-tools' should be a space-separated string", "allowed-tools"
+        )
         allowed = " ".join(map(str, allowed)) if isinstance(allowed, list) else None
     metadata = _metadata(fm.get("metadata"), report)
 

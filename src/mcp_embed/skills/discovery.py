@@ -1,0 +1,615 @@
+"""Finding skills: roots in priority order, shadowing, host filtering, and turning folders into tools.
+
+Discovery reads each file at most once (and not at all when an unchanged file was read before in this
+process), parses YAML with the C safe loader, reads scripts with :mod:`ast`, and never imports or runs them.
+Nothing here raises on a bad skill: problems are collected and the skill, or just the tool, is left out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._model import ShadowedSkill, Skill, SkillCatalog, SkillProblem, SkillTool
+from .frontmatter import SkillHeader, parse_skill_md
+from .infer import FunctionInfo, ScriptInfo, analyze_script, build_input_schema
+from .naming import check_tool_name, tool_name
+from .toolsyaml import ToolDecl, parse_tools_yaml
+
+__all__ = ["app_key", "discover_skills", "env_var_name", "skill_roots", "validate_skill"]
+
+SKILL_FILE = "SKILL.md"
+TOOLS_FILE = "tools.yaml"
+SCRIPTS_DIR = "scripts"
+GENERIC = "generic"
+SCRIPT_SUFFIXES = {".sh", ".bat", ".cmd", ".ps1"}
+_T = TypeVar("_T")
+
+
+def app_key(app_name: str) -> str:
+    """The host name as skills spell it in ``dcc`` metadata: lower-case and stripped."""
+    return app_name.strip().lower()
+
+
+def env_var_name(app_name: str) -> str:
+    """``DCC_MCP_<APP>_SKILL_PATHS`` with the app upper-cased and every non-alphanumeric as ``_``."""
+    return f"DCC_MCP_{re.sub(r'[^A-Z0-9]', '_', app_name.strip().upper())}_SKILL_PATHS"
+
+
+def _user_skill_dir(app_name: str) -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("mcp-embed")) / "skills" / app_key(app_name)
+
+
+def skill_roots(
+    app_name: str,
+    paths: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    include_user_dir: bool = True,
+) -> list[tuple[Path, str]]:
+    """The roots to search, highest priority first, each with where it came from; duplicates dropped."""
+    environ = os.environ if env is None else env
+    found: list[tuple[Path, str]] = [(Path(p), "explicit") for p in paths or ()]
+    for var in (env_var_name(app_name), "DCC_MCP_SKILL_PATHS"):
+        for part in environ.get(var, "").split(os.pathsep):
+            if part.strip():
+                found.append((Path(os.path.expanduser(part.strip())), var))
+    if include_user_dir:
+        found.append((_user_skill_dir(app_name), "user"))
+    seen: set[str] = set()
+    roots: list[tuple[Path, str]] = []
+    for path, origin in found:
+        key = os.path.normcase(os.path.abspath(path))
+        if key not in seen:
+            seen.add(key)
+            roots.append((Path(os.path.abspath(path)), origin))
+    return roots
+
+
+# -- a process-wide cache of parsed files, keyed by path and (mtime_ns, size), like .pyc files
+_CACHE: dict[tuple[str, str], tuple[int, int, Any]] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 20_000
+
+
+def clear_cache() -> None:
+    """Forget every parsed file (the next discovery reads and parses everything again)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _cached(kind: str, path: str, stat: os.stat_result, parse: Callable[[], _T]) -> _T:
+    key = (kind, path)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == stat.st_mtime_ns and hit[1] == stat.st_size:
+        value: _T = hit[2]
+        return value
+    value = parse()
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[key] = (stat.st_mtime_ns, stat.st_size, value)
+    return value
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _decode(data: bytes, path: str, skill: str | None) -> tuple[str | None, SkillProblem | None]:
+    try:
+        return data.decode("utf-8-sig"), None
+    except UnicodeDecodeError as exc:
+        return None, SkillProblem(
+            "error", path, "encoding", f"not valid UTF-8: {exc.reason} at byte {exc.start}", None, None, skill
+        )
+
+
+# -- phase 1: candidate folders and their headers
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    name: str
+    path: Path
+    root: Path
+    header: SkillHeader
+
+
+def _candidate_dirs(root: Path) -> list[tuple[str, Path]]:
+    if os.path.isfile(os.path.join(root, SKILL_FILE)):
+        return [(root.name, root)]
+    try:
+        with os.scandir(root) as it:
+            dirs = [(e.name, Path(e.path)) for e in it if not e.name.startswith((".", "_")) and e.is_dir()]
+    except OSError:
+        return []
+    return sorted(dirs)
+
+
+def _header(folder: Path, name: str, problems: list[SkillProblem]) -> SkillHeader | None:
+    """The validated header of ``folder/SKILL.md``; ``None`` when there is none or it is invalid."""
+    path = os.path.join(folder, SKILL_FILE)
+    stat = _stat(path)
+    if stat is None:
+        return None
+
+    def parse() -> tuple[SkillHeader | None, list[SkillProblem]]:
+        try:
+            data = _read_bytes(path)
+        except OSError as exc:
+            return None, [
+                SkillProblem("error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, name)
+            ]
+        text, problem = _decode(data, path, name)
+        if text is None:
+            return None, [problem] if problem else []
+        return parse_skill_md(text, path, name)
+
+    header, found = _cached("skill", path, stat, parse)
+    problems.extend(found)
+    return header
+
+
+def _for_host(header: SkillHeader, app: str) -> bool:
+    return not header.dcc or GENERIC in header.dcc or app in header.dcc
+
+
+# -- phase 2: tools of the winners
+
+
+def _inside(folder: Path, rel: str) -> str | None:
+    """``folder/rel`` when ``rel`` is relative and stays inside ``folder`` (no ``..``), else ``None``."""
+    if not rel or os.path.isabs(rel) or Path(rel).drive:
+        return None
+    parts = Path(rel.replace("\\", "/")).parts
+    if ".." in parts:
+        return None
+    return os.path.join(folder, *parts)
+
+
+class _SkillLoader:
+    """Builds the tools of one skill folder, collecting problems instead of raising."""
+
+    def __init__(
+        self,
+        folder: Path,
+        header: SkillHeader,
+        interpreter: str | None,
+        problems: list[SkillProblem],
+        *,
+        analyze_all: bool = False,
+    ) -> None:
+        self.folder = folder
+        self.header = header
+        self.skill = header.name
+        self.interpreter = interpreter
+        self.problems = problems
+        self.analyze_all = analyze_all
+        self.scripts_dir = os.path.join(folder, SCRIPTS_DIR)
+        self._scripts: dict[str, ScriptInfo] = {}
+        self.tools: list[SkillTool] = []
+        self.failed = False  # tools.yaml is unusable: the whole skill is left out
+        self._names: set[str] = set()
+
+    def problem(
+        self,
+        severity: Any,
+        path: str,
+        rule: str,
+        message: str,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.problems.append(SkillProblem(severity, path, rule, message, key, line, self.skill))
+
+    def script(self, path: str, stat: os.stat_result | None = None) -> ScriptInfo | None:
+        """The analysis of the Python script at ``path`` (its problems reported once per discovery)."""
+        if path in self._scripts:
+            return self._scripts[path]
+        stat = stat or _stat(path)
+        if stat is None:
+            return None
+
+        def parse() -> ScriptInfo:
+            try:
+                data = _read_bytes(path)
+            except OSError as exc:
+                return ScriptInfo(
+                    problems=(
+                        SkillProblem(
+                            "error",
+                            path,
+                            "unreadable",
+                            f"cannot read: {exc.strerror}",
+                            None,
+                            None,
+                            self.skill,
+                        ),
+                    ),
+                    ok=False,
+                )
+            return analyze_script(data, path, self.skill)
+
+        info = _cached("script", path, stat, parse)
+        self.problems.extend(info.problems)
+        self._scripts[path] = info
+        return info
+
+    def python_scripts(self) -> list[tuple[str, os.DirEntry[str]]]:
+        try:
+            with os.scandir(self.scripts_dir) as it:
+                entries = [
+                    e
+                    for e in it
+                    if e.name.endswith(".py") and not e.name.startswith((".", "_")) and e.is_file()
+                ]
+        except OSError:
+            return []
+        return sorted(((e.name, e) for e in entries), key=lambda pair: pair[0])
+
+    def load(self) -> list[SkillTool]:
+        decls = self.declarations()
+        if decls is None:
+            self.failed = True
+            return []
+        if self.analyze_all or not decls:
+            scripts = self.python_scripts()
+            for _name, entry in scripts:
+                self.script(entry.path, entry.stat())
+            if not decls:
+                for _name, entry in scripts:
+                    info = self._scripts[entry.path]
+                    for fn in info.tool_functions():
+                        self.add_inferred(entry.path, fn)
+                return self.tools
+        for decl in decls:
+            self.add_declared(decl)
+        return self.tools
+
+    def declarations(self) -> list[ToolDecl] | None:
+        """The ``tools.yaml`` entries; ``[]`` without the file, ``None`` when it is unusable."""
+        rel = self.header.tools_file or TOOLS_FILE
+        path = _inside(self.folder, rel)
+        if path is None:
+            self.problem(
+                "error",
+                str(self.folder / SKILL_FILE),
+                "tools-file",
+                f"tools file {rel!r} must be a relative path inside the skill folder",
+                "metadata.tools",
+            )
+            return None
+        stat = _stat(path)
+        if stat is None:
+            if self.header.tools_file:
+                self.problem(
+                    "warning",
+                    str(self.folder / SKILL_FILE),
+                    "tools-file",
+                    f"tools file {rel!r} does not exist; inferring tools from scripts",
+                    "metadata.tools",
+                )
+            return []
+
+        def parse() -> tuple[list[ToolDecl] | None, list[SkillProblem]]:
+            try:
+                data = _read_bytes(path)
+            except OSError as exc:
+                return None, [
+                    SkillProblem(
+                        "error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, self.skill
+                    )
+                ]
+            text, problem = _decode(data, path, self.skill)
+            if text is None:
+                return None, [problem] if problem else []
+            return parse_tools_yaml(text, path, self.skill)
+
+        decls, problems = _cached("tools", path, stat, parse)
+        self.problems.extend(problems)
+        return decls
+
+    def add(self, tool: SkillTool, path: str, key: str | None, line: int | None = None) -> None:
+        error, warning = check_tool_name(tool.name)
+        if error:
+            self.problem("error", path, "tool-name", error, key, line)
+            return
+        if warning:
+            self.problem("warning", path, "tool-name", warning, key, line)
+        if tool.name in self._names:
+            self.problem(
+                "error",
+                path,
+                "tool-name-unique",
+                f"tool {tool.name!r} is already defined by an earlier script of this skill; "
+                "rename the function or declare the tools in tools.yaml",
+                key,
+                line,
+            )
+            return
+        self._names.add(tool.name)
+        self.tools.append(tool)
+
+    def add_inferred(self, path: str, fn: FunctionInfo) -> None:
+        name = tool_name(self.skill, fn.name)
+        schema, problems = build_input_schema(fn, None, path=path, skill=self.skill, tool=name)
+        self.problems.extend(problems)
+        if not fn.has_docstring:
+            self.problem(
+                "warning",
+                path,
+                "infer-docstring",
+                f"{name}: function {fn.name!r} has no docstring, so the tool has no description",
+                fn.name,
+                fn.line,
+            )
+        self.add(
+            SkillTool(
+                name=name,
+                description=fn.description,
+                input_schema=schema,
+                output_schema=None,
+                annotations=None,
+                affinity="main",
+                execution="in-process",
+                timeout=None,
+                skill=self.skill,
+                source_file=Path(path),
+                function=fn.name,
+                interpreter=self.interpreter,
+                enum_params=_enum_params(fn),
+            ),
+            path,
+            fn.name,
+            fn.line,
+        )
+
+    def find_source(self, decl: ToolDecl, tools_path: str, key: str) -> str | None:
+        if decl.source_file is not None:
+            path = _inside(self.folder, decl.source_file)
+            if path is None:
+                self.problem(
+                    "error",
+                    tools_path,
+                    "tool-source",
+                    f"source_file {decl.source_file!r} must be a relative path inside the skill folder",
+                    f"{key}.source_file",
+                )
+                return None
+            if not os.path.isfile(path):
+                self.problem(
+                    "error",
+                    tools_path,
+                    "tool-source",
+                    f"source_file {decl.source_file!r} does not exist",
+                    f"{key}.source_file",
+                )
+                return None
+            return path
+        conventional = os.path.join(self.scripts_dir, f"{decl.name}.py")
+        if os.path.isfile(conventional):
+            return conventional
+        wanted = decl.function or decl.name
+        for _name, entry in self.python_scripts():
+            info = self.script(entry.path, entry.stat())
+            if info is not None and wanted in info.functions:
+                return entry.path
+        self.problem(
+            "error",
+            tools_path,
+            "tool-source",
+            f"no source_file given and no script in scripts/ defines {wanted!r}",
+            key,
+        )
+        return None
+
+    def add_declared(self, decl: ToolDecl) -> None:
+        tools_path = os.path.join(self.folder, self.header.tools_file or TOOLS_FILE)
+        key = f"tools[{decl.name}]"
+        source = self.find_source(decl, tools_path, key)
+        if source is None:
+            return
+        name = tool_name(self.skill, decl.name)
+        fn: FunctionInfo | None = None
+        function = decl.function
+        execution = decl.execution or "in-process"
+        if source.endswith(".py"):
+            info = self.script(source)
+            if info is None or not info.ok:
+                self.problem(
+                    "error",
+                    tools_path,
+                    "tool-source",
+                    f"{name}: {os.path.relpath(source, self.folder)} cannot be read; tool left out",
+                    key,
+                )
+                return
+            if function is None:
+                function = next((f for f in (decl.name, "main") if f in info.functions), None)
+            if function is not None:
+                fn = info.functions.get(function)
+                if fn is None:
+                    self.problem(
+                        "error",
+                        tools_path,
+                        "tool-function",
+                        f"{os.path.relpath(source, self.folder)} has no top-level function {function!r}",
+                        f"{key}.function",
+                    )
+                    return
+        elif os.path.splitext(source)[1].lower() not in SCRIPT_SUFFIXES:
+            self.problem(
+                "error",
+                tools_path,
+                "tool-source",
+                f"source_file must be .py, .sh, .bat, .cmd or .ps1, not {decl.source_file!r}",
+                f"{key}.source_file",
+            )
+            return
+        if function is None and execution == "in-process":
+            if decl.execution is not None:
+                self.problem(
+                    "warning",
+                    tools_path,
+                    "tool-execution",
+                    f"{name}: a whole-script tool (no function) always runs as a subprocess",
+                    key,
+                )
+            execution = "subprocess"
+        if fn is not None:
+            schema, problems = build_input_schema(
+                fn, decl.input_schema, path=tools_path, skill=self.skill, tool=name
+            )
+            self.problems.extend(problems)
+        else:
+            schema = decl.input_schema or {"type": "object"}
+        description = decl.description if decl.description is not None else (fn.description if fn else "")
+        self.add(
+            SkillTool(
+                name=name,
+                description=description,
+                input_schema=schema,
+                output_schema=decl.output_schema,
+                annotations=decl.annotations,
+                affinity=decl.affinity or ("main" if execution == "in-process" else "any"),
+                execution=execution,
+                timeout=decl.timeout,
+                skill=self.skill,
+                source_file=Path(source),
+                function=function,
+                interpreter=self.interpreter,
+                enum_params=_enum_params(fn) if fn else {},
+            ),
+            tools_path,
+            key,
+        )
+
+
+def _enum_params(fn: FunctionInfo) -> dict[str, str]:
+    return {p.name: p.enum_class for p in fn.params if p.enum_class}
+
+
+def _skill(c: _Candidate, tools: list[SkillTool]) -> Skill:
+    h = c.header
+    return Skill(
+        name=h.name,
+        description=h.description,
+        path=c.path,
+        root=c.root,
+        metadata=h.metadata,
+        dcc=h.dcc,
+        license=h.license,
+        compatibility=h.compatibility,
+        allowed_tools=h.allowed_tools,
+        version=h.version,
+        tool_names=tuple(t.name for t in tools),
+    )
+
+
+def discover_skills(
+    app_name: str,
+    paths: Sequence[str | os.PathLike[str]] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    interpreter: str | None = None,
+    include_user_dir: bool = True,
+) -> SkillCatalog:
+    """Find the skills for host ``app_name`` and their tools. Never raises on a bad skill.
+
+    Roots, highest priority first: ``paths``; ``DCC_MCP_<APP>_SKILL_PATHS``; ``DCC_MCP_SKILL_PATHS``; the
+    user data folder ``mcp-embed/skills/<app>``. ``env`` replaces ``os.environ``; ``interpreter`` runs
+    subprocess tools (default: the running interpreter).
+    """
+    app = app_key(app_name)
+    catalog = SkillCatalog()
+    winners: dict[str, _Candidate] = {}
+    for root, origin in skill_roots(app_name, paths, env=env, include_user_dir=include_user_dir):
+        if not os.path.isdir(root):
+            if origin != "user":
+                catalog.problems.append(
+                    SkillProblem(
+                        "warning",
+                        str(root),
+                        "root-missing",
+                        f"skill root from {origin} does not exist or is not a folder",
+                    )
+                )
+            continue
+        catalog.roots.append(root)
+        for name, folder in _candidate_dirs(root):
+            header = _header(folder, name, catalog.problems)
+            if header is None:
+                continue
+            candidate = _Candidate(name, folder, root, header)
+            if not _for_host(header, app):
+                catalog.other_hosts.append(_skill(candidate, []))
+            elif name in winners:
+                catalog.shadowed.append(ShadowedSkill(name, folder, winners[name].path))
+            else:
+                winners[name] = candidate
+    for candidate in winners.values():
+        loader = _SkillLoader(candidate.path, candidate.header, interpreter, catalog.problems)
+        tools = loader.load()
+        if loader.failed:
+            continue
+        catalog.tools.extend(tools)
+        catalog.skills.append(_skill(candidate, tools))
+    return catalog
+
+
+def validate_skill(path: str | os.PathLike[str]) -> list[SkillProblem]:
+    """Every problem of one skill folder, warnings included, with every script and schema checked."""
+    folder = Path(os.path.abspath(path))
+    problems: list[SkillProblem] = []
+    if not os.path.isfile(folder / SKILL_FILE):
+        return [
+            SkillProblem("error", str(folder / SKILL_FILE), "skill-file", "a skill folder needs a SKILL.md")
+        ]
+    header = _header(folder, folder.name, problems)
+    if header is None:
+        return problems
+    loader = _SkillLoader(folder, header, None, problems, analyze_all=True)
+    for tool in loader.load():
+        for key in ("input_schema", "output_schema"):
+            schema = getattr(tool, key)
+            if schema is not None:
+                message = _schema_error(schema)
+                if message:
+                    problems.append(
+                        SkillProblem(
+                            "error",
+                            str(tool.source_file),
+                            "tool-schema",
+                            f"{tool.name}: {key} is not a valid JSON Schema: {message}",
+                            key,
+                            None,
+                            header.name,
+                        )
+                    )
+    return problems
+
+
+def _schema_error(schema: dict[str, Any]) -> str | None:
+    from jsonschema import Draft202012Validator, SchemaError
+
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return str(exc.message)
+    return None

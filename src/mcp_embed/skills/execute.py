@@ -1,0 +1,295 @@
+"""Running skill tools: argument validation, in-process calls, and subprocesses with a hard timeout.
+
+In-process scripts are imported on their first call under a private module name, cached, and imported
+again when their file's mtime or size changes. Subprocess tools run ``[interpreter, _runner.py, script,
+function]`` with the arguments as JSON on stdin; a timeout kills the whole process tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import ToolError
+from ._model import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillTool, SkillToolError
+
+__all__ = ["clear_module_cache", "invoke_tool", "validate_arguments"]
+
+RUNNER = str(Path(__file__).with_name("_runner.py"))
+_STDERR_LINES = 5
+_STDERR_CHARS = 1000
+_REAP_SECONDS = 5.0
+
+_MODULES: dict[str, tuple[int, int, ModuleType]] = {}
+_MODULES_LOCK = threading.RLock()  # re-entrant: a script may call another skill tool while importing
+
+
+# -- validation
+
+
+def _validator(tool: SkillTool) -> Any:
+    with tool._lock:
+        if tool._validator is None:
+            from jsonschema import Draft202012Validator
+
+            tool._validator = Draft202012Validator(tool.input_schema)
+        return tool._validator
+
+
+def _field(error: Any) -> str:
+    path = ".".join(str(p) for p in error.absolute_path)
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, dict):
+        missing = [p for p in error.validator_value if p not in instance]
+        return ".".join(filter(None, [path, str(missing[0]) if missing else ""]))
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        known = set(error.schema.get("properties") or {})
+        extra = sorted(k for k in instance if k not in known)
+        return ".".join(filter(None, [path, str(extra[0]) if extra else ""]))
+    return path
+
+
+def validate_arguments(tool: SkillTool, arguments: Any) -> None:
+    """Raise :class:`SkillArgumentError` naming the first bad field when ``arguments`` break the schema."""
+    if not isinstance(arguments, dict):
+        raise SkillArgumentError(
+            tool.name, "", f"arguments must be an object, not {type(arguments).__name__}"
+        )
+    from jsonschema import SchemaError
+    from jsonschema.exceptions import best_match
+
+    try:
+        error = best_match(_validator(tool).iter_errors(arguments))
+    except SchemaError as exc:
+        raise SkillToolError(tool.name, f"the tool's input schema is invalid: {exc.message}") from None
+    if error is not None:
+        raise SkillArgumentError(tool.name, _field(error), error.message)
+
+
+# -- results
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the result cannot be converted to JSON: {exc}") from None
+
+
+def _exception_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    text = lines[-1].strip() if lines else ""
+    if isinstance(exc, ToolError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# -- in-process
+
+
+def _module_name(path: str) -> str:
+    stem = re.sub(r"\W", "_", Path(path).stem)
+    digest = hashlib.sha1(path.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()[:10]
+    return f"_mcp_embed_skill_{digest}_{stem}"
+
+
+def clear_module_cache() -> None:
+    """Forget every imported in-process script; the next call imports it again."""
+    with _MODULES_LOCK:
+        for _mtime, _size, module in _MODULES.values():
+            sys.modules.pop(module.__name__, None)
+        _MODULES.clear()
+
+
+def load_script(path: Path) -> ModuleType:
+    """The script at ``path`` as a module, imported again whenever its mtime or size changed.
+
+    The source is compiled from the bytes just read, never from a ``__pycache__`` file, so an edit is seen
+    even within the same second, and nothing is written into the skill folder.
+    """
+    key = str(path)
+    with _MODULES_LOCK:
+        with open(path, "rb") as fh:
+            stat = os.fstat(fh.fileno())
+            hit = _MODULES.get(key)
+            if hit is not None and hit[0] == stat.st_mtime_ns and hit[1] == stat.st_size:
+                return hit[2]
+            source = fh.read()
+        name = _module_name(key)
+        spec = importlib.util.spec_from_file_location(name, key)
+        if spec is None:
+            raise ImportError(f"cannot load {path.name}")
+        module = importlib.util.module_from_spec(spec)
+        code = compile(source, key, "exec", dont_inherit=True)
+        previous = sys.modules.get(name)
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)  # noqa: S102 - running the skill's own script is the point
+        except BaseException:
+            if previous is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = previous
+            raise
+        _MODULES[key] = (stat.st_mtime_ns, stat.st_size, module)
+        return module
+
+
+def _coerce_enums(module: ModuleType, tool: SkillTool, arguments: dict[str, Any]) -> dict[str, Any]:
+    if not tool.enum_params:
+        return arguments
+    arguments = dict(arguments)
+    for param, cls_name in tool.enum_params.items():
+        cls = getattr(module, cls_name, None)
+        if cls is not None and arguments.get(param) is not None:
+            with contextlib.suppress(ValueError, TypeError):  # a union with other types: pass it on raw
+                arguments[param] = cls(arguments[param])
+    return arguments
+
+
+def _run_in_process(tool: SkillTool, arguments: dict[str, Any]) -> Any:
+    if tool.source_file is None or tool.function is None:
+        raise SkillToolError(tool.name, "an in-process tool needs a script and a function")
+    try:
+        module = load_script(tool.source_file)
+        func = getattr(module, tool.function, None)
+        if not callable(func):
+            raise SkillToolError(tool.name, f"{tool.source_file.name} has no function {tool.function!r}")
+        result = func(**_coerce_enums(module, tool, arguments))
+        return _jsonable(result)
+    except SkillToolError:
+        raise
+    except (Exception, SystemExit) as exc:  # the script's failure becomes the tool's error; the host lives on
+        raise SkillToolError(tool.name, _exception_line(exc)) from None
+
+
+# -- subprocess
+
+
+def _script_command(script: Path, interpreter: str) -> list[str]:
+    suffix = script.suffix.lower()
+    if suffix in (".bat", ".cmd"):
+        return ["cmd", "/c", str(script)]
+    if suffix == ".ps1":
+        return ["powershell", "-NoProfile", "-ExecutionPolicy", "Bypass", "-File", str(script)]
+    if suffix == ".sh":
+        return ["sh", str(script)]
+    return [interpreter, str(script)]
+
+
+def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc`` and everything it started (its session on POSIX, its tree on Windows)."""
+    if os.name == "nt":
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10, check=False
+            )
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        proc.kill()
+
+
+def stderr_summary(text: str) -> str:
+    """The last few lines of a child's stderr, with any traceback reduced to its final line."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            lines = [*lines[:index], lines[-1].strip()]
+            break
+    return "\n".join(lines[-_STDERR_LINES:])[-_STDERR_CHARS:]
+
+
+def _last_json_line(stdout: str) -> tuple[bool, Any]:
+    for line in reversed(stdout.strip().splitlines()):
+        if line.strip():
+            try:
+                return True, json.loads(line)
+            except ValueError:
+                return False, None
+    return False, None
+
+
+def _run_subprocess(tool: SkillTool, arguments: dict[str, Any]) -> Any:
+    if tool.source_file is None:
+        raise SkillToolError(tool.name, "a subprocess tool needs a script")
+    interpreter = tool.interpreter or sys.executable
+    if tool.function is not None:
+        command = [interpreter, RUNNER, str(tool.source_file), tool.function]
+        payload: Any = {"arguments": arguments, "enums": tool.enum_params}
+    else:
+        command = _script_command(tool.source_file, interpreter)
+        payload = arguments
+    timeout = tool.timeout or DEFAULT_SUBPROCESS_TIMEOUT
+    kwargs: dict[str, Any] = {}
+    if os.name == "nt":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
+    else:
+        kwargs["start_new_session"] = True
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=str(tool.source_file.parent),
+            **kwargs,
+        )
+    except OSError as exc:
+        raise SkillToolError(tool.name, f"cannot start {command[0]!r}: {exc.strerror or exc}") from None
+    try:
+        out, err = proc.communicate(json.dumps(payload).encode("utf-8"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        try:
+            out, err = proc.communicate(timeout=_REAP_SECONDS)
+        except subprocess.TimeoutExpired:  # a grandchild escaped the group and holds the pipes open
+            out, err = b"", b""
+        summary = stderr_summary(err.decode("utf-8", "replace"))
+        detail = f"; stderr: {summary}" if summary else ""
+        raise SkillToolError(
+            tool.name, f"timed out after {timeout:g} s; the process tree was killed{detail}", timed_out=True
+        ) from None
+    finally:
+        if proc.poll() is None:
+            _kill_tree(proc)
+            proc.wait()
+    stdout = out.decode("utf-8", "replace")
+    summary = stderr_summary(err.decode("utf-8", "replace"))
+    parsed, value = _last_json_line(stdout)
+    if tool.function is not None and parsed and isinstance(value, dict) and "ok" in value:
+        if value["ok"]:
+            return value.get("result")
+        raise SkillToolError(tool.name, str(value.get("error") or "the script failed"))
+    if proc.returncode != 0:
+        how = (
+            f"was killed by signal {-proc.returncode}"
+            if proc.returncode < 0
+            else f"exited with code {proc.returncode}"
+        )
+        raise SkillToolError(tool.name, f"the script {how}" + (f": {summary}" if summary else ""))
+    if tool.function is not None:
+        raise SkillToolError(tool.name, "the runner printed no result" + (f": {summary}" if summary else ""))
+    return value if parsed else stdout.strip()
+
+
+def invoke_tool(tool: SkillTool, arguments: dict[str, Any]) -> Any:
+    """Validate ``arguments``, run ``tool`` where its execution mode says, and return its JSON-able result."""
+    validate_arguments(tool, arguments)
+    if tool.execution == "subprocess":
+        return _run_subprocess(tool, arguments)
+    return _run_in_process(tool, arguments)
