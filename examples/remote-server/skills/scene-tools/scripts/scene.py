@@ -6,7 +6,7 @@ from enum import Enum
 from typing import Any
 
 
-class Kind(str, Enum):
+class Kind(Enum):
     MESH = "mesh"
     LIGHT = "light"
     CAMERA = "camera"
@@ -26,7 +26,9 @@ def list_objects(kind: Kind | None = None) -> list[dict[str, Any]]:
         kind: Only objects of this kind.
     """
     return [
-        {"name": name, **data} for name, data in sorted(_SCENE.items()) if kind is None or data["kind"] == kind.value
+        {"name": name, **data}
+        for name, data in sorted(_SCENE.items())
+        if kind is None or data["kind"] == kind.value
     ]
 
 

@@ -1,0 +1,95 @@
+"""Skill resources: stable URIs, instructions without frontmatter, and path safety."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from skillkit import write_skill
+
+from mcp_embed.skills import SkillCatalog, SkillResourceError, list_skill_resources, read_skill_resource
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, discover) -> SkillCatalog:
+    folder = write_skill(
+        tmp_path / "root",
+        "docs",
+        files={
+            "references/guide.md": "# Guide\n",
+            "references/deep/more notes.txt": "more\n",
+            "references/.hidden": "no\n",
+            "assets/logo.png": "",
+        },
+    )
+    (folder / "assets" / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00")
+    (tmp_path / "secret.txt").write_text("top secret\n")
+    return discover(tmp_path / "root")
+
+
+def uris(catalog: SkillCatalog) -> list[str]:
+    return [r.uri for r in list_skill_resources(catalog)]
+
+
+def test_listing_gives_stable_uris(catalog: SkillCatalog) -> None:
+    assert uris(catalog) == [
+        "skill://docs/SKILL.md",
+        "skill://docs/references/guide.md",
+        "skill://docs/references/deep/more%20notes.txt",
+        "skill://docs/assets/logo.png",
+    ]
+    first = list_skill_resources(catalog)[0]
+    assert first.mime_type == "text/markdown"
+    assert "A test skill." in first.description
+
+
+def test_reading_the_instructions_strips_the_frontmatter(catalog: SkillCatalog) -> None:
+    content = read_skill_resource(catalog, "skill://docs/SKILL.md")
+    assert content.text == "# Instructions\n\nUse it well.\n"
+    assert content.mime_type == "text/markdown"
+
+
+def test_reading_text_and_binary_files(catalog: SkillCatalog) -> None:
+    for resource in list_skill_resources(catalog)[1:]:
+        content = read_skill_resource(catalog, resource.uri)
+        assert content.mime_type == resource.mime_type
+    assert read_skill_resource(catalog, "skill://docs/references/deep/more%20notes.txt").text == "more\n"
+    logo = read_skill_resource(catalog, "skill://docs/assets/logo.png")
+    assert (logo.text, logo.blob, logo.mime_type) == (None, b"\x89PNG\r\n\x1a\n\x00", "image/png")
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "skill://docs/references/../../secret.txt",
+        "skill://docs/references/%2e%2e/%2e%2e/secret.txt",
+        "skill://docs/references/..%2F..%2Fsecret.txt",
+        "skill://docs/references/..\\..\\secret.txt",
+        "skill://docs/references//etc/passwd",
+        "skill://docs/scripts/x.py",
+        "skill://docs/SKILL.md/../x",
+        "skill://nobody/SKILL.md",
+        "file:///etc/passwd",
+        "skill://docs/references/missing.md",
+    ],
+)
+def test_unsafe_or_unknown_uris_are_refused(catalog: SkillCatalog, uri: str) -> None:
+    with pytest.raises(SkillResourceError):
+        read_skill_resource(catalog, uri)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="symlinks need privileges on Windows")
+def test_symlinks_escaping_the_skill_folder_are_refused(catalog: SkillCatalog, tmp_path: Path) -> None:
+    refs = tmp_path / "root" / "docs" / "references"
+    (refs / "leak.txt").symlink_to(tmp_path / "secret.txt")
+    (refs / "outside").symlink_to(tmp_path, target_is_directory=True)
+    (refs / "inside.md").symlink_to(refs / "guide.md")  # a link that stays inside is fine
+
+    listed = uris(catalog)
+    assert "skill://docs/references/inside.md" in listed
+    assert not any("leak" in u or "outside" in u for u in listed)
+    assert read_skill_resource(catalog, "skill://docs/references/inside.md").text == "# Guide\n"
+    for uri in ("skill://docs/references/leak.txt", "skill://docs/references/outside/secret.txt"):
+        with pytest.raises(SkillResourceError, match="outside the skill folder"):
+            read_skill_resource(catalog, uri)
