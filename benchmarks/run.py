@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +42,25 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--loader", choices=("auto", "wrk", "httpx"), default="auto")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1: leave a core)")
     return parser.parse_args(argv)
+
+
+def _revision() -> str:
+    """The commit measured, and whether src/ differs from it (the working tree is what runs)."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown revision"
+    return f"{head or 'unknown'}{' + uncommitted src/ changes' if dirty else ''}"
 
 
 def _pick_loader(choice: str, wrk_threads: int) -> tuple[str, Loader]:
@@ -118,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     loader_name, loader = _pick_loader(args.loader, args.wrk_threads)
     specs = [s for s in SPECS if not args.only or s.name in args.only]
     started = time.time()
-    print(f"mcp-embed benchmark ({'quick' if args.quick else 'full'}), load: {loader_name}", flush=True)
+    revision = _revision()
+    print(f"mcp-embed benchmark ({'quick' if args.quick else 'full'}) at {revision}", flush=True)
+    print(f"load: {loader_name}", flush=True)
 
     embed_error = embed_importable()
     skipped: dict[str, dict[str, Any]] = {}
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                 "python": sys.version.split()[0],
                 "platform": platform.platform(),
                 "cpus": os.cpu_count(),
+                "revision": revision,
                 "baseline": "sdk-hypercorn-stateless",
             },
             "servers": results,
