@@ -48,7 +48,8 @@ def test_start_returns_a_ready_server_and_stop_is_idempotent() -> None:
     # Ready means it answers: no retry loop needed.
     health = httpx.get(handle.url + "/health").json()
     assert health["status"] == "healthy" and health["tools"] == 5 and health["name"] == "mcp-embed"
-    assert set(health) == {"status", "name", "version", "uptime_s", "tools"}
+    assert set(health) == {"status", "name", "version", "uptime_s", "tools", "main_thread"}
+    assert health["main_thread"]["dispatcher"] == "inline" and health["main_thread"]["queue_depth"] == 0
     handle.stop()
     handle.stop()
     assert not handle.is_running

@@ -78,7 +78,7 @@ def open_session(client: httpx.Client, url: str) -> str:
         "clientInfo": {"name": "mcp-embed-bench", "version": "1"},
     }
     _, response = rpc(client, url, "initialize", params, None)
-    session = response.headers.get("mcp-session-id")
+    session = str(response.headers.get("mcp-session-id") or "")
     if not session:
         raise ProtocolError("initialize: no Mcp-Session-Id header from a stateful server")
     notify(client, url, "notifications/initialized", session)

@@ -123,7 +123,8 @@ def start_bench(spec: ServerSpec, client: httpx.Client, concurrency: int) -> Ben
         sessions = (
             [mcp_client.open_session(client, server.url) for _ in range(concurrency)] if spec.stateful else []
         )
-        for session in sessions or [None]:
+        checks: list[str | None] = [*sessions] if sessions else [None]
+        for session in checks:
             mcp_client.check_echo(client, server.url, session)
     except mcp_client.ProtocolError as exc:
         tail = server.stderr_tail()

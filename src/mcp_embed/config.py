@@ -33,6 +33,13 @@ _ALLOWED: dict[str, str] = {
     "allowed_origins": "origins like https://app.example.com or http://localhost:*",
     "retry_interval_ms": "a positive number of milliseconds",
     "event_store_max_events": "a positive integer",
+    "dispatcher": (
+        "'auto' (detect the host), 'qt', 'blender', 'maya', 'houdini', 'nuke', "
+        "'manual' (the host calls handle.pump()) or 'inline' (batch/headless)"
+    ),
+    "main_queue_depth": "a positive integer: how many main-thread calls may wait",
+    "main_thread_timeout": "a positive number of seconds, or unset to wait as long as it takes",
+    "main_pump_budget_ms": "a positive number of milliseconds",
 }
 
 _RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
@@ -75,6 +82,18 @@ class McpHttpConfig(BaseModel):
 
     spawn_mode: Literal["dedicated"] = "dedicated"
     """Where the server runs: ``"dedicated"`` is a thread of its own in this process."""
+
+    dispatcher: Literal["auto", "qt", "blender", "maya", "houdini", "nuke", "manual", "inline"] = "auto"
+    """Where ``affinity="main"`` tools run: ``auto`` detects the host from what it has imported and
+    its executable's name (none found: ``inline``); ``manual`` waits for ``handle.pump()``."""
+    main_queue_depth: int = Field(default=64, gt=0)
+    """How many main-thread calls may wait; one more is refused at once with an ``isError`` result."""
+    main_thread_timeout: float | None = Field(default=30.0, gt=0)
+    """How long a main-thread call may wait to start before it is dropped ("main thread busy"),
+    and after which a running one is reported as wedged in ``/health``. A tool's own ``timeout``
+    bounds the whole call."""
+    main_pump_budget_ms: float = Field(default=8.0, gt=0)
+    """How long one pump of the host's main thread may run queued tools before yielding to the UI."""
 
     stateless: bool = False
     json_response: bool = False

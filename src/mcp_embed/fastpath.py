@@ -13,6 +13,7 @@ the request runs, exactly as the SDK's own transport does.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,8 @@ class FastPath:
         self.manager = manager
         self.stateless = stateless
         self.enabled = True
+        # Main-thread calls in flight here, by (session, request id): cancellable (dispatch).
+        self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, fallback: Fallback) -> None:
         if not self.enabled or scope["method"] != "POST":
@@ -84,6 +87,9 @@ class FastPath:
         body, more = await _read_body(receive, _MAX_FAST_BODY)
         replay = _replayer(body, more, receive)
         message = _plain_request(body) if not more else None
+        if message is None and self._inflight and self._cancel_inflight(body, session_id):
+            await _accepted(send, session_id)
+            return
         if message is None:
             await fallback(scope, replay, send)
             return
@@ -102,7 +108,7 @@ class FastPath:
                 return
 
         if transport is None:
-            await self._answer(req_id, method, params, send, None)
+            await self._answer_or_cancel(receive, req_id, method, params, send, None)
             return
         # Hold the session's idle clock while this request runs, as the SDK transport does.
         idle = transport.idle_scope
@@ -111,11 +117,73 @@ class FastPath:
         transport._requests_in_flight += 1
         idle.deadline = math.inf
         try:
-            await self._answer(req_id, method, params, send, session_id)
+            await self._answer_or_cancel(receive, req_id, method, params, send, session_id)
         finally:
             transport._requests_in_flight -= 1
             if not transport._requests_in_flight and timeout is not None:
                 idle.deadline = anyio.current_time() + timeout
+
+    def _cancel_inflight(self, body: bytes, session_id: str | None) -> bool:
+        """A ``notifications/cancelled`` for a main-thread call running here: cancel it.
+
+        The client posts it separately, and the SDK's session would not know the request."""
+        if session_id is None:
+            return False
+        try:
+            msg = json.loads(body)
+        except ValueError:
+            return False
+        if type(msg) is not dict or msg.get("method") != "notifications/cancelled" or "id" in msg:
+            return False
+        params = msg.get("params")
+        rid = params.get("requestId") if type(params) is dict else None
+        cancel = self._inflight.get((session_id, rid)) if type(rid) in (int, str) else None
+        if cancel is None:
+            return False
+        cancel.cancel()
+        return True
+
+    async def _answer_or_cancel(
+        self,
+        receive: Receive,
+        req_id: Any,
+        method: str,
+        params: dict[str, Any],
+        send: Send,
+        session_id: str | None,
+        *rest: Any,
+    ) -> None:
+        """``_answer``; for a main-thread tool, cancellable by the client's ``notifications/cancelled``
+        or by the client dropping the request (the 2026 wire's cancellation), so a call still
+        queued for the host's main thread is dropped rather than run for nobody."""
+        spec = self.caller.registry.get(params["name"]) if method == "tools/call" else None
+        if spec is None or spec.affinity != "main":
+            await self._answer(req_id, method, params, send, session_id, *rest)
+            return
+        answered = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        key = (session_id or "", req_id)
+        with anyio.CancelScope() as cancel:
+            if session_id is not None:
+                self._inflight[key] = cancel
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_disconnect, receive, cancel)
+                    await self._answer(req_id, method, params, send_once, session_id, *rest)
+                    tg.cancel_scope.cancel()
+            finally:
+                if self._inflight.get(key) is cancel:
+                    del self._inflight[key]
+        if cancel.cancelled_caught and not answered:
+            error = {"code": -32800, "message": "Request cancelled"}
+            payload = {"jsonrpc": "2.0", "id": req_id, "error": error}
+            with contextlib.suppress(Exception):  # the client may be gone
+                await _send_json(send, payload, session_id)
 
     async def _answer(
         self, req_id: Any, method: str, params: dict[str, Any], send: Send, session_id: str | None
@@ -136,6 +204,29 @@ class FastPath:
             headers.append((b"mcp-session-id", session_id.encode("latin-1")))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+async def _cancel_on_disconnect(receive: Receive, cancel: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    cancel.cancel()
+
+
+async def _accepted(send: Send, session_id: str | None) -> None:
+    headers = [(b"content-length", b"0")]
+    if session_id is not None:
+        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_json(send: Send, payload: dict[str, Any], session_id: str | None) -> None:
+    body = json.dumps(payload, separators=_SEPARATORS).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if session_id is not None:
+        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _plain_request(body: bytes) -> tuple[Any, str, dict[str, Any]] | None:

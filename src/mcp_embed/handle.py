@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import McpHttpConfig
@@ -16,9 +16,10 @@ __all__ = ["ServerHandle"]
 class ServerHandle:
     """A running server. Stop it with ``stop()`` or use it as a context manager."""
 
-    def __init__(self, runtime: ThreadRuntime, config: McpHttpConfig) -> None:
+    def __init__(self, runtime: ThreadRuntime, config: McpHttpConfig, *, dispatcher: Any = None) -> None:
         self._runtime = runtime
         self._config = config
+        self._dispatcher = dispatcher
         self._stop_lock = threading.Lock()
 
     @property
@@ -71,10 +72,34 @@ class ServerHandle:
         """Block until the server stops. Returns False if ``timeout`` passed first."""
         return self._runtime.join(timeout)
 
+    @property
+    def dispatcher(self) -> str:
+        """The name of the dispatcher serving ``affinity="main"`` tools (``"qt"``, ``"inline"``, ...)."""
+        return str(getattr(self._dispatcher, "name", "inline"))
+
+    def pump(self, budget_ms: float = 8.0) -> int:
+        """Run queued ``affinity="main"`` tools on the calling thread for up to ``budget_ms``.
+
+        For ``dispatcher="manual"``: call it from the host's main thread on every tick of the
+        host's own loop. Runs at least one job when any is waiting, never re-enters itself, and
+        returns how many ran (0 when idle, or with a dispatcher that has no queue).
+        """
+        pump = getattr(self._dispatcher, "pump", None)
+        return int(pump(budget_ms)) if pump is not None else 0
+
+    def main_thread_status(self) -> dict[str, Any]:
+        """What ``/health`` reports as ``main_thread``: busy_for_s, queue_depth, running, wedged."""
+        status = getattr(self._dispatcher, "status", None)
+        return dict(status()) if status is not None else {}
+
     def stop(self, timeout: float = 1.0) -> None:
-        """Stop the server: open streams are closed, calls in flight cancelled. Idempotent."""
+        """Stop the server: open streams are closed, calls in flight cancelled, queued main-thread
+        calls dropped and host hooks removed. Idempotent; call it from the add-on's unload hook."""
         with self._stop_lock:
             self._runtime.stop(timeout)
+            close = getattr(self._dispatcher, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> ServerHandle:
         return self

@@ -97,7 +97,7 @@ class ToolCaller:
     async def _run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> ToolResult:
         started = time.perf_counter()
         try:
-            if spec.timeout is not None:
+            if spec.timeout is not None and not getattr(self.dispatcher, "handles_timeouts", False):
                 with anyio.fail_after(spec.timeout):
                     value = await self.dispatcher.run(spec, kwargs, ctx)
             else:

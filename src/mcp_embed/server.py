@@ -45,6 +45,7 @@ class SkillServer:
         self.skill_paths = [os.fspath(p) for p in skill_paths] if skill_paths else []
         self.registry = ToolRegistry()
         self.dispatcher: Dispatcher | None = None
+        self._active_dispatcher: Dispatcher | None = None  # this run's; start() picks it
         self._lock = threading.Lock()
         self._runtime: ThreadRuntime | None = None
         self._handle: ServerHandle | None = None
@@ -161,11 +162,16 @@ class SkillServer:
                 where = self._handle.mcp_url() if self._handle else "?"
                 name = self.config.server_name
                 raise ServerStartError(f"{name!r} is already running at {where}; stop() it first")
+            dispatcher = self._start_dispatcher()
             runtime = ThreadRuntime(self)
-            runtime.start()  # binds the socket here: a port in use raises in the caller
+            try:
+                runtime.start()  # binds the socket here: a port in use raises in the caller
+            except BaseException:
+                _close_dispatcher(dispatcher)
+                raise
             self._runtime = runtime
             self._started_at = time.monotonic()
-            handle = ServerHandle(runtime, self.config)
+            handle = ServerHandle(runtime, self.config, dispatcher=dispatcher)
             self._handle = handle
         self._warn_if_exposed(runtime.port)
         if wait:
@@ -175,6 +181,21 @@ class SkillServer:
                 handle.stop()
                 raise
         return handle
+
+    def _start_dispatcher(self) -> Dispatcher:
+        """This run's dispatcher (``self.dispatcher``, else ``config.dispatcher``), set up on the
+        calling thread: host hooks (a Qt object, a Blender timer) belong to the host's main thread."""
+        if self.dispatcher is not None:
+            dispatcher = self.dispatcher
+        else:
+            from .dispatch import create_dispatcher
+
+            dispatcher = create_dispatcher(self.config)
+        start = getattr(dispatcher, "start", None)
+        if start is not None:
+            start()
+        self._active_dispatcher = dispatcher
+        return dispatcher
 
     def _warn_if_exposed(self, port: int) -> None:
         if self.config.is_loopback:
@@ -198,7 +219,7 @@ class SkillServer:
         from .transport import Transports
 
         self.registry.build_pending()
-        dispatcher = self.dispatcher or InlineDispatcher()
+        dispatcher = self._active_dispatcher or self.dispatcher or InlineDispatcher()
         caller = ToolCaller(self, dispatcher)
         low, list_tools = build_lowlevel_server(self, caller)
         cfg = self.config
@@ -227,10 +248,30 @@ class SkillServer:
             transports,
             allowed_hosts=hosts,
             allowed_origins=origins,
-            health=health,
+            health=_with_main_thread(health, dispatcher),
             on_startup=on_startup,
             fastpath=fast,
         )
+
+
+def _close_dispatcher(dispatcher: Any) -> None:
+    close = getattr(dispatcher, "close", None)
+    if close is not None:
+        close()
+
+
+def _with_main_thread(health: Callable[[], dict[str, Any]], dispatcher: Any) -> Callable[[], dict[str, Any]]:
+    """``/health`` plus ``main_thread`` (busy_for_s, queue_depth, ...) when the dispatcher reports it."""
+    status = getattr(dispatcher, "status", None)
+    if status is None:
+        return health
+
+    def with_main_thread() -> dict[str, Any]:
+        out = health()
+        out["main_thread"] = status()
+        return out
+
+    return with_main_thread
 
 
 def allowed_hosts_and_origins(cfg: McpHttpConfig, port: int) -> tuple[list[str], list[str]]:

@@ -1,23 +1,41 @@
-"""Where tool code runs. The dispatcher is the only thing that starts threads for tools."""
+"""Where tool code runs. The dispatcher is the only thing that starts threads for tools.
+
+``any`` tools run on worker threads; ``main`` tools are queued for the host's main thread by
+the adapter ``McpHttpConfig.dispatcher`` names (one module per host in this package), and
+protocol methods (initialize, ping, tools/list, resources/*) never wait for it.
+"""
 
 from __future__ import annotations
 
-import functools
-import threading
-from typing import TYPE_CHECKING, Any, Protocol
-
-import anyio
-import anyio.to_thread
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..logs import get_logger
+from ._queue import MainThreadQueue, QueueDispatcher
+from .inline import InlineDispatcher
+from .manual import ManualDispatcher
 
 if TYPE_CHECKING:
+    from ..config import McpHttpConfig
     from ..context import ToolContext
     from ..tools import ToolSpec
 
 log = get_logger("dispatch")
 
-__all__ = ["Dispatcher", "InlineDispatcher"]
+__all__ = [
+    "Dispatcher",
+    "HostName",
+    "InlineDispatcher",
+    "MainThreadQueue",
+    "ManualDispatcher",
+    "QueueDispatcher",
+    "create_dispatcher",
+    "detect_host",
+]
+
+HostName = Literal["qt", "blender", "maya", "houdini", "nuke", "inline"]
 
 
 class Dispatcher(Protocol):
@@ -28,25 +46,82 @@ class Dispatcher(Protocol):
     async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any: ...
 
 
-class InlineDispatcher:
-    """For batch and headless hosts: ``any`` tools run on worker threads; ``main`` tools run one at
-    a time, serialised by a lock, because there is no UI thread to hop to."""
+# Executable names (lower case, without extension) that identify a host before its module loads.
+_EXE_HOSTS: tuple[tuple[tuple[str, ...], HostName], ...] = (
+    (("blender",), "blender"),
+    (("maya", "mayapy", "mayabatch"), "maya"),
+    (("houdini", "houdinifx", "houdinicore", "happrentice", "hindie", "hython"), "houdini"),
+    (("nuke",), "nuke"),
+)
 
-    name = "inline"
 
-    def __init__(self) -> None:
-        self._main_lock = threading.Lock()
+def detect_host(modules: Mapping[str, Any] | None = None, executable: str | None = None) -> HostName:
+    """The host this process runs in, from what it has imported and its executable's name.
 
-    async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any:
-        if spec.is_async:
-            return await spec.invoke(**kwargs)
-        call = functools.partial(spec.invoke, **kwargs)
-        if spec.affinity == "main":
-            call = functools.partial(self._serialised, call)
-        # abandon_on_cancel: a cancelled client gets its answer at once; the thread finishes
-        # in the background (Python cannot pre-empt it) and ctx.cancelled tells the tool.
-        return await anyio.to_thread.run_sync(call, abandon_on_cancel=True)
+    Nothing is imported to find out. A DCC's own module wins over Qt (Maya, Houdini and Nuke
+    all ship Qt); a bare Qt binding counts only with a ``QCoreApplication`` running.
+    """
+    mods = sys.modules if modules is None else modules
+    exe = os.path.splitext(os.path.basename(executable if executable is not None else sys.executable))[0]
+    exe = exe.lower()
+    if "bpy" in mods:
+        return "blender"
+    if "maya.cmds" in mods or "maya.utils" in mods or "maya.OpenMaya" in mods:
+        return "maya"
+    if "hou" in mods:
+        return "houdini"
+    if "nuke" in mods:
+        return "nuke"
+    for prefixes, host in _EXE_HOSTS:
+        if exe.startswith(prefixes):
+            return host
+    if modules is None:
+        from .qt import qt_application
 
-    def _serialised(self, call: functools.partial[Any]) -> Any:
-        with self._main_lock:
-            return call()
+        if qt_application() is not None:
+            return "qt"
+    else:
+        for name in ("PySide6", "PyQt6", "PySide2", "PyQt5"):
+            core = mods.get(f"{name}.QtCore")
+            app = getattr(core, "QCoreApplication", None)
+            if app is not None and app.instance() is not None:
+                return "qt"
+    return "inline"
+
+
+def create_dispatcher(config: McpHttpConfig) -> QueueDispatcher:
+    """The dispatcher ``config.dispatcher`` names (``auto`` detects the host)."""
+    kwargs: dict[str, Any] = {
+        "depth": config.main_queue_depth,
+        "wait_timeout": config.main_thread_timeout,
+        "budget_ms": config.main_pump_budget_ms,
+    }
+    choice = config.dispatcher
+    if choice == "auto":
+        choice = detect_host()
+        log.info("dispatcher 'auto' detected host %r", choice)
+    if choice == "inline":
+        return InlineDispatcher(**kwargs)
+    if choice == "manual":
+        return ManualDispatcher(**kwargs)
+    if choice == "qt":
+        from .qt import QtDispatcher
+
+        return QtDispatcher(**kwargs)
+    if choice == "blender":
+        from .blender import blender_dispatcher
+
+        return blender_dispatcher(**kwargs)
+    if choice == "maya":
+        from .maya import maya_dispatcher
+
+        return maya_dispatcher(**kwargs)
+    if choice == "houdini":
+        from .houdini import houdini_dispatcher
+
+        return houdini_dispatcher(**kwargs)
+    if choice == "nuke":
+        from .nuke import nuke_dispatcher
+
+        return nuke_dispatcher(**kwargs)
+    raise ValueError(f"unknown dispatcher {choice!r}")  # pragma: no cover - config validates
