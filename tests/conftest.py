@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from mcp_embed import McpHttpConfig, ServerHandle, SkillServer, ToolContext, create_skill_server
+
+# Audit and log files of test servers go to a throwaway folder, never the real user log folder.
+_LOG_DIR = tempfile.mkdtemp(prefix="mcp-embed-test-logs-")
+os.environ.setdefault("MCP_EMBED_LOG_DIR", _LOG_DIR)
+atexit.register(shutil.rmtree, _LOG_DIR, True)
 
 
 def demo_server(**config: Any) -> SkillServer:

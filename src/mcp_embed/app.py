@@ -16,12 +16,13 @@ import anyio
 
 from ._asgi.cors import Cors
 from ._asgi.guard import HostOriginGuard
-from ._asgi.http import ASGIApp, Receive, Scope, Send, send_json
+from ._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_json
 from ._asgi.limits import BodyLimit
 from .logs import get_logger
 from .transport import MESSAGES_PATH, SSE_PATH, Transports
 
 if TYPE_CHECKING:
+    from .audit import Operations
     from .config import McpHttpConfig
     from .fastpath import FastPath
 
@@ -41,6 +42,7 @@ class App:
         health: Callable[[], dict[str, Any]],
         on_startup: Callable[[], None] | None = None,
         fastpath: FastPath | None = None,
+        ops: Operations | None = None,
     ) -> None:
         self.config = config
         self.transports = transports
@@ -54,6 +56,9 @@ class App:
 
         inner: ASGIApp = self._route
         inner = BodyLimit(inner, config.max_body_bytes)
+        self.ops = ops
+        if ops is not None:
+            inner = self._with_operations(inner, ops)
         if config.dns_rebinding_protection:
             inner = HostOriginGuard(inner, allowed_hosts, allowed_origins)
         if config.enable_cors:
@@ -95,6 +100,8 @@ class App:
                 await self.transports.handle_mcp(scope, receive, send)
         elif path == "/health" and method in ("GET", "HEAD"):
             await send_json(send, 200, self.health())
+        elif path == "/metrics" and self.ops is not None and self.ops.metrics is not None:
+            await self._metrics(scope, send)
         elif self.transports.sse is not None and path == SSE_PATH:
             if method != "GET":
                 await send_json(send, 405, {"error": "use GET for /sse"}, [(b"allow", b"GET")])
@@ -107,6 +114,49 @@ class App:
             await self.transports.handle_messages(scope, receive, send)
         else:
             await send_json(send, 404, {"error": f"no route for {method} {path}"})
+
+    def _with_operations(self, inner: ASGIApp, ops: Operations) -> ASGIApp:
+        """Metrics callbacks, session-close auditing, and the rate limit (inside the guard, and
+        inside any authentication layer, so it can key on the principal)."""
+        from .audit import watch_sessions
+
+        if ops.metrics is not None:
+            manager = self.transports.manager
+            ops.metrics.http_in_flight = lambda: float(len(self._scopes))
+            ops.metrics.sessions_open = lambda: float(len(manager._server_instances))
+        watch_sessions(self.transports.manager, ops)
+        if self.config.rate_limit_per_second is None:
+            return inner
+        from ._asgi.ratelimit import RateLimit, TokenBuckets
+        from .audit import peer
+
+        def key(scope: Scope) -> str:
+            addr, principal = peer(scope, ops.proxies)
+            return f"p:{principal}" if principal is not None else f"ip:{addr}"
+
+        buckets = TokenBuckets(self.config.rate_limit_per_second, self.config.rate_limit_burst)
+        return RateLimit(inner, buckets, key=key, on_limited=ops.rate_limited)
+
+    async def _metrics(self, scope: Scope, send: Send) -> None:
+        assert self.ops is not None and self.ops.metrics is not None
+        if scope["method"] not in ("GET", "HEAD"):
+            await send_json(send, 405, {"error": "use GET for /metrics"}, [(b"allow", b"GET")])
+            return
+        secret = self.config.metrics_basic_auth
+        if secret is not None:
+            from .metrics import check_basic_auth
+
+            if not check_basic_auth(header(scope, b"authorization"), secret.get_secret_value()):
+                self.ops.auth_denied(scope, "metrics basic auth")
+                await send_json(
+                    send,
+                    401,
+                    {"error": "authentication required"},
+                    [(b"www-authenticate", b'Basic realm="mcp-embed metrics", charset="UTF-8"')],
+                )
+                return
+        body, content_type = self.ops.metrics.render()
+        await send_bytes(send, 200, body, content_type.encode())
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from .errors import ConfigError
 
@@ -40,7 +40,16 @@ _ALLOWED: dict[str, str] = {
     "main_queue_depth": "a positive integer: how many main-thread calls may wait",
     "main_thread_timeout": "a positive number of seconds, or unset to wait as long as it takes",
     "main_pump_budget_ms": "a positive number of milliseconds",
+    "log_max_bytes": "a positive number of bytes",
+    "log_backups": "a number of rotated files to keep, 0 or more",
+    "trusted_proxies": "IP addresses or networks like 10.0.0.5 or 10.0.0.0/8",
+    "metrics_basic_auth": "user:password",
+    "allowed_tools": "tool names or glob patterns like scene.* (comma-separated in the environment)",
+    "rate_limit_per_second": "a positive number of requests per second, or unset for no limit",
+    "rate_limit_burst": "a positive integer",
 }
+
+_SECRET_FIELDS = frozenset({"metrics_basic_auth"})  # never echoed in an error message
 
 _RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
 
@@ -111,6 +120,33 @@ class McpHttpConfig(BaseModel):
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
 
+    # -- operations: audit log, application log file, metrics, allow-list, rate limit ----------
+    enable_file_logging: bool = True
+    """Write the JSONL audit log and the application log to files (see ``log_dir``)."""
+    log_dir: str | None = None
+    """Folder of the audit and application logs. Unset: ``$MCP_EMBED_LOG_DIR``, else the platform's
+    user log folder, under ``mcp-embed/<server_name>/``."""
+    log_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    """Rotate a log file once it would grow past this many bytes."""
+    log_backups: int = Field(default=5, ge=0)
+    """Rotated files kept per log (``audit.jsonl.1`` ... ``.N``)."""
+    audit_arguments: bool = False
+    """Also write tool arguments to the audit log, with secret-looking fields redacted."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Proxy addresses or networks (``10.0.0.5``, ``10.0.0.0/8``) whose ``X-Forwarded-For`` and
+    ``X-User-Id`` headers are believed."""
+    enable_metrics: bool = False
+    """Serve Prometheus metrics at ``/metrics`` (needs ``pip install 'mcp-embed[metrics]'``)."""
+    metrics_basic_auth: SecretStr | None = None
+    """``user:password`` that ``/metrics`` requires (HTTP Basic), or unset for none."""
+    allowed_tools: tuple[str, ...] | None = None
+    """Tool names or glob patterns (``scene.*``) that clients may see and call; unset allows every
+    tool. ``MCP_EMBED_ALLOWED_TOOLS`` narrows it further."""
+    rate_limit_per_second: float | None = Field(default=None, gt=0)
+    """Requests per second each principal (or client address, when anonymous) may make; unset: no limit."""
+    rate_limit_burst: int = Field(default=20, gt=0)
+    """Requests a principal may make at once before ``rate_limit_per_second`` applies."""
+
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
@@ -142,6 +178,23 @@ class McpHttpConfig(BaseModel):
         if v is None or v == "":
             return None
         return _validate_public_url(v)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for p in v:
+            try:
+                ipaddress.ip_network(p, strict=False)
+            except ValueError:
+                raise ValueError(f"{p!r} is not an IP address or network") from None
+        return v
+
+    @field_validator("metrics_basic_auth")
+    @classmethod
+    def _check_basic_auth(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and ":" not in v.get_secret_value():
+            raise ValueError("must be user:password")
+        return v
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -289,6 +342,8 @@ def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
             )
             continue
         value = data.get(field, err.get("input"))
+        if field in _SECRET_FIELDS:
+            value = "<redacted>"
         msg = str(err["msg"]).removeprefix("Value error, ")
         allowed = _ALLOWED.get(field)
         line = f"invalid McpHttpConfig.{field}={value!r}: {msg}"

@@ -108,7 +108,7 @@ class FastPath:
                 return
 
         if transport is None:
-            await self._answer_or_cancel(receive, req_id, method, params, send, None)
+            await self._answer_or_cancel(receive, req_id, method, params, send, None, scope)
             return
         # Hold the session's idle clock while this request runs, as the SDK transport does.
         idle = transport.idle_scope
@@ -117,7 +117,7 @@ class FastPath:
         transport._requests_in_flight += 1
         idle.deadline = math.inf
         try:
-            await self._answer_or_cancel(receive, req_id, method, params, send, session_id)
+            await self._answer_or_cancel(receive, req_id, method, params, send, session_id, scope)
         finally:
             transport._requests_in_flight -= 1
             if not transport._requests_in_flight and timeout is not None:
@@ -186,11 +186,23 @@ class FastPath:
                 await _send_json(send, payload, session_id)
 
     async def _answer(
-        self, req_id: Any, method: str, params: dict[str, Any], send: Send, session_id: str | None
+        self,
+        req_id: Any,
+        method: str,
+        params: dict[str, Any],
+        send: Send,
+        session_id: str | None,
+        scope: Scope | None = None,
     ) -> None:
         try:
             if method == "tools/call":
-                result = await self.caller.call(params["name"], params.get("arguments"), request_id=req_id)
+                result = await self.caller.call(
+                    params["name"],
+                    params.get("arguments"),
+                    request_id=req_id,
+                    session_id=session_id,
+                    scope=scope,
+                )
             elif method == "tools/list":
                 result = self.list_tools()
             else:

@@ -7,6 +7,8 @@ version, so building pydantic result models here would only be paid for twice.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -25,10 +27,14 @@ from .tools import ToolResult, ToolSpec
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
+    from .audit import Operations
     from .dispatch import Dispatcher
     from .server import SkillServer
 
 log = get_logger("protocol")
+
+# Set by _run when a call timed out, so the audit record says "timeout", not "error".
+_TIMED_OUT: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_embed_timed_out", default=False)
 
 
 class ToolCaller:
@@ -38,8 +44,66 @@ class ToolCaller:
         self.server = server
         self.registry = server.registry
         self.dispatcher = dispatcher
+        self.ops: Operations | None = None  # audit, metrics, allow-list (audit.py)
 
     async def call(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None,
+        *,
+        scope: Any = None,
+        client: tuple[str | None, str | None] | None = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        """Run one call, refusing tools outside ``allowed_tools`` and auditing every outcome.
+
+        ``scope`` (the HTTP request's ASGI scope) and ``client`` (name, version) are for the audit
+        record; the other keywords go to :meth:`_call`.
+        """
+        ops = self.ops
+        if ops is None:
+            return await self._call(name, arguments, **kw)
+        started = time.perf_counter()
+        audit = functools.partial(
+            ops.tool_call,
+            tool=name,
+            started=started,
+            request_id=kw.get("request_id"),
+            session_id=kw.get("session_id"),
+            scope=scope,
+            client=client,
+            arguments=arguments,
+        )
+        if not ops.allowed(name):
+            audit(status="denied", event="tool_denied", error="not in allowed_tools")
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
+        status, error = "error", None
+        token = _TIMED_OUT.set(False)
+        ops.in_flight += 1
+        try:
+            result = await self._call(name, arguments, **kw)
+            if result.get("isError"):
+                status = "timeout" if _TIMED_OUT.get() else "error"
+                content = result.get("content") or [{}]
+                error = str(content[0].get("text", "")) if isinstance(content[0], dict) else None
+            else:
+                status = "ok"
+            return result
+        except MCPError as exc:
+            error = exc.error.message
+            raise
+        except anyio.get_cancelled_exc_class():
+            status = "cancelled"
+            raise
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            ops.in_flight -= 1
+            _TIMED_OUT.reset(token)
+            audit(status=status, error=error)
+
+    async def _call(
         self,
         name: str,
         arguments: dict[str, Any] | None,
@@ -104,6 +168,7 @@ class ToolCaller:
                 value = await self.dispatcher.run(spec, kwargs, ctx)
             return spec.to_result(value)
         except TimeoutError:
+            _TIMED_OUT.set(True)
             if ctx is not None:
                 ctx._cancel()
             return ToolResult.error(f"Tool '{spec.name}' timed out after {spec.timeout:g} s")
@@ -135,7 +200,8 @@ def build_lowlevel_server(
     def list_tools_result() -> dict[str, Any]:
         version = registry.version
         if cache["version"] != version:
-            cache["tools"] = [spec.wire() for spec in registry]
+            ops = caller.ops
+            cache["tools"] = [spec.wire() for spec in registry if ops is None or ops.allowed(spec.name)]
             cache["version"] = version
         return {"tools": cache["tools"]}
 
@@ -172,6 +238,8 @@ def build_lowlevel_server(
                 session_id=getattr(getattr(ctx, "session", None), "session_id", None),
                 progress_token=token,
                 send=send,
+                scope=_scope_of(ctx),
+                client=_client_of(ctx, meta),
             ),
         }
 
@@ -184,6 +252,8 @@ def build_lowlevel_server(
         # 2026-07-28 results carry freshness hints: tools change at run time, so never cache.
         cache_hints=cast(Any, {m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS}),
     )
+    if caller.ops is not None:
+        low.middleware.append(_SessionAudit(caller.ops))
     return low, list_tools_result
 
 
@@ -200,3 +270,60 @@ class _Server(Server[Any]):
             experimental_capabilities,
             extensions,
         )
+
+
+# -- audit: who is calling, from the SDK's request context ----------------------------------------
+
+
+def _scope_of(ctx: Any) -> Any:
+    request = getattr(ctx, "request", None)
+    return getattr(request, "scope", None)
+
+
+def _client_of(ctx: Any, meta: Any) -> tuple[str | None, str | None] | None:
+    """(name, version) from the 2026 per-request ``_meta`` clientInfo, else from ``initialize``."""
+    info: Any = None
+    if isinstance(meta, dict):
+        info = meta.get(types.CLIENT_INFO_META_KEY)
+    if info is None:
+        params = getattr(getattr(ctx, "session", None), "client_params", None)
+        info = getattr(params, "client_info", None)
+    if info is None:
+        return None
+    if isinstance(info, dict):
+        return _str_or_none(info.get("name")), _str_or_none(info.get("version"))
+    return _str_or_none(getattr(info, "name", None)), _str_or_none(getattr(info, "version", None))
+
+
+def _audit_session_id(ctx: Any) -> str | None:
+    """The session id ``initialize`` opened: the Streamable HTTP one, else a per-connection key
+    (the same key tool calls on that connection are recorded under)."""
+    conn = getattr(getattr(ctx, "session", None), "_connection", None)
+    sid = getattr(conn, "session_id", None)
+    if sid:
+        return str(sid)
+    return f"conn-{id(conn)}" if conn is not None else None
+
+
+def _str_or_none(v: Any) -> str | None:
+    return str(v)[:200] if v is not None else None
+
+
+class _SessionAudit:
+    """SDK middleware: a successful ``initialize`` opens a session in the audit log."""
+
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        if ctx.method == "initialize":
+            params = ctx.params if isinstance(ctx.params, dict) else {}
+            info = params.get("clientInfo")
+            client = (
+                (_str_or_none(info.get("name")), _str_or_none(info.get("version")))
+                if isinstance(info, dict)
+                else (None, None)
+            )
+            self.ops.session_open(_audit_session_id(ctx), client, _scope_of(ctx))
+        return result

@@ -18,6 +18,7 @@ from .tools import Affinity, PendingTool, ToolRegistry, ToolSpec
 
 if TYPE_CHECKING:
     from .app import App
+    from .audit import Operations
     from .dispatch import Dispatcher
     from .runtime.thread import ThreadRuntime
 
@@ -51,6 +52,7 @@ class SkillServer:
         self._handle: ServerHandle | None = None
         self._started_at = 0.0
         self._fast_path = True  # tests turn it off to compare with the SDK's own path
+        self.operations: Operations | None = None  # this run's audit log and metrics (audit.py)
 
     # -- tools ------------------------------------------------------------------------------------
 
@@ -212,6 +214,7 @@ class SkillServer:
 
     def _build_app(self, *, bound_port: int, on_startup: Callable[[], None]) -> App:
         from .app import App
+        from .audit import build_operations
         from .dispatch import InlineDispatcher
         from .events import InMemoryEventStore
         from .fastpath import FastPath
@@ -221,6 +224,8 @@ class SkillServer:
         self.registry.build_pending()
         dispatcher = self._active_dispatcher or self.dispatcher or InlineDispatcher()
         caller = ToolCaller(self, dispatcher)
+        # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.
+        caller.ops = self.operations = build_operations(self.config, dispatcher, self.registry)
         low, list_tools = build_lowlevel_server(self, caller)
         cfg = self.config
         store = (
@@ -251,6 +256,7 @@ class SkillServer:
             health=_with_main_thread(health, dispatcher),
             on_startup=on_startup,
             fastpath=fast,
+            ops=self.operations,
         )
 
 

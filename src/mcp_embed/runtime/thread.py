@@ -155,6 +155,9 @@ class ThreadRuntime:
                 log.error("the server stopped on an error: %s: %s", type(exc).__name__, exc)
         finally:
             self._close_socket()
+            ops = getattr(self.server, "operations", None)
+            if ops is not None:
+                ops.close()  # drain the audit log before stop() returns: nothing queued is lost
             self._stopped.set()
             self._ready.set()
 

@@ -1,0 +1,586 @@
+"""The audit log: one JSON line per tool call, denial and session event.
+
+The request path only builds a small dict and puts it on a queue (no I/O, no hashing, no JSON);
+a writer thread of its own formats, hashes, writes and rotates. Nothing is written on the event
+loop or on the host's main thread. ``close()`` drains the queue, so a stop right after a call
+loses nothing, and rotation happens in the writer thread between two whole records, so a record
+is never lost, split or written twice.
+
+:class:`Operations` is the one object the rest of the server talks to: it feeds the audit log,
+the metrics and the tool allow-list from the same events, so ``/metrics`` and the audit file
+agree by construction.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as _dt
+import hashlib
+import ipaddress
+import json
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .allowlist import ToolAllowList
+from .logs import get_logger, redact_text
+
+if TYPE_CHECKING:
+    from ._asgi.http import Scope
+    from .config import McpHttpConfig
+    from .metrics import Metrics
+
+__all__ = [
+    "AUDIT_FILE",
+    "AuditLog",
+    "Operations",
+    "args_sha256",
+    "default_log_dir",
+    "redact_arguments",
+]
+
+log = get_logger("audit")
+
+AUDIT_FILE = "audit.jsonl"
+PRINCIPAL_SCOPE_KEY = "mcp_embed.principal"
+"""Where an authentication layer leaves the caller's identity (token ``sub`` or API-key id)."""
+
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?$|secret|token|api[-_]?key|apikey|authorization|credential|"
+    r"private[-_]?key|access[-_]?key|cookie|session[-_]?key|signature",
+    re.IGNORECASE,
+)
+_REDACTED = "[REDACTED]"
+_ERROR_CHARS = 300
+
+
+# -- arguments -------------------------------------------------------------------------------------
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, no spaces, UTF-8: the same arguments always give the same bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode(
+        "utf-8"
+    )
+
+
+def args_sha256(arguments: Mapping[str, Any] | None) -> str:
+    """SHA-256 (hex) of the canonical JSON of a call's arguments (``{}`` when there are none)."""
+    return hashlib.sha256(canonical_json(arguments or {})).hexdigest()
+
+
+def is_secret_key(key: str) -> bool:
+    return bool(_SECRET_KEY.search(key))
+
+
+def redact_arguments(value: Any, _depth: int = 0) -> Any:
+    """A copy of ``value`` with secret-looking fields replaced and secret-looking text masked."""
+    if _depth > 32:
+        return _REDACTED
+    if isinstance(value, Mapping):
+        return {
+            str(k): (_REDACTED if is_secret_key(str(k)) else redact_arguments(v, _depth + 1))
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [redact_arguments(v, _depth + 1) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+# -- who is calling --------------------------------------------------------------------------------
+
+
+class TrustedProxies:
+    """Addresses whose ``X-Forwarded-For`` and ``X-User-Id`` headers are believed."""
+
+    __slots__ = ("nets",)
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.nets = tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+    def __bool__(self) -> bool:
+        return bool(self.nets)
+
+    def trusts(self, addr: str | None) -> bool:
+        if not addr or not self.nets:
+            return False
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            return False
+        return any(ip in n for n in self.nets)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+def peer(scope: Scope | None, proxies: TrustedProxies) -> tuple[str | None, str | None]:
+    """``(remote address, principal)`` of a request.
+
+    The principal is what an authentication layer put in ``scope["mcp_embed.principal"]`` (or
+    ``scope["state"]["mcp_embed.principal"]``); behind a trusted proxy, ``X-User-Id`` when no layer
+    set one. The address is the peer's, or behind a trusted proxy the nearest untrusted hop of
+    ``X-Forwarded-For``.
+    """
+    if scope is None:
+        return None, None
+    client = scope.get("client")
+    addr: str | None = client[0] if client else None
+    principal = scope.get(PRINCIPAL_SCOPE_KEY)
+    if principal is None:
+        state = scope.get("state")
+        if isinstance(state, Mapping):
+            principal = state.get(PRINCIPAL_SCOPE_KEY)
+    if proxies and proxies.trusts(addr):
+        forwarded = _header(scope, b"x-forwarded-for")
+        if forwarded:
+            for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+                addr = hop
+                if not proxies.trusts(hop):
+                    break
+        if principal is None:
+            principal = _header(scope, b"x-user-id")
+    return addr, (str(principal)[:256] if principal is not None else None)
+
+
+# -- the file --------------------------------------------------------------------------------------
+
+
+def default_log_dir(server_name: str) -> Path:
+    """``$MCP_EMBED_LOG_DIR`` or the platform's user log folder, then ``mcp-embed/<server_name>``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", server_name).strip("._") or "server"
+    base = os.environ.get("MCP_EMBED_LOG_DIR")
+    if base:
+        return Path(base) / "mcp-embed" / safe
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("mcp-embed", appauthor=False)) / safe
+
+
+def _rfc3339(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_ROTATE = object()
+_STOP = object()
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+_OPEN_LOGS: weakref.WeakSet[AuditLog] = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for a in list(_OPEN_LOGS):
+        a.close(timeout=2.0)
+
+
+atexit.register(_close_all_at_exit)
+
+
+class AuditLog:
+    """An append-only JSONL file written by a thread of its own, with size rotation.
+
+    ``write`` only enqueues. Records are dicts; ``time`` (epoch seconds) is formatted as RFC 3339,
+    and ``_args`` (the raw arguments) becomes ``args_sha256`` (and ``arguments``, redacted, when
+    ``include_arguments``) in the writer thread.
+    """
+
+    def __init__(self, path: Path, *, max_bytes: int, backups: int, include_arguments: bool = False) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.include_arguments = include_arguments
+        self.written = 0
+        self.rotations = 0
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._file: Any = None
+        self._size = 0
+        self._ino: int | None = None
+        self._closed = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_dir(path.parent)
+        self._open()
+        self._thread = threading.Thread(target=self._run, name=f"mcp-embed-audit:{path.name}", daemon=True)
+        self._thread.start()
+        _OPEN_LOGS.add(self)
+
+    # -- any thread ---------------------------------------------------------------------------------
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Queue one record. Cheap and non-blocking; safe from any thread."""
+        if not self._closed:
+            self._q.put(record)
+
+    def rotate(self, timeout: float = 5.0) -> bool:
+        """Rotate now, between two records. Returns once the new file is open."""
+        done = _Flush()
+        self._q.put(_ROTATE)
+        self._q.put(done)
+        return done.done.wait(timeout)
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until every record queued so far is written and flushed."""
+        if self._closed:
+            return True
+        done = _Flush()
+        self._q.put(done)
+        return done.done.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._q.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("the audit writer did not finish within %.1f s; records may be missing", timeout)
+        _OPEN_LOGS.discard(self)
+
+    @property
+    def files(self) -> list[Path]:
+        """The current file and its rotated backups, oldest first."""
+        out = [self.path.with_name(f"{self.path.name}.{i}") for i in range(self.backups, 0, -1)]
+        return [p for p in [*out, self.path] if p.exists()]
+
+    # -- the writer thread ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        q = self._q
+        while True:
+            item = q.get()
+            batch = [item]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 4096:
+                    batch.append(q.get_nowait())
+            stop = False
+            try:
+                self._reopen_if_moved()
+                for item in batch:
+                    if item is _STOP:
+                        stop = True
+                    elif item is _ROTATE:
+                        self._rotate()
+                    elif isinstance(item, _Flush):
+                        self._file.flush()
+                        item.done.set()
+                    else:
+                        self._write(item)
+                self._file.flush()
+            except Exception as exc:  # the writer must survive a full disk or a bad record
+                log.error("audit log write failed: %s: %s", type(exc).__name__, exc)
+                for item in batch:
+                    if isinstance(item, _Flush):
+                        item.done.set()
+            if stop:
+                with contextlib.suppress(Exception):
+                    self._file.flush()
+                    os.fsync(self._file.fileno())
+                    self._file.close()
+                return
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if "_args" in record:
+            args = record.pop("_args")
+            record["args_sha256"] = args_sha256(args)
+            if self.include_arguments:
+                record["arguments"] = redact_arguments(args or {})
+        record["time"] = _rfc3339(record["time"])
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        if self._size and self._size + len(line) > self.max_bytes:
+            self._rotate()
+        self._file.write(line)
+        self._size += len(line)
+        self.written += 1
+
+    def _open(self) -> None:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        fd = os.open(self.path, flags, 0o600)
+        with contextlib.suppress(OSError):
+            os.chmod(self.path, 0o600)  # an existing file keeps its mode otherwise
+        self._file = os.fdopen(fd, "ab", buffering=256 * 1024)
+        st = os.fstat(fd)
+        self._size = st.st_size
+        self._ino = st.st_ino if st.st_ino else None
+
+    def _reopen_if_moved(self) -> None:
+        """Follow an external rotation (logrotate ``create``): the path no longer names our file."""
+        if self._ino is None:
+            return
+        try:
+            moved = os.stat(self.path).st_ino != self._ino
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            self._file.flush()
+            self._file.close()
+            self._open()
+
+    def _rotate(self) -> None:
+        self._file.flush()
+        self._file.close()
+        if self.backups > 0:
+            for i in range(self.backups - 1, 0, -1):
+                src = self.path.with_name(f"{self.path.name}.{i}")
+                if src.exists():
+                    os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
+            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        else:
+            os.truncate(self.path, 0)
+        self._open()
+        self.rotations += 1
+
+
+def _private_dir(path: Path) -> None:
+    if sys.platform != "win32":
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & 0o077:
+                os.chmod(path, 0o700)
+
+
+# -- the hub ---------------------------------------------------------------------------------------
+
+
+class Operations:
+    """Audit log, metrics and allow-list of one server run, fed from the same events."""
+
+    def __init__(
+        self,
+        config: McpHttpConfig,
+        *,
+        log_dir: Path | None,
+        metrics: Metrics | None = None,
+        allowed_tools: ToolAllowList | None = None,
+    ) -> None:
+        self.config = config
+        self.log_dir = log_dir
+        self.metrics = metrics
+        self.allow = allowed_tools
+        self.proxies = TrustedProxies(config.trusted_proxies)
+        self.audit: AuditLog | None = None
+        if config.enable_file_logging and log_dir is not None:
+            self.audit = AuditLog(
+                log_dir / AUDIT_FILE,
+                max_bytes=config.log_max_bytes,
+                backups=config.log_backups,
+                include_arguments=config.audit_arguments,
+            )
+        # session id -> (client name, client version), from the legacy handshake
+        self._clients: dict[str, tuple[str | None, str | None]] = {}
+        self.in_flight = 0
+        self._closers: list[Callable[[], None]] = []
+
+    # -- events --------------------------------------------------------------------------------------
+
+    def allowed(self, tool: str) -> bool:
+        return self.allow is None or self.allow.allows(tool)
+
+    def client_of(self, session_id: str | None) -> tuple[str | None, str | None]:
+        if session_id is None:
+            return None, None
+        return self._clients.get(session_id, (None, None))
+
+    def tool_call(
+        self,
+        *,
+        tool: str,
+        status: str,
+        started: float,
+        request_id: Any,
+        session_id: str | None,
+        scope: Scope | None,
+        client: tuple[str | None, str | None] | None,
+        arguments: Mapping[str, Any] | None,
+        error: str | None = None,
+        event: str = "tool_call",
+    ) -> None:
+        duration = time.perf_counter() - started
+        if self.metrics is not None:
+            self.metrics.tool_call(tool, status, duration)
+        if self.audit is None:
+            return
+        remote, principal = peer(scope, self.proxies)
+        name, version = client if client is not None else self.client_of(session_id)
+        self.audit.write(
+            {
+                "time": time.time(),
+                "event": event,
+                "request_id": request_id,
+                "session_id": session_id,
+                "principal": principal,
+                "client_name": name,
+                "client_version": version,
+                "remote_addr": remote,
+                "tool": tool,
+                "_args": arguments,
+                "status": status,
+                "duration_ms": round(duration * 1000, 3),
+                "error": redact_text(error[:_ERROR_CHARS]) if error else None,
+            }
+        )
+
+    def session_open(
+        self, session_id: str | None, client: tuple[str | None, str | None], scope: Scope | None
+    ) -> None:
+        if session_id is not None:
+            if len(self._clients) > 100_000:  # bounded even if closes were missed
+                self._clients.clear()
+            self._clients[session_id] = client
+        if self.metrics is not None:
+            self.metrics.session_event("open")
+        self._session_event("session_open", session_id, client, scope)
+
+    def session_close(self, session_id: str | None) -> None:
+        client = self._clients.pop(session_id, (None, None)) if session_id else (None, None)
+        if self.metrics is not None:
+            self.metrics.session_event("close")
+        self._session_event("session_close", session_id, client, None)
+
+    def _session_event(
+        self, event: str, session_id: str | None, client: tuple[str | None, str | None], scope: Scope | None
+    ) -> None:
+        if self.audit is None:
+            return
+        remote, principal = peer(scope, self.proxies)
+        self.audit.write(
+            {
+                "time": time.time(),
+                "event": event,
+                "request_id": None,
+                "session_id": session_id,
+                "principal": principal,
+                "client_name": client[0],
+                "client_version": client[1],
+                "remote_addr": remote,
+                "status": "ok",
+            }
+        )
+
+    def auth_denied(self, scope: Scope | None, reason: str, *, status: int = 401) -> None:
+        """Record a refused credential. The authentication layer calls this; never pass the credential."""
+        if self.metrics is not None:
+            self.metrics.auth_failure(reason)
+        self._refusal("auth_denied", scope, redact_text(reason)[:_ERROR_CHARS], status)
+
+    def rate_limited(self, scope: Scope | None, retry_after: float) -> None:
+        if self.metrics is not None:
+            self.metrics.rate_limited()
+        self._refusal("rate_limited", scope, f"rate limit exceeded; retry after {retry_after:.3f} s", 429)
+
+    def _refusal(self, event: str, scope: Scope | None, error: str, http_status: int) -> None:
+        if self.audit is None:
+            return
+        remote, principal = peer(scope, self.proxies)
+        self.audit.write(
+            {
+                "time": time.time(),
+                "event": event,
+                "request_id": None,
+                "session_id": _header(scope, b"mcp-session-id") if scope is not None else None,
+                "principal": principal,
+                "remote_addr": remote,
+                "path": scope.get("path") if scope is not None else None,
+                "http_status": http_status,
+                "status": "denied",
+                "error": error,
+            }
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        self._closers.append(fn)
+
+    def close(self) -> None:
+        """Flush and close the audit log and detach the log file. Idempotent; any thread."""
+        closers, self._closers = self._closers, []
+        for fn in closers:
+            try:
+                fn()
+            except Exception as exc:
+                log.debug("closing: %s", exc)
+        if self.audit is not None:
+            self.audit.close()
+
+
+def build_operations(config: McpHttpConfig, dispatcher: Any, registry: Any) -> Operations:
+    """This run's :class:`Operations`: the audit log and log file (``enable_file_logging``),
+    metrics (``enable_metrics``) and the allow-list. Called in the server thread by ``start()``."""
+    from . import allowlist
+    from .errors import ServerStartError
+    from .logs import attach_file_logging
+
+    metrics: Metrics | None = None
+    if config.enable_metrics:
+        try:
+            from .metrics import Metrics
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ServerStartError(str(exc)) from None
+        try:
+            metrics = Metrics(
+                server_name=config.server_name,
+                version=config.effective_server_version,
+                known_tool=lambda name: registry.get(name) is not None,
+            )
+        except ImportError as exc:
+            raise ServerStartError(str(exc)) from None
+        status = getattr(dispatcher, "status", None)
+        if callable(status):
+            metrics.main_queue_depth = lambda: float(status().get("queue_depth") or 0)
+            metrics.main_queue_wait = lambda: float(status().get("busy_for_s") or 0)
+    log_dir: Path | None = None
+    if config.enable_file_logging:
+        log_dir = Path(config.log_dir) if config.log_dir else default_log_dir(config.server_name)
+    ops = Operations(
+        config,
+        log_dir=log_dir,
+        metrics=metrics,
+        allowed_tools=allowlist.from_config(config.allowed_tools),
+    )
+    if metrics is not None:
+        metrics.tools_in_flight = lambda: float(ops.in_flight)
+    if log_dir is not None:
+        ops.on_close(
+            attach_file_logging(
+                log_dir,
+                level=config.log_level,
+                fmt=config.log_format,
+                max_bytes=config.log_max_bytes,
+                backups=config.log_backups,
+            )
+        )
+    return ops
+
+
+def watch_sessions(manager: Any, ops: Operations) -> None:
+    """Audit ``session_close`` when the SDK's session manager forgets a session that had opened
+    (client DELETE, idle timeout, crash or server stop)."""
+    discard = manager._discard_session
+
+    async def discard_and_record(session_id: str, transport: Any) -> None:
+        opened = session_id in ops._clients
+        await discard(session_id, transport)
+        if opened and session_id in ops._clients:
+            ops.session_close(session_id)
+
+    manager._discard_session = discard_and_record
