@@ -2,11 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-__all__ = ["ToolContext"]
+if TYPE_CHECKING:
+    from .content import Message
+
+__all__ = ["Elicited", "LogLevel", "Sampled", "ToolContext"]
+
+LogLevel = Literal["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+LOG_LEVELS: tuple[str, ...] = (
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+)
+
+T = TypeVar("T")
+
+# (method, params) -> the client's result as a wire dict; runs on the server's event loop.
+Requester = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Elicited:
+    """The user's answer to :meth:`ToolContext.elicit`."""
+
+    action: Literal["accept", "decline", "cancel"]
+    content: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sampled:
+    """The client model's answer to :meth:`ToolContext.sample`. ``text`` is None for non-text content."""
+
+    text: str | None
+    model: str
+    role: str = "assistant"
+    stop_reason: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
 
 
 class ToolContext:
@@ -14,15 +55,23 @@ class ToolContext:
 
     Every method is safe to call from the tool's own thread (a worker, the host's main thread,
     or the event loop). Progress and log messages are delivered to the client in order, before
-    the tool's result.
+    the tool's result. ``elicit``/``sample`` are coroutines for ``async def`` tools; plain tools
+    use ``elicit_blocking``/``sample_blocking``, which wait on the calling thread.
     """
 
     __slots__ = (
         "_cancelled",
         "_emit",
+        "_level",
+        "_loop",
+        "_request",
+        "client_capabilities",
+        "input_responses",
         "principal",
         "progress_token",
+        "protocol_version",
         "request_id",
+        "request_state",
         "session_id",
         "tool_name",
     )
@@ -36,13 +85,35 @@ class ToolContext:
         progress_token: str | int | None = None,
         principal: str | None = None,
         emit: Callable[[str, dict[str, Any]], None] | None = None,
+        protocol_version: str | None = None,
+        client_capabilities: Mapping[str, Any] | None = None,
+        input_responses: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
+        request: Requester | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+        log_level: Callable[[], str | None] | None = None,
     ) -> None:
         self.tool_name = tool_name
         self.request_id = request_id
         self.session_id = session_id
         self.progress_token = progress_token
         self.principal = principal
+        #: The protocol version of this request (``"2025-11-25"``, ``"2026-07-28"``...).
+        self.protocol_version = protocol_version
+        #: The capabilities the client declared (wire form: ``{"sampling": {}, ...}``), or None.
+        self.client_capabilities: dict[str, Any] | None = (
+            dict(client_capabilities) if client_capabilities is not None else None
+        )
+        #: Answers to a previous :class:`~mcp_embed.InputRequired`, keyed like its requests.
+        self.input_responses: dict[str, Any] | None = (
+            dict(input_responses) if input_responses is not None else None
+        )
+        #: The ``state`` of the previous :class:`~mcp_embed.InputRequired`, verified by the server.
+        self.request_state = request_state
         self._emit = emit
+        self._request = request
+        self._loop = loop
+        self._level = log_level
         self._cancelled = threading.Event()
 
     @property
@@ -63,14 +134,119 @@ class ToolContext:
             params["message"] = message
         self._emit("progress", params)
 
-    def log(self, level: str, data: Any, logger: str | None = None) -> None:
-        """Send a ``notifications/message`` log entry to the client, tied to this call."""
+    def log(self, level: LogLevel, data: Any, logger: str | None = None) -> None:
+        """Send a ``notifications/message`` log entry to the client, tied to this call.
+
+        Entries below the level the client chose with ``logging/setLevel`` are dropped.
+        """
         if self._emit is None:
+            return
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LOG_LEVELS)}")
+        floor = self._level() if self._level is not None else None
+        if floor in LOG_LEVELS and LOG_LEVELS.index(level) < LOG_LEVELS.index(floor):
             return
         params: dict[str, Any] = {"level": level, "data": data}
         if logger is not None:
             params["logger"] = logger
         self._emit("log", params)
+
+    def close_sse_stream(self) -> None:
+        """Close this call's SSE response stream now; the client reconnects and resumes.
+
+        Everything sent afterwards (progress, logs, the result) is kept in the server's event
+        store and replayed when the client reconnects with ``Last-Event-ID``. Use it to let a
+        long call survive proxies that cut idle streams. A no-op without an event store
+        (stateless mode) or with JSON responses.
+        """
+        if self._emit is not None:
+            self._emit("close_sse", {})
+
+    def supports(self, capability: str) -> bool:
+        """True if the client declared ``capability`` (``"sampling"``, ``"elicitation"``, ``"roots"``)."""
+        return bool(self.client_capabilities) and capability in (self.client_capabilities or {})
+
+    # -- asking the client -------------------------------------------------------------------------
+
+    async def elicit(self, message: str, schema: Mapping[str, Any]) -> Elicited:
+        """Ask the user to fill a form (``elicitation/create``) and wait for the answer.
+
+        ``schema`` is a flat JSON Schema object of primitive properties. Needs a stateful
+        2025-era session; on the 2026-07-28 protocol return :class:`~mcp_embed.InputRequired`.
+        """
+        from .content import ElicitInput
+
+        wire = ElicitInput(message, schema).to_wire()
+        result = await self._ask(wire)
+        return Elicited(action=result.get("action", "cancel"), content=result.get("content"))
+
+    async def sample(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        max_tokens: int = 100,
+        system_prompt: str | None = None,
+    ) -> Sampled:
+        """Ask the client's model for a completion (``sampling/createMessage``) and wait for it."""
+        from .content import SampleInput
+
+        wire = SampleInput(messages, max_tokens, system_prompt).to_wire()
+        result = await self._ask(wire)
+        content = result.get("content")
+        text = content.get("text") if isinstance(content, dict) and content.get("type") == "text" else None
+        return Sampled(
+            text=text,
+            model=str(result.get("model", "")),
+            role=str(result.get("role", "assistant")),
+            stop_reason=result.get("stopReason"),
+            raw=result,
+        )
+
+    def elicit_blocking(self, message: str, schema: Mapping[str, Any]) -> Elicited:
+        """:meth:`elicit` for plain (non-async) tools: blocks the calling thread, never the server."""
+        return self._block(self.elicit(message, schema))
+
+    def sample_blocking(
+        self,
+        messages: str | Sequence[Message],
+        *,
+        max_tokens: int = 100,
+        system_prompt: str | None = None,
+    ) -> Sampled:
+        """:meth:`sample` for plain (non-async) tools: blocks the calling thread, never the server."""
+        return self._block(self.sample(messages, max_tokens=max_tokens, system_prompt=system_prompt))
+
+    async def _ask(self, wire: dict[str, Any]) -> dict[str, Any]:
+        if self._request is None:
+            raise RuntimeError("this call has no connection back to the client (not called over MCP)")
+        from mcp.shared.exceptions import NoBackChannelError
+
+        try:
+            return await self._request(wire["method"], wire.get("params") or {})
+        except NoBackChannelError:
+            from .errors import ToolError
+
+            raise ToolError(
+                f"cannot send {wire['method']} to this client: its session has no channel for "
+                "server requests (stateless server or 2026-07-28 protocol); return InputRequired instead"
+            ) from None
+
+    def _block(self, coro: Coroutine[Any, Any, T]) -> T:
+        loop = self._loop
+        if loop is None:
+            coro.close()
+            raise RuntimeError("this call has no connection back to the client (not called over MCP)")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError(
+                "a *_blocking method was called on the server's event loop, where it would deadlock; "
+                "make the tool 'async def' and await ctx.elicit()/ctx.sample()"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
     def _cancel(self) -> None:
         self._cancelled.set()

@@ -83,9 +83,11 @@ class ToolCaller:
         try:
             result = await self._call(name, arguments, **kw)
             if result.get("isError"):
-                status = "timeout" if _TIMED_OUT.get() else "error"
                 content = result.get("content") or [{}]
                 error = str(content[0].get("text", "")) if isinstance(content[0], dict) else None
+                # A dispatcher that handles timeouts itself reports them as "Tool 'x' timed out ...".
+                timed_out = _TIMED_OUT.get() or (error or "").startswith(f"Tool '{name}' timed out")
+                status = "timeout" if timed_out else "error"
             else:
                 status = "ok"
             return result

@@ -44,18 +44,22 @@ _ANNOTATION_KEYS = {
 class ToolResult:
     """What a tool invocation produced, before it becomes a wire ``CallToolResult``."""
 
-    __slots__ = ("content", "is_error", "structured")
+    __slots__ = ("content", "input_required", "is_error", "structured")
 
     def __init__(self, content: list[dict[str, Any]], structured: Any = None, is_error: bool = False) -> None:
         self.content = content
         self.structured = structured
         self.is_error = is_error
+        # The wire form of an InputRequired the tool returned (2026-07-28), else None.
+        self.input_required: dict[str, Any] | None = None
 
     @classmethod
     def error(cls, message: str) -> ToolResult:
         return cls([{"type": "text", "text": message}], None, True)
 
     def to_wire(self) -> dict[str, Any]:
+        if self.input_required is not None:
+            return self.input_required
         out: dict[str, Any] = {"content": self.content, "isError": self.is_error}
         if self.structured is not None:
             out["structuredContent"] = self.structured
@@ -133,7 +137,7 @@ def normalize_annotations(annotations: Mapping[str, Any] | Any | None) -> dict[s
 class PendingTool:
     """A callable registered before start; turned into a ``ToolSpec`` by :func:`build_tool`."""
 
-    __slots__ = ("affinity", "annotations", "description", "fn", "name", "timeout", "title")
+    __slots__ = ("affinity", "annotations", "description", "fn", "input_schema", "name", "timeout", "title")
 
     def __init__(
         self,
@@ -145,6 +149,7 @@ class PendingTool:
         affinity: Affinity,
         timeout: float | None,
         title: str | None,
+        input_schema: Mapping[str, Any] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"a tool must be callable, got {type(fn).__name__}")
@@ -159,6 +164,13 @@ class PendingTool:
         self.affinity = affinity
         self.timeout = timeout
         self.title = title
+        if input_schema is not None:
+            if not isinstance(input_schema, Mapping) or input_schema.get("type") != "object":
+                raise ValueError('input_schema must be a JSON Schema object with "type": "object"')
+            from jsonschema import validators
+
+            validators.validator_for(input_schema).check_schema(dict(input_schema))  # fail here, not per call
+        self.input_schema = dict(input_schema) if input_schema is not None else None
 
 
 def build_tool(p: PendingTool) -> ToolSpec:
@@ -173,6 +185,9 @@ def build_tool(p: PendingTool) -> ToolSpec:
         raise TypeError(f"tool {p.name!r}: cannot resolve its type hints: {exc}") from exc
     doc = inspect.getdoc(fn) or ""
     summary, param_docs = _parse_docstring(doc)
+
+    if p.input_schema is not None:
+        return _build_verbatim(p, sig, hints, summary)
 
     fields: dict[str, Any] = {}
     ctx_param: str | None = None
@@ -204,7 +219,7 @@ def build_tool(p: PendingTool) -> ToolSpec:
     return_ann = hints.get("return", inspect.Signature.empty)
     adapter: TypeAdapter[Any] | None = None
     wrap = False
-    if return_ann not in (inspect.Signature.empty, None, type(None)) and not _is_content_type(return_ann):
+    if return_ann not in (inspect.Signature.empty, None, type(None)) and not _returns_content(return_ann):
         adapter = TypeAdapter(return_ann)
         schema = inline_refs(adapter.json_schema(mode="serialization"))
         if (schema.get("type") == "object" and "additionalProperties" not in schema) or _is_object_model(
@@ -226,7 +241,7 @@ def build_tool(p: PendingTool) -> ToolSpec:
         return {k: getattr(inst, k) for k in fields}
 
     def to_result(value: Any) -> ToolResult:
-        if adapter is None:
+        if adapter is None or (not isinstance(value, str) and _as_content_blocks(value) is not None):
             return _default_result(value)
         data = adapter.dump_python(value, mode="json")
         structured = {"result": data} if wrap else data
@@ -248,6 +263,47 @@ def build_tool(p: PendingTool) -> ToolSpec:
         or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
         wants_context=ctx_param,
         to_result=to_result,
+    )
+
+
+def _build_verbatim(
+    p: PendingTool, sig: inspect.Signature, hints: dict[str, Any], summary: str
+) -> ToolSpec:
+    """A tool whose input schema was given verbatim: validated with jsonschema, not pydantic."""
+    from jsonschema import validators
+
+    schema = p.input_schema
+    assert schema is not None
+    validator = validators.validator_for(schema)(schema)
+    ctx_param = next((n for n in sig.parameters if _is_context(hints.get(n, Any))), None)
+    takes_all = any(x.kind is inspect.Parameter.VAR_KEYWORD for x in sig.parameters.values())
+    accepted = {n for n in sig.parameters if n != ctx_param}
+    tool_name = p.name
+
+    def validate(arguments: dict[str, Any]) -> dict[str, Any]:
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        if errors:
+            parts = [
+                f"{'.'.join(str(x) for x in e.absolute_path) or '(arguments)'}: {e.message}" for e in errors
+            ]
+            raise ToolError(f"Invalid arguments for tool '{tool_name}': " + "; ".join(parts[:5]))
+        # Properties the function does not declare are dropped, unless it takes **kwargs.
+        return dict(arguments) if takes_all else {k: v for k, v in arguments.items() if k in accepted}
+
+    fn = p.fn
+    return ToolSpec(
+        name=p.name,
+        title=p.title,
+        description=p.description if p.description is not None else summary,
+        input_schema=dict(schema),
+        annotations=p.annotations,
+        affinity=p.affinity,
+        timeout=p.timeout,
+        validate=validate,
+        invoke=fn,
+        is_async=inspect.iscoroutinefunction(fn)
+        or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
+        wants_context=ctx_param,
     )
 
 
@@ -320,15 +376,18 @@ def _default_result(value: Any) -> ToolResult:
 
 
 def _as_content_blocks(value: Any) -> list[dict[str, Any]] | None:
+    """Content items (helpers, SDK models, strings among them) as wire blocks, else None."""
+    from .content import content_block, is_content
+
     items = value if isinstance(value, (list, tuple)) else [value]
-    if not items:
+    if not items or not any(is_content(i) for i in items):
         return None
     out = []
     for item in items:
-        if hasattr(item, "model_dump") and getattr(item, "type", None) in _CONTENT_TYPES:
-            out.append(item.model_dump(by_alias=True, mode="json", exclude_none=True))
-        else:
+        block = content_block(item)
+        if block is None:
             return None
+        out.append(block)
     return out
 
 
@@ -348,8 +407,22 @@ def _is_context(ann: Any) -> bool:
 
 
 def _is_content_type(ann: Any) -> bool:
+    from . import content
+
+    if ann in (content.Text, content.Image, content.Audio, content.EmbeddedResource, content.InputRequired):
+        return True
     mod = getattr(ann, "__module__", "") or ""
-    return mod.startswith("mcp_types") and getattr(ann, "__name__", "").endswith("Content")
+    name = getattr(ann, "__name__", "")
+    return mod.startswith("mcp_types") and (name.endswith("Content") or name == "EmbeddedResource")
+
+
+def _returns_content(ann: Any) -> bool:
+    """True if a return annotation names content or InputRequired anywhere (no outputSchema then)."""
+    import typing
+
+    if _is_content_type(ann):
+        return True
+    return any(_returns_content(a) for a in typing.get_args(ann))
 
 
 def _is_object_model(ann: Any) -> bool:
