@@ -12,7 +12,7 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "lifecycle", "clients", "bench"]
+nox.options.sessions = ["lint", "typecheck", "tests", "lifecycle", "clients", "blender", "bench"]
 
 ROOT = Path(__file__).parent
 ARTIFACTS = ROOT / "artifacts"
@@ -61,7 +61,15 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The unit and end-to-end suite on the default Python (Node clients and hosts have their own)."""
     _install(session, "test")
-    session.run("pytest", "-m", "not node", *session.posargs)
+    # A real Qt application for the Qt dispatcher test (offscreen: no display needed).
+    session.install("PySide6-Essentials>=6.5")
+    session.run(
+        "pytest",
+        "-m",
+        "not node",
+        *session.posargs,
+        env={"MCP_EMBED_REQUIRE_QT": "1", "QT_QPA_PLATFORM": "offscreen"},
+    )
 
 
 @nox.session(python=False)
@@ -85,6 +93,29 @@ def lifecycle(session: nox.Session) -> None:
             "-q",
             external=True,
         )
+
+
+@nox.session(python=False)
+def blender(session: nox.Session) -> None:
+    """The Blender dispatcher in real headless Blender: bpy 5.0.x from PyPI, which needs Python 3.11."""
+    exe = find_python("3.11")
+    if exe is None:
+        session.error("Python 3.11 is needed for the blender session (bpy 5.0 wheels) and was not found")
+    venv = ROOT / ".nox" / "blender-3.11"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        session.run(exe, "-m", "venv", str(venv), external=True)
+    session.run(str(py), "-m", "pip", "install", "-q", "-e", ".[test]", "bpy>=5.0,<5.1", external=True)
+    session.run(
+        str(py),
+        "-m",
+        "pytest",
+        "tests/test_host_blender.py",
+        "-q",
+        *session.posargs,
+        env={"MCP_EMBED_REQUIRE_BPY": "1"},
+        external=True,
+    )
 
 
 @nox.session

@@ -46,12 +46,20 @@ class Background:
 
 
 def wait_until(
-    cond: Callable[[], bool], *, pump: ServerHandle | None = None, rounds: int = 4000, what: str = ""
+    cond: Callable[[], bool],
+    *,
+    pump: ServerHandle | None = None,
+    step: Callable[[], object] | None = None,
+    rounds: int = 4000,
+    what: str = "",
 ) -> None:
-    """Loop (pumping ``pump`` on this thread if given) until ``cond()``; bounded, about 20 s at most."""
+    """Loop until ``cond()``, pumping ``pump`` or calling ``step`` on this thread each round
+    (this thread plays the host's main thread). Bounded: about 20 s at most."""
     for _ in range(rounds):
         if pump is not None:
             pump.pump()
+        if step is not None:
+            step()
         if cond():
             return
         time.sleep(0.005)

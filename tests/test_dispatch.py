@@ -393,4 +393,3 @@ def test_config_names_the_allowed_dispatchers() -> None:
     with pytest.raises(ConfigError, match="main_queue_depth"):
         McpHttpConfig(main_queue_depth=0)
     assert McpHttpConfig.from_env({"MCP_EMBED_DISPATCHER": "qt"}).dispatcher == "qt"
-

@@ -13,7 +13,13 @@ from mcp_embed.skills.execute import clear_module_cache
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches() -> None:
+def _fresh_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Empty in-process caches, and a private disk cache instead of the user's."""
+    import platformdirs
+
+    cache_home = tmp_path_factory.mktemp("cache-home")
+    monkeypatch.setattr(platformdirs, "user_cache_dir", lambda app: str(cache_home / app))
+    monkeypatch.delenv("MCP_EMBED_SKILL_CACHE_DIR", raising=False)
     clear_cache()
     clear_module_cache()
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from . import _cache
+from ._cache import ParseCache
 from ._model import ShadowedSkill, Skill, SkillCatalog, SkillProblem, SkillTool
 from .frontmatter import SkillHeader, parse_skill_md
-from .infer import FunctionInfo, ScriptInfo, analyze_script, build_input_schema
+from .infer import FunctionInfo, ScriptInfo, ToolSpec, analyze_script, build_input_schema
 from .naming import check_tool_name, tool_name
 from .toolsyaml import ToolDecl, parse_tools_yaml
 
@@ -28,7 +29,6 @@ TOOLS_FILE = "tools.yaml"
 SCRIPTS_DIR = "scripts"
 GENERIC = "generic"
 SCRIPT_SUFFIXES = {".sh", ".bat", ".cmd", ".ps1"}
-_T = TypeVar("_T")
 
 
 def app_key(app_name: str) -> str:
@@ -73,35 +73,9 @@ def skill_roots(
     return roots
 
 
-# -- a process-wide cache of parsed files, keyed by path and (mtime_ns, size), like .pyc files
-_CACHE: dict[tuple[str, str], tuple[int, int, Any]] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 20_000
-
-
 def clear_cache() -> None:
-    """Forget every parsed file (the next discovery reads and parses everything again)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-
-
-def _cached(kind: str, path: str, stat: os.stat_result, parse: Callable[[], _T]) -> _T:
-    key = (kind, path)
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] == stat.st_mtime_ns and hit[1] == stat.st_size:
-        value: _T = hit[2]
-        return value
-    value = parse()
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.clear()
-        _CACHE[key] = (stat.st_mtime_ns, stat.st_size, value)
-    return value
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
+    """Forget every file parsed in this process (the disk cache is read again by the next discovery)."""
+    _cache.clear()
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -109,6 +83,19 @@ def _stat(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:
         return None
+
+
+def _read_text(path: str, skill: str | None) -> tuple[str | None, list[SkillProblem]]:
+    """The UTF-8 text of ``path``, or ``None`` and the problem that stopped it."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return None, [
+            SkillProblem("error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, skill)
+        ]
+    text, problem = _decode(data, path, skill)
+    return text, [problem] if problem else []
 
 
 def _decode(data: bytes, path: str, skill: str | None) -> tuple[str | None, SkillProblem | None]:
@@ -126,23 +113,23 @@ def _decode(data: bytes, path: str, skill: str | None) -> tuple[str | None, Skil
 @dataclass(frozen=True)
 class _Candidate:
     name: str
-    path: Path
+    path: str
     root: Path
     header: SkillHeader
 
 
-def _candidate_dirs(root: Path) -> list[tuple[str, Path]]:
+def _candidate_dirs(root: Path) -> list[tuple[str, str]]:
     if os.path.isfile(os.path.join(root, SKILL_FILE)):
-        return [(root.name, root)]
+        return [(root.name, str(root))]
     try:
         with os.scandir(root) as it:
-            dirs = [(e.name, Path(e.path)) for e in it if not e.name.startswith((".", "_")) and e.is_dir()]
+            dirs = [(e.name, e.path) for e in it if not e.name.startswith((".", "_")) and e.is_dir()]
     except OSError:
         return []
     return sorted(dirs)
 
 
-def _header(folder: Path, name: str, problems: list[SkillProblem]) -> SkillHeader | None:
+def _header(folder: str, name: str, cache: ParseCache, problems: list[SkillProblem]) -> SkillHeader | None:
     """The validated header of ``folder/SKILL.md``; ``None`` when there is none or it is invalid."""
     path = os.path.join(folder, SKILL_FILE)
     stat = _stat(path)
@@ -150,18 +137,10 @@ def _header(folder: Path, name: str, problems: list[SkillProblem]) -> SkillHeade
         return None
 
     def parse() -> tuple[SkillHeader | None, list[SkillProblem]]:
-        try:
-            data = _read_bytes(path)
-        except OSError as exc:
-            return None, [
-                SkillProblem("error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, name)
-            ]
-        text, problem = _decode(data, path, name)
-        if text is None:
-            return None, [problem] if problem else []
-        return parse_skill_md(text, path, name)
+        text, problems = _read_text(path, name)
+        return (None, problems) if text is None else parse_skill_md(text, path, name)
 
-    header, found = _cached("skill", path, stat, parse)
+    header, found = cache.get("skill", path, stat, parse)
     problems.extend(found)
     return header
 
@@ -173,12 +152,10 @@ def _for_host(header: SkillHeader, app: str) -> bool:
 # -- phase 2: tools of the winners
 
 
-def _inside(folder: Path, rel: str) -> str | None:
+def _inside(folder: str, rel: str) -> str | None:
     """``folder/rel`` when ``rel`` is relative and stays inside ``folder`` (no ``..``), else ``None``."""
-    if not rel or os.path.isabs(rel) or Path(rel).drive:
-        return None
-    parts = Path(rel.replace("\\", "/")).parts
-    if ".." in parts:
+    parts = rel.replace("\\", "/").split("/")
+    if not rel or os.path.isabs(rel) or ".." in parts or ":" in parts[0]:
         return None
     return os.path.join(folder, *parts)
 
@@ -188,14 +165,17 @@ class _SkillLoader:
 
     def __init__(
         self,
-        folder: Path,
+        folder: str,
         header: SkillHeader,
         interpreter: str | None,
+        cache: ParseCache,
         problems: list[SkillProblem],
         *,
         analyze_all: bool = False,
     ) -> None:
         self.folder = folder
+        self.cache = cache
+        self.skill_md = os.path.join(folder, SKILL_FILE)
         self.header = header
         self.skill = header.name
         self.interpreter = interpreter
@@ -206,6 +186,7 @@ class _SkillLoader:
         self.tools: list[SkillTool] = []
         self.failed = False  # tools.yaml is unusable: the whole skill is left out
         self._names: set[str] = set()
+        self._paths: dict[str, Path] = {}
 
     def problem(
         self,
@@ -228,28 +209,26 @@ class _SkillLoader:
 
         def parse() -> ScriptInfo:
             try:
-                data = _read_bytes(path)
+                with open(path, "rb") as fh:
+                    data = fh.read()
             except OSError as exc:
-                return ScriptInfo(
-                    problems=(
-                        SkillProblem(
-                            "error",
-                            path,
-                            "unreadable",
-                            f"cannot read: {exc.strerror}",
-                            None,
-                            None,
-                            self.skill,
-                        ),
-                    ),
-                    ok=False,
+                problem = SkillProblem(
+                    "error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, self.skill
                 )
+                return ScriptInfo(problems=(problem,), ok=False)
             return analyze_script(data, path, self.skill)
 
-        info = _cached("script", path, stat, parse)
+        info = self.cache.get("script", path, stat, parse)
         self.problems.extend(info.problems)
         self._scripts[path] = info
         return info
+
+    def path(self, path: str) -> Path:
+        """One ``Path`` per script, shared by its tools."""
+        found = self._paths.get(path)
+        if found is None:
+            found = self._paths[path] = Path(path)
+        return found
 
     def python_scripts(self) -> list[tuple[str, os.DirEntry[str]]]:
         try:
@@ -274,9 +253,8 @@ class _SkillLoader:
                 self.script(entry.path, entry.stat())
             if not decls:
                 for _name, entry in scripts:
-                    info = self._scripts[entry.path]
-                    for fn in info.tool_functions():
-                        self.add_inferred(entry.path, fn)
+                    for spec in self._scripts[entry.path].specs:
+                        self.add_inferred(entry.path, spec)
                 return self.tools
         for decl in decls:
             self.add_declared(decl)
@@ -289,7 +267,7 @@ class _SkillLoader:
         if path is None:
             self.problem(
                 "error",
-                str(self.folder / SKILL_FILE),
+                self.skill_md,
                 "tools-file",
                 f"tools file {rel!r} must be a relative path inside the skill folder",
                 "metadata.tools",
@@ -300,7 +278,7 @@ class _SkillLoader:
             if self.header.tools_file:
                 self.problem(
                     "warning",
-                    str(self.folder / SKILL_FILE),
+                    self.skill_md,
                     "tools-file",
                     f"tools file {rel!r} does not exist; inferring tools from scripts",
                     "metadata.tools",
@@ -308,20 +286,10 @@ class _SkillLoader:
             return []
 
         def parse() -> tuple[list[ToolDecl] | None, list[SkillProblem]]:
-            try:
-                data = _read_bytes(path)
-            except OSError as exc:
-                return None, [
-                    SkillProblem(
-                        "error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, self.skill
-                    )
-                ]
-            text, problem = _decode(data, path, self.skill)
-            if text is None:
-                return None, [problem] if problem else []
-            return parse_tools_yaml(text, path, self.skill)
+            text, problems = _read_text(path, self.skill)
+            return (None, problems) if text is None else parse_tools_yaml(text, path, self.skill)
 
-        decls, problems = _cached("tools", path, stat, parse)
+        decls, problems = self.cache.get("tools", path, stat, parse)
         self.problems.extend(problems)
         return decls
 
@@ -346,38 +314,27 @@ class _SkillLoader:
         self._names.add(tool.name)
         self.tools.append(tool)
 
-    def add_inferred(self, path: str, fn: FunctionInfo) -> None:
-        name = tool_name(self.skill, fn.name)
-        schema, problems = build_input_schema(fn, None, path=path, skill=self.skill, tool=name)
-        self.problems.extend(problems)
-        if not fn.has_docstring:
-            self.problem(
-                "warning",
-                path,
-                "infer-docstring",
-                f"{name}: function {fn.name!r} has no docstring, so the tool has no description",
-                fn.name,
-                fn.line,
-            )
+    def add_inferred(self, path: str, spec: ToolSpec) -> None:
+        self.problems.extend(spec.problems)
         self.add(
             SkillTool(
-                name=name,
-                description=fn.description,
-                input_schema=schema,
+                name=tool_name(self.skill, spec.function),
+                description=spec.description,
+                input_schema=spec.input_schema,
                 output_schema=None,
                 annotations=None,
                 affinity="main",
                 execution="in-process",
                 timeout=None,
                 skill=self.skill,
-                source_file=Path(path),
-                function=fn.name,
+                source_file=self.path(path),
+                function=spec.function,
                 interpreter=self.interpreter,
-                enum_params=_enum_params(fn),
+                enum_params=spec.enum_params,
             ),
             path,
-            fn.name,
-            fn.line,
+            spec.function,
+            spec.line,
         )
 
     def find_source(self, decl: ToolDecl, tools_path: str, key: str) -> str | None:
@@ -491,18 +448,14 @@ class _SkillLoader:
                 execution=execution,
                 timeout=decl.timeout,
                 skill=self.skill,
-                source_file=Path(source),
+                source_file=self.path(source),
                 function=function,
                 interpreter=self.interpreter,
-                enum_params=_enum_params(fn) if fn else {},
+                enum_params=fn.enum_params() if fn else {},
             ),
             tools_path,
             key,
         )
-
-
-def _enum_params(fn: FunctionInfo) -> dict[str, str]:
-    return {p.name: p.enum_class for p in fn.params if p.enum_class}
 
 
 def _skill(c: _Candidate, tools: list[SkillTool]) -> Skill:
@@ -510,7 +463,7 @@ def _skill(c: _Candidate, tools: list[SkillTool]) -> Skill:
     return Skill(
         name=h.name,
         description=h.description,
-        path=c.path,
+        path=Path(c.path),
         root=c.root,
         metadata=h.metadata,
         dcc=h.dcc,
@@ -529,17 +482,24 @@ def discover_skills(
     env: Mapping[str, str] | None = None,
     interpreter: str | None = None,
     include_user_dir: bool = True,
+    cache: bool = True,
 ) -> SkillCatalog:
     """Find the skills for host ``app_name`` and their tools. Never raises on a bad skill.
 
     Roots, highest priority first: ``paths``; ``DCC_MCP_<APP>_SKILL_PATHS``; ``DCC_MCP_SKILL_PATHS``; the
-    user data folder ``mcp-embed/skills/<app>``. ``env`` replaces ``os.environ``; ``interpreter`` runs
-    subprocess tools (default: the running interpreter).
+    user data folder ``mcp-embed/skills/<app>`` (unless ``include_user_dir`` is false). ``env`` replaces
+    ``os.environ``; ``interpreter`` runs subprocess tools (default: the running interpreter). ``cache``
+    keeps parse results on disk between processes (see ``MCP_EMBED_SKILL_CACHE_DIR``).
     """
     app = app_key(app_name)
+    environ = os.environ if env is None else env
+    roots = skill_roots(app_name, paths, env=environ, include_user_dir=include_user_dir)
+    directory = _cache.cache_dir(environ) if cache else None
+    parsed = ParseCache(directory, [app, *(str(root) for root, _origin in roots)])
+    parsed.load()
     catalog = SkillCatalog()
     winners: dict[str, _Candidate] = {}
-    for root, origin in skill_roots(app_name, paths, env=env, include_user_dir=include_user_dir):
+    for root, origin in roots:
         if not os.path.isdir(root):
             if origin != "user":
                 catalog.problems.append(
@@ -553,38 +513,39 @@ def discover_skills(
             continue
         catalog.roots.append(root)
         for name, folder in _candidate_dirs(root):
-            header = _header(folder, name, catalog.problems)
+            header = _header(folder, name, parsed, catalog.problems)
             if header is None:
                 continue
             candidate = _Candidate(name, folder, root, header)
             if not _for_host(header, app):
                 catalog.other_hosts.append(_skill(candidate, []))
             elif name in winners:
-                catalog.shadowed.append(ShadowedSkill(name, folder, winners[name].path))
+                catalog.shadowed.append(ShadowedSkill(name, Path(folder), Path(winners[name].path)))
             else:
                 winners[name] = candidate
     for candidate in winners.values():
-        loader = _SkillLoader(candidate.path, candidate.header, interpreter, catalog.problems)
+        loader = _SkillLoader(candidate.path, candidate.header, interpreter, parsed, catalog.problems)
         tools = loader.load()
         if loader.failed:
             continue
         catalog.tools.extend(tools)
         catalog.skills.append(_skill(candidate, tools))
+    parsed.save()
     return catalog
 
 
 def validate_skill(path: str | os.PathLike[str]) -> list[SkillProblem]:
     """Every problem of one skill folder, warnings included, with every script and schema checked."""
-    folder = Path(os.path.abspath(path))
+    folder = os.path.abspath(path)
+    skill_md = os.path.join(folder, SKILL_FILE)
     problems: list[SkillProblem] = []
-    if not os.path.isfile(folder / SKILL_FILE):
-        return [
-            SkillProblem("error", str(folder / SKILL_FILE), "skill-file", "a skill folder needs a SKILL.md")
-        ]
-    header = _header(folder, folder.name, problems)
+    if not os.path.isfile(skill_md):
+        return [SkillProblem("error", skill_md, "skill-file", "a skill folder needs a SKILL.md")]
+    parsed = ParseCache(None, [])
+    header = _header(folder, os.path.basename(folder), parsed, problems)
     if header is None:
         return problems
-    loader = _SkillLoader(folder, header, None, problems, analyze_all=True)
+    loader = _SkillLoader(folder, header, None, parsed, problems, analyze_all=True)
     for tool in loader.load():
         for key in ("input_schema", "output_schema"):
             schema = getattr(tool, key)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ast
 import inspect
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from ._model import SkillProblem
+from .naming import tool_name
 
 __all__ = [
     "FunctionInfo",
@@ -75,9 +75,11 @@ _ARG_LINE = re.compile(r"^\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 _MAX_DEPTH = 20
 
 
-@dataclass(frozen=True)
-class ParamInfo:
-    """One parameter: its schema (``None`` when :mod:`ast` could not resolve the type) and its docs."""
+class ParamInfo(NamedTuple):
+    """One parameter: its schema (``None`` when :mod:`ast` could not resolve the type) and its docs.
+
+    Named tuples, not dataclasses: discovery builds tens of thousands of these from the parse cache.
+    """
 
     name: str
     schema: dict[str, Any] | None
@@ -89,8 +91,7 @@ class ParamInfo:
     annotation: str | None = None
 
 
-@dataclass(frozen=True)
-class FunctionInfo:
+class FunctionInfo(NamedTuple):
     """A top-level function as :mod:`ast` sees it."""
 
     name: str
@@ -103,6 +104,10 @@ class FunctionInfo:
     positional_only: bool = False
     is_async: bool = False
 
+    def enum_params(self) -> dict[str, str]:
+        """Parameter -> enum class name, for the parameters converted to enum members at call time."""
+        return {p.name: p.enum_class for p in self.params if p.enum_class}
+
     @property
     def exported(self) -> bool:
         """Whether inference makes this function a tool (public, type-hinted, plain ``def``)."""
@@ -111,21 +116,58 @@ class FunctionInfo:
         )
 
 
-@dataclass(frozen=True)
+class ToolSpec(NamedTuple):
+    """A tool inference makes from one function, ready to register: schema, description and warnings."""
+
+    function: str
+    line: int
+    description: str
+    input_schema: dict[str, Any]
+    enum_params: dict[str, str]
+    problems: tuple[SkillProblem, ...]
+
+
 class ScriptInfo:
-    """What one script offers: its top-level functions in source order, and its problems."""
+    """What one script offers: its inferred tools, its top-level functions, and its problems.
 
-    functions: dict[str, FunctionInfo] = field(default_factory=dict)
-    exports: tuple[str, ...] | None = None
-    problems: tuple[SkillProblem, ...] = ()
-    ok: bool = True
+    ``functions`` (needed only to merge ``tools.yaml`` declarations) may be held as plain rows and built on
+    first use, so discovering inferred tools from the parse cache builds no per-parameter objects.
+    """
 
-    def tool_functions(self) -> list[FunctionInfo]:
-        """The functions inference turns into tools, honouring a literal ``__all__``."""
-        chosen = [f for f in self.functions.values() if f.exported]
-        if self.exports is not None:
-            chosen = [f for f in chosen if f.name in self.exports]
-        return chosen
+    __slots__ = ("_functions", "_rows", "exports", "ok", "problems", "specs")
+
+    def __init__(
+        self,
+        functions: dict[str, FunctionInfo] | None = None,
+        exports: tuple[str, ...] | None = None,
+        problems: tuple[SkillProblem, ...] = (),
+        ok: bool = True,
+        specs: tuple[ToolSpec, ...] = (),
+        rows: Sequence[Sequence[Any]] | None = None,
+    ) -> None:
+        self._functions = functions if functions is not None or rows is not None else {}
+        self._rows = rows
+        self.exports = exports
+        self.problems = problems
+        self.ok = ok
+        self.specs = specs
+
+    @property
+    def functions(self) -> dict[str, FunctionInfo]:
+        """Every top-level function by name, in source order."""
+        if self._functions is None:
+            make_param, make_function = ParamInfo._make, FunctionInfo._make
+            self._functions = {
+                row[0]: make_function((*row[:5], tuple(map(make_param, row[5])), *row[6:]))
+                for row in self._rows or ()
+            }
+        return self._functions
+
+    def function_rows(self) -> tuple[tuple[Any, ...], ...]:
+        """``functions`` as plain tuples, the form :attr:`functions` is rebuilt from."""
+        if self._functions is None:
+            return tuple(tuple(row) for row in self._rows or ())
+        return tuple((*fn[:5], tuple(map(tuple, fn.params)), *fn[6:]) for fn in self._functions.values())
 
 
 def parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
@@ -393,7 +435,7 @@ def _jsonable(value: Any, depth: int = 0) -> bool:
 
 
 def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Context) -> FunctionInfo:
-    doc = ast.get_docstring(node)
+    doc = ast.get_docstring(node, clean=False)  # parse_docstring cleans it
     description, arg_docs = parse_docstring(doc)
     a = node.args
     positional = [*a.posonlyargs, *a.args]
@@ -470,7 +512,27 @@ def analyze_script(source: bytes | str, path: str, skill: str | None) -> ScriptI
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             functions[node.name] = _function(node, ctx)  # a later redefinition wins, as at run time
-    return ScriptInfo(functions=functions, exports=_literal_all(tree))
+    exports = _literal_all(tree)
+    chosen = [f for f in functions.values() if f.exported and (exports is None or f.name in exports)]
+    return ScriptInfo(functions, exports, specs=tuple(_spec(fn, path, skill) for fn in chosen))
+
+
+def _spec(fn: FunctionInfo, path: str, skill: str | None) -> ToolSpec:
+    name = tool_name(skill or "", fn.name)
+    schema, problems = build_input_schema(fn, None, path=path, skill=skill, tool=name)
+    if not fn.has_docstring:
+        problems.append(
+            SkillProblem(
+                "warning",
+                path,
+                "infer-docstring",
+                f"{name}: function {fn.name!r} has no docstring, so the tool has no description",
+                fn.name,
+                fn.line,
+                skill,
+            )
+        )
+    return ToolSpec(fn.name, fn.line, fn.description, schema, fn.enum_params(), tuple(problems))
 
 
 def build_input_schema(

@@ -1,0 +1,156 @@
+"""Skill discovery speed: 1,000 skills and 5,000 tools, against a plain read of the same files.
+
+    python benchmarks/bench_skills.py [--skills 1000] [--functions 5] [--repeat 7]
+
+Prints, in milliseconds (best of ``--repeat``):
+
+- baseline: an ``os.scandir`` walk that reads every SKILL.md and script, and nothing more;
+- first discovery: no cache at all: every SKILL.md parsed with YAML and every script with ``ast``;
+- host start: a new process (empty memory) with the disk parse cache a previous run left;
+- reload: ``discover_skills`` again in the same process, nothing changed;
+- tools/list: turning the 5,000 SkillTools into the plain dicts ``tools/list`` sends.
+
+Targets: discovery <= 300 ms and <= 3x the baseline. The ratios printed are from this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from mcp_embed.skills import SkillCatalog, discover_skills
+from mcp_embed.skills.discovery import clear_cache
+
+TARGET_MS = 300.0
+TARGET_RATIO = 3.0
+
+FUNCTION = '''
+
+def {name}(target: str, count: int = 1, scale: float = 1.0, mode: Literal["fast", "safe"] = "safe",
+           tags: list[str] | None = None) -> dict:
+    """Do operation {index} of skill {skill} on the target.
+
+    Args:
+        target: The node to act on.
+        count: How many times.
+        scale: A multiplier.
+        mode: Speed or safety.
+        tags: Labels to attach.
+    """
+    result = {{"target": target, "count": count}}
+    for i in range(count):
+        result[f"step{{i}}"] = i * scale
+    return result
+'''
+
+
+def generate(root: Path, skills: int, functions: int) -> None:
+    """Write ``skills`` skill folders, each with a SKILL.md and one script of ``functions`` functions."""
+    for s in range(skills):
+        name = f"skill-{s:04d}"
+        folder = root / name / "scripts"
+        folder.mkdir(parents=True)
+        (root / name / "SKILL.md").write_text(
+            f"---\nname: {name}\ndescription: Benchmark skill {s}. Use it when measuring discovery.\n"
+            f'license: MIT\nmetadata:\n  dcc: generic\n  version: "1.0.{s}"\n---\n\n# {name}\n\n'
+            + "Instructions for the agent. " * 20
+            + "\n",
+            encoding="utf-8",
+        )
+        body = "".join(FUNCTION.format(name=f"op_{f}", index=f, skill=s) for f in range(functions))
+        (folder / "ops.py").write_text(
+            f'"""Operations of {name}."""\n\nfrom typing import Literal\n' + body, encoding="utf-8"
+        )
+
+
+def baseline(root: Path) -> int:
+    """Walk the roots with os.scandir and read every SKILL.md and script: the floor for discovery."""
+    total = 0
+    with os.scandir(root) as skills:
+        for skill in skills:
+            if not skill.is_dir():
+                continue
+            with open(os.path.join(skill.path, "SKILL.md"), "rb") as fh:
+                total += len(fh.read())
+            with os.scandir(os.path.join(skill.path, "scripts")) as scripts:
+                for script in scripts:
+                    if script.name.endswith(".py"):
+                        with open(script.path, "rb") as fh:
+                            total += len(fh.read())
+    return total
+
+
+def best_ms(fn: Callable[[], object], repeat: int, before: Callable[[], None] | None = None) -> float:
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--skills", type=int, default=1000)
+    parser.add_argument("--functions", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="mcp-embed-bench-") as tmp:
+        root = Path(tmp)
+        generate(root, args.skills, args.functions)
+
+        env = {"MCP_EMBED_SKILL_CACHE_DIR": str(root.parent / f"{root.name}-cache")}
+
+        def discover(cache: bool = True) -> SkillCatalog:
+            return discover_skills("maya", [root], env=env, include_user_dir=False, cache=cache)
+
+        discover()  # imports (yaml, platformdirs) and OS caches out of the way, for both sides alike
+        baseline(root)
+        catalog = discover()
+        assert len(catalog.skills) == args.skills and not catalog.errors, catalog.errors[:3]
+        tools = catalog.tools
+        expected_tools = args.skills * args.functions
+        assert len(tools) == expected_tools, len(tools)
+
+        base = best_ms(lambda: baseline(root), args.repeat)
+        first = best_ms(lambda: discover(cache=False), args.repeat, before=clear_cache)
+        start = best_ms(discover, args.repeat, before=clear_cache)
+        reload = best_ms(discover, args.repeat)
+        listing = best_ms(lambda: [t.to_dict() for t in tools], args.repeat)
+        shutil.rmtree(env["MCP_EMBED_SKILL_CACHE_DIR"], ignore_errors=True)
+
+    def verdict(ms: float) -> str:
+        ok = ms <= TARGET_MS and ms / base <= TARGET_RATIO
+        return "meets" if ok else "MISSES"
+
+    print(f"{args.skills} skills, {expected_tools} tools, best of {args.repeat}")
+    print(f"baseline (scandir + read)       {base:8.1f} ms")
+    rows = (
+        ("first discovery (no cache)", first),
+        ("host start (disk cache)", start),
+        ("reload (same process)", reload),
+    )
+    for label, ms in rows:
+        print(
+            f"{label:<31} {ms:8.1f} ms  {ms / base:5.1f}x baseline  "
+            f"{verdict(ms)} <= {TARGET_MS:.0f} ms and <= {TARGET_RATIO:.0f}x"
+        )
+    print(f"tools/list dicts ({expected_tools} tools)  {listing:8.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
