@@ -9,6 +9,7 @@ results only, never code, and any unreadable, foreign or stale file is ignored.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import marshal
 import os
@@ -30,7 +31,24 @@ __all__ = ["CACHE_DIR_ENV", "ParseCache", "cache_dir", "clear"]
 
 CACHE_DIR_ENV = "MCP_EMBED_SKILL_CACHE_DIR"
 FORMAT = 1
-_STAMP = f"{FORMAT}/{__version__}/{sys.version_info[0]}.{sys.version_info[1]}"
+
+
+def _mtime(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:  # zipped or frozen: the versions alone must do
+        return -1
+
+
+@functools.cache
+def _stamp() -> str:
+    """What a cache file must match: format, package and Python versions, and the parsers' own files."""
+    here = os.path.dirname(__file__)
+    parsers = ("frontmatter.py", "infer.py", "toolsyaml.py", "naming.py", "_model.py", "_cache.py")
+    mtimes = ",".join(str(_mtime(os.path.join(here, name))) for name in parsers)
+    return f"{FORMAT}/{__version__}/{sys.version_info[0]}.{sys.version_info[1]}/{mtimes}"
+
+
 _MAX_ENTRIES = 50_000
 _T = TypeVar("_T")
 _log = get_logger("skills.cache")
@@ -160,7 +178,7 @@ class ParseCache:
             with open(self.file, "rb") as fh:
                 # Like a .pyc: plain data from the user's own cache folder, with a version stamp.
                 stamp, entries = marshal.load(fh)  # noqa: S302
-            if stamp != _STAMP:
+            if stamp != _stamp():
                 return
             loaded: dict[Key, tuple[int, int, bytes]] = {}
             for kind, path, mtime, size, blob in entries:
@@ -191,7 +209,7 @@ class ParseCache:
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.file), suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as fh:
-                    marshal.dump((_STAMP, tuple(rows)), fh)
+                    marshal.dump((_stamp(), tuple(rows)), fh)
                 os.replace(tmp, self.file)
             except BaseException:
                 os.unlink(tmp)
