@@ -12,22 +12,46 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .config import McpHttpConfig
-    from .context import ToolContext
+    from .content import (
+        Audio,
+        ElicitInput,
+        EmbeddedResource,
+        Image,
+        InputRequired,
+        Message,
+        RootsInput,
+        SampleInput,
+        Text,
+    )
+    from .context import Elicited, Sampled, ToolContext
     from .errors import ConfigError, McpEmbedError, PortInUseError, ServerStartError, ToolError
     from .events import EventStore, InMemoryEventStore
     from .handle import ServerHandle
+    from .rpc import McpError
     from .server import SkillServer, create_skill_server
 
 __all__ = [
+    "Audio",
     "ConfigError",
+    "ElicitInput",
+    "Elicited",
+    "EmbeddedResource",
     "EventStore",
+    "Image",
     "InMemoryEventStore",
+    "InputRequired",
     "McpEmbedError",
+    "McpError",
     "McpHttpConfig",
+    "Message",
     "PortInUseError",
+    "RootsInput",
+    "SampleInput",
+    "Sampled",
     "ServerHandle",
     "ServerStartError",
     "SkillServer",
+    "Text",
     "ToolContext",
     "ToolError",
     "__version__",
@@ -36,6 +60,18 @@ __all__ = [
 
 _LAZY = {
     "McpHttpConfig": "config",
+    "Audio": "content",
+    "ElicitInput": "content",
+    "EmbeddedResource": "content",
+    "Image": "content",
+    "InputRequired": "content",
+    "Message": "content",
+    "RootsInput": "content",
+    "SampleInput": "content",
+    "Text": "content",
+    "Elicited": "context",
+    "Sampled": "context",
+    "McpError": "rpc",
     "ToolContext": "context",
     "ConfigError": "errors",
     "McpEmbedError": "errors",

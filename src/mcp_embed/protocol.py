@@ -19,6 +19,7 @@ from mcp.server.caching import CACHEABLE_METHODS, CacheHint
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
+from .content import InputRequired
 from .context import ToolContext
 from .errors import ToolError
 from .logs import get_logger
@@ -114,6 +115,8 @@ class ToolCaller:
         session_id: str | None = None,
         progress_token: Any = None,
         send: Callable[[str, dict[str, Any]], Any] | None = None,
+        make_context: Callable[[Callable[[str, dict[str, Any]], None] | None], ToolContext] | None = None,
+        modern: bool = False,
     ) -> dict[str, Any]:
         spec = self.registry.get(name)
         if spec is None:
@@ -123,7 +126,7 @@ class ToolCaller:
         except ToolError as exc:
             return ToolResult.error(str(exc)).to_wire()
         if spec.wants_context is None and progress_token is None:
-            return (await self._run(spec, kwargs, None)).to_wire()
+            return (await self._run(spec, kwargs, None, modern)).to_wire()
 
         # Progress and log messages may come from any thread; they are queued and sent in order
         # by one task, which is drained before the result is returned.
@@ -133,13 +136,16 @@ class ToolCaller:
         def emit(kind: str, params: dict[str, Any]) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, (kind, params))
 
-        ctx = ToolContext(
-            tool_name=name,
-            request_id=request_id,
-            session_id=session_id,
-            progress_token=progress_token,
-            emit=emit if send is not None else None,
-        )
+        if make_context is not None:
+            ctx = make_context(emit if send is not None else None)
+        else:
+            ctx = ToolContext(
+                tool_name=name,
+                request_id=request_id,
+                session_id=session_id,
+                progress_token=progress_token,
+                emit=emit if send is not None else None,
+            )
         if spec.wants_context is not None:
             kwargs[spec.wants_context] = ctx
 
@@ -152,15 +158,22 @@ class ToolCaller:
                 except Exception as exc:  # a vanished client must not fail the call
                     log.debug("could not deliver %s notification: %s", item[0], exc)
 
+        failure: MCPError | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain)
             try:
-                result = await self._run(spec, kwargs, ctx)
+                result = await self._run(spec, kwargs, ctx, modern)
+            except MCPError as exc:  # re-raised below, outside the task group's exception group
+                failure = exc
             finally:
                 loop.call_soon(queue.put_nowait, None)
+        if failure is not None:
+            raise failure
         return result.to_wire()
 
-    async def _run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> ToolResult:
+    async def _run(
+        self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None, modern: bool = False
+    ) -> ToolResult:
         started = time.perf_counter()
         try:
             if spec.timeout is not None and not getattr(self.dispatcher, "handles_timeouts", False):
@@ -168,6 +181,15 @@ class ToolCaller:
                     value = await self.dispatcher.run(spec, kwargs, ctx)
             else:
                 value = await self.dispatcher.run(spec, kwargs, ctx)
+            if isinstance(value, InputRequired):
+                if not modern:
+                    return ToolResult.error(
+                        f"Tool '{spec.name}' asked for client input (InputRequired), which needs protocol "
+                        "2026-07-28; on this session use ctx.elicit() or ctx.sample()"
+                    )
+                result = ToolResult([])
+                result.input_required = value.to_wire()
+                return result
             return spec.to_result(value)
         except TimeoutError:
             _TIMED_OUT.set(True)
@@ -180,6 +202,8 @@ class ToolCaller:
             raise
         except ToolError as exc:
             return ToolResult.error(str(exc))
+        except MCPError:
+            raise  # a protocol error the tool chose: a JSON-RPC error, not an isError result
         except Exception as exc:
             log.warning(
                 "tool %r failed after %.1f ms: %s: %s",
@@ -196,7 +220,10 @@ def build_lowlevel_server(
     server: SkillServer, caller: ToolCaller
 ) -> tuple[Server[Any], Callable[[], dict[str, Any]]]:
     """The SDK ``Server`` whose handlers read the registry, and the ``tools/list`` result builder."""
+    from . import _handlers
+
     registry = server.registry
+    live: _handlers.Live | None = None  # set below, before any request arrives
     cache: dict[str, Any] = {"version": -1, "tools": []}
 
     def list_tools_result() -> dict[str, Any]:
@@ -215,6 +242,7 @@ def build_lowlevel_server(
         token = meta.get("progress_token") if meta else None
         session = ctx.session
         related = ctx.request_id
+        close_sse = ctx.close_sse_stream
 
         async def send(kind: str, p: dict[str, Any]) -> None:
             if kind == "progress":
@@ -229,6 +257,12 @@ def build_lowlevel_server(
                 await session.send_log_message(
                     p["level"], p["data"], p.get("logger"), related_request_id=related
                 )
+            elif kind == "close_sse" and close_sse is not None:
+                await close_sse()
+
+        def make_context(emit: Callable[[str, dict[str, Any]], None] | None) -> ToolContext:
+            assert live is not None
+            return _handlers.request_context(ctx, live, params.name, params, emit=emit, progress_token=token)
 
         # The 2026-07-28 result shape requires resultType; the SDK drops it for older versions.
         return {
@@ -237,9 +271,11 @@ def build_lowlevel_server(
                 params.name,
                 params.arguments,
                 request_id=ctx.request_id,
-                session_id=getattr(getattr(ctx, "session", None), "session_id", None),
+                session_id=_handlers.session_key(ctx),
                 progress_token=token,
                 send=send,
+                make_context=make_context,
+                modern=_handlers.is_modern(ctx),
                 scope=_scope_of(ctx),
                 client=_client_of(ctx, meta),
             ),
@@ -251,16 +287,21 @@ def build_lowlevel_server(
         instructions=server.config.instructions,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        get_tool_input_schema=lambda name: (spec.input_schema if (spec := registry.get(name)) else None),
         # 2026-07-28 results carry freshness hints: tools change at run time, so never cache.
         cache_hints=cast(Any, {m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS}),
     )
+    # Resources, prompts, completion, logging level, subscriptions (resources.py, prompts.py).
+    live = _handlers.install(low, server)
     if caller.ops is not None:
         low.middleware.append(_SessionAudit(caller.ops))
+    server._live = live
     return low, list_tools_result
 
 
 class _Server(Server[Any]):
-    # Tools can change while the server runs (add_tool, skill reload): advertise listChanged.
+    # Tools, prompts and resources can change while the server runs (add_tool, skill reload):
+    # advertise listChanged; SkillServer.notify_*_changed sends the notifications.
     def create_initialization_options(
         self,
         notification_options: NotificationOptions | None = None,
@@ -268,7 +309,8 @@ class _Server(Server[Any]):
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> Any:
         return super().create_initialization_options(
-            notification_options or NotificationOptions(tools_changed=True),
+            notification_options
+            or NotificationOptions(tools_changed=True, prompts_changed=True, resources_changed=True),
             experimental_capabilities,
             extensions,
         )

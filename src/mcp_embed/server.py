@@ -14,9 +14,14 @@ from .config import McpHttpConfig
 from .errors import ServerStartError
 from .handle import ServerHandle
 from .logs import get_logger
+from .prompts import PromptRegistry, build_prompt
+from .resources import ResourceRegistry, build_resource
 from .tools import Affinity, PendingTool, ToolRegistry, ToolSpec
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http import EventStore
+
+    from ._handlers import Live
     from .app import App
     from .audit import Operations
     from .dispatch import Dispatcher
@@ -27,6 +32,8 @@ __all__ = ["SkillServer", "create_skill_server"]
 log = get_logger("server")
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=Callable[..., Any])
+CompletionFn = Callable[..., Any]
 
 
 class SkillServer:
@@ -38,6 +45,8 @@ class SkillServer:
         config: McpHttpConfig | None = None,
         *,
         skill_paths: Sequence[str | os.PathLike[str]] | None = None,
+        event_store: EventStore | None = None,
+        request_state_keys: Sequence[bytes | str] | None = None,
     ) -> None:
         if not app_name or not isinstance(app_name, str):
             raise ValueError("app_name must be a non-empty string such as 'maya' or 'blender'")
@@ -53,6 +62,15 @@ class SkillServer:
         self._started_at = 0.0
         self._fast_path = True  # tests turn it off to compare with the SDK's own path
         self.operations: Operations | None = None  # this run's audit log and metrics (audit.py)
+        self.resources = ResourceRegistry()
+        self.prompts = PromptRegistry()
+        #: Replaces the built-in InMemoryEventStore (stateful mode) for Last-Event-ID resumption.
+        self.event_store = event_store
+        #: Keys (>= 32 bytes) sealing InputRequired state; share them across replicas. None: per process.
+        self.request_state_keys = list(request_state_keys) if request_state_keys else None
+        self._completion: CompletionFn | None = None
+        self._live: Live | None = None
+        self.registry.subscribe(self.notify_tools_changed)
 
     # -- tools ------------------------------------------------------------------------------------
 
@@ -68,6 +86,7 @@ class SkillServer:
         affinity: Affinity = "any",
         timeout: float | None = None,
         title: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]: ...
     def tool(  # type: ignore[misc]  # mypy rejects a keyword-only overload beside a positional-only one
         self,
@@ -80,12 +99,15 @@ class SkillServer:
         affinity: Affinity = "any",
         timeout: float | None = None,
         title: str | None = None,
+        input_schema: Mapping[str, Any] | None = None,
     ) -> Any:
         """Register a function as a tool: ``@server.tool()`` or ``@server.tool``.
 
         The input schema comes from the type hints, the description from the docstring (its
         ``Args:`` section documents the parameters), and a typed return gives ``outputSchema``.
         A parameter annotated :class:`ToolContext` receives the call's context.
+        ``input_schema`` publishes that JSON Schema verbatim instead, and arguments are then
+        validated with ``jsonschema`` (the draft named by ``$schema``; 2020-12 by default).
         """
 
         def register(f: F) -> F:
@@ -97,6 +119,7 @@ class SkillServer:
                 affinity=affinity,
                 timeout=timeout,
                 title=title,
+                input_schema=input_schema,
             )
             return f
 
@@ -113,6 +136,7 @@ class SkillServer:
         timeout: float | None = None,
         title: str | None = None,
         replace: bool = False,
+        input_schema: Mapping[str, Any] | None = None,
     ) -> None:
         """Register ``fn`` as a tool (see :meth:`tool`). Safe while the server runs."""
         pending = PendingTool(
@@ -123,6 +147,7 @@ class SkillServer:
             affinity=affinity,
             timeout=timeout,
             title=title,
+            input_schema=input_schema,
         )
         if self.is_running:
             # Build now so a bad signature fails here, in the caller, not on the next tools/list.
@@ -143,6 +168,137 @@ class SkillServer:
     @property
     def tool_names(self) -> list[str]:
         return self.registry.names()
+
+    # -- resources, prompts, completion (resources.py, prompts.py) --------------------------------
+
+    def resource(
+        self,
+        uri: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        title: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a function as the reader of ``uri``: ``@server.resource("app://scene/info")``.
+
+        A ``{param}`` in ``uri`` makes a template (``"app://nodes/{name}"``) and is passed to the
+        function as a keyword argument. The function returns ``str`` (text) or ``bytes`` (a blob).
+        """
+
+        def register(f: F) -> F:
+            self.add_resource(uri, f, name=name, description=description, mime_type=mime_type, title=title)
+            return f
+
+        return register
+
+    def add_resource(
+        self,
+        uri: str,
+        read_fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        mime_type: str | None = None,
+        title: str | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Register ``read_fn`` (returning ``str`` or ``bytes``) as the resource at ``uri``.
+
+        Safe while the server runs: clients are told the resource list changed.
+        """
+        spec = build_resource(
+            uri, read_fn, name=name, description=description, mime_type=mime_type, title=title
+        )
+        self.resources.add(spec, replace=replace)
+        self.notify_resources_changed()
+
+    def remove_resource(self, uri: str) -> bool:
+        """Remove a resource or template by its URI. Returns False if there was none."""
+        found = self.resources.remove(uri)
+        if found:
+            self.notify_resources_changed()
+        return found
+
+    def prompt(
+        self, *, name: str | None = None, description: str | None = None, title: str | None = None
+    ) -> Callable[[F], F]:
+        """Register a function as a prompt: its parameters are the prompt's arguments.
+
+        It returns ``str`` (one user message), :class:`Message` or content items, or a list.
+        """
+
+        def register(f: F) -> F:
+            self.add_prompt(f, name=name, description=description, title=title)
+            return f
+
+        return register
+
+    def add_prompt(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        title: str | None = None,
+        replace: bool = False,
+    ) -> None:
+        """Register ``fn`` as a prompt (see :meth:`prompt`). Safe while the server runs."""
+        self.prompts.add(build_prompt(fn, name=name, description=description, title=title), replace=replace)
+        self.notify_prompts_changed()
+
+    def remove_prompt(self, name: str) -> bool:
+        """Remove a prompt by name. Returns False if there was none."""
+        found = self.prompts.remove(name)
+        if found:
+            self.notify_prompts_changed()
+        return found
+
+    def completion(self) -> Callable[[C], C]:
+        """Register the ``completion/complete`` handler (one per server; set it before ``start``).
+
+        It is called as ``fn(ref, argument_name, value, context)``: ``ref`` is the wire reference
+        (``{"type": "ref/prompt", "name": ...}`` or ``{"type": "ref/resource", "uri": ...}``),
+        ``context`` the other arguments already given (or None). It returns suggestions, best
+        first; it may be ``async``.
+        """
+
+        def register(f: C) -> C:
+            self._completion = f
+            return f
+
+        return register
+
+    # -- notifications (thread-safe; no-ops while stopped) ----------------------------------------
+
+    def notify_resource_updated(self, uri: str) -> None:
+        """Tell subscribed clients that the resource at ``uri`` changed. Call from any thread."""
+        from mcp.shared.subscriptions import ResourceUpdated
+
+        self._publish(ResourceUpdated(uri=str(uri)))
+
+    def notify_tools_changed(self) -> None:
+        """Tell clients the tool list changed (done for you by ``add_tool``/``remove_tool``)."""
+        from mcp.shared.subscriptions import ToolsListChanged
+
+        self._publish(ToolsListChanged())
+
+    def notify_prompts_changed(self) -> None:
+        """Tell clients the prompt list changed (done for you by ``add_prompt``/``remove_prompt``)."""
+        from mcp.shared.subscriptions import PromptsListChanged
+
+        self._publish(PromptsListChanged())
+
+    def notify_resources_changed(self) -> None:
+        """Tell clients the resource list changed (done for you by ``add_resource``/``remove_resource``)."""
+        from mcp.shared.subscriptions import ResourcesListChanged
+
+        self._publish(ResourcesListChanged())
+
+    def _publish(self, event: Any) -> None:
+        live = self._live
+        if live is not None and self.is_running:
+            live.submit(live.publish(event))
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -229,7 +385,11 @@ class SkillServer:
         low, list_tools = build_lowlevel_server(self, caller)
         cfg = self.config
         store = (
-            InMemoryEventStore(cfg.event_store_max_events)
+            (
+                self.event_store
+                if self.event_store is not None
+                else InMemoryEventStore(cfg.event_store_max_events)
+            )
             if cfg.enable_event_store and not cfg.stateless
             else None
         )
@@ -316,10 +476,21 @@ def create_skill_server(
     config: McpHttpConfig | None = None,
     *,
     skill_paths: Sequence[str | os.PathLike[str]] | None = None,
+    event_store: EventStore | None = None,
+    request_state_keys: Sequence[bytes | str] | None = None,
 ) -> SkillServer:
     """Create the MCP server of one host application (``"maya"``, ``"blender"``, ...).
 
     ``config`` defaults to ``McpHttpConfig()``: 127.0.0.1:8765, Streamable HTTP at ``/mcp``.
-    Call ``start()`` on the result to serve.
+    ``event_store`` replaces the built-in :class:`InMemoryEventStore` that lets clients resume
+    a stream with ``Last-Event-ID`` (stateful mode; subclass :class:`EventStore`).
+    ``request_state_keys`` seal :class:`InputRequired` state across processes (default: a
+    per-process key). Call ``start()`` on the result to serve.
     """
-    return SkillServer(app_name, config, skill_paths=skill_paths)
+    return SkillServer(
+        app_name,
+        config,
+        skill_paths=skill_paths,
+        event_store=event_store,
+        request_state_keys=request_state_keys,
+    )
