@@ -16,7 +16,7 @@ import anyio
 
 from ._asgi.cors import Cors
 from ._asgi.guard import HostOriginGuard
-from ._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_json
+from ._asgi.http import ASGIApp, Message, Receive, Scope, Send, header, send_bytes, send_json
 from ._asgi.limits import BodyLimit
 from .logs import get_logger
 from .transport import MESSAGES_PATH, SSE_PATH, Transports
@@ -78,9 +78,39 @@ class App:
         with anyio.CancelScope() as cancel_scope:
             self._scopes.add(cancel_scope)
             try:
-                await self._inner(scope, receive, send)
+                ended = False
+
+                async def tracking_receive() -> Message:
+                    nonlocal ended
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body", False):
+                        ended = True
+                    return message
+
+                async def finishing_send(message: Message) -> None:
+                    if not ended and message["type"] == "http.response.body" and not message.get("more_body"):
+                        await self._finish_body(tracking_receive)
+                    await send(message)
+
+                await self._inner(scope, tracking_receive, finishing_send)
             finally:
                 self._scopes.discard(cancel_scope)
+
+    async def _finish_body(self, receive: Receive) -> None:
+        """Read the rest of a request answered before its body was read (a guard refusal, a 404),
+        just before the response ends.
+
+        hypercorn keeps an HTTP/1.1 connection open only if the request had fully arrived when the
+        response ended; otherwise it closes it under a client that may already be reusing it.
+        Bounded: at most ``max_body_bytes`` and one second.
+        """
+        seen = 0
+        with anyio.move_on_after(1.0):
+            while seen <= self.config.max_body_bytes:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    return
+                seen += len(message.get("body", b""))
 
     def cancel_requests(self) -> int:
         """Cancel every in-flight request (called on the loop thread, before shutdown)."""
