@@ -12,7 +12,16 @@ import nox
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "lifecycle", "clients", "blender", "bench"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "lifecycle",
+    "clients",
+    "blender",
+    "conformance",
+    "bench",
+]
 
 ROOT = Path(__file__).parent
 ARTIFACTS = ROOT / "artifacts"
@@ -134,3 +143,21 @@ def bench(session: nox.Session) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     args = session.posargs or ["--quick"]
     session.run("python", "benchmarks/run.py", *args, "--json", str(ARTIFACTS / "bench.json"))
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """The official MCP conformance suite (0.1.16 and 0.2.0-alpha.12) against the everything
+    fixture, stateful and stateless; checks.json per run under artifacts/conformance/."""
+    _install(session)
+    cache = ROOT / ".nox" / "conformance-cache"
+    session.run("bash", "tests/conformance/install.sh", str(cache), external=True)
+    session.run(
+        "python",
+        "tests/conformance/ci.py",
+        "--prefix",
+        str(cache),
+        "--out",
+        str(ARTIFACTS / "conformance"),
+        *session.posargs,
+    )
