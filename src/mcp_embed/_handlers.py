@@ -147,9 +147,14 @@ class Live:
         key = session_key(ctx)
         if key is not None and not is_modern(ctx):
             with self._lock:
-                if key not in self.sessions and len(self.sessions) >= _MAX_TRACKED_SESSIONS:
+                new = key not in self.sessions
+                if new and len(self.sessions) >= _MAX_TRACKED_SESSIONS:
                     self.sessions.pop(next(iter(self.sessions)))
                 self.sessions[key] = ctx.session
+            conn = getattr(ctx.session, "_connection", None)
+            if new and conn is not None:
+                # Forget the session (its level, subscriptions) when its connection closes.
+                conn.exit_stack.callback(self.forget, key)
 
     def forget(self, key: str) -> None:
         with self._lock:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import mcp_types as types
 from mcp.server.caching import CACHEABLE_METHODS, CacheHint
+from mcp.server.connection import allowed_log_levels
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
@@ -243,6 +244,7 @@ def build_lowlevel_server(
         session = ctx.session
         related = ctx.request_id
         close_sse = ctx.close_sse_stream
+        allowed_levels = allowed_log_levels(ctx.protocol_version, meta)
 
         async def send(kind: str, p: dict[str, Any]) -> None:
             if kind == "progress":
@@ -254,9 +256,13 @@ def build_lowlevel_server(
                     related_request_id=str(related) if related is not None else None,
                 )
             elif kind == "log":
-                await session.send_log_message(
-                    p["level"], p["data"], p.get("logger"), related_request_id=related
-                )
+                # session.send_log_message applies the same per-request gate, but warns on every
+                # call (logging is deprecated at 2026-07-28); a host app should not see that.
+                if p["level"] in allowed_levels:
+                    note = types.LoggingMessageNotification(
+                        params=types.LoggingMessageNotificationParams.model_validate(p)
+                    )
+                    await session.send_notification(note, related_request_id=related)
             elif kind == "close_sse" and close_sse is not None:
                 await close_sse()
 
