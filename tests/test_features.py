@@ -298,3 +298,56 @@ def test_input_required_types_build_valid_wire_requests() -> None:
     types.InputRequiredResult.model_validate(wire)
     with pytest.raises(ValueError):
         InputRequired()
+
+
+def test_async_readers_context_and_errors() -> None:
+    server = create_skill_server("more", McpHttpConfig(port=0))
+    seen: dict[str, Any] = {}
+
+    @server.resource("app://live/{item}")
+    async def live(item: str, ctx: ToolContext) -> bytes:
+        seen["caps"] = ctx.client_capabilities
+        return item.encode()
+
+    @server.resource("app://broken")
+    def broken() -> str:
+        raise OSError("disk gone")
+
+    @server.prompt()
+    async def greet(who: str) -> str:
+        """Greets someone."""
+        return f"Hello {who}"
+
+    @server.completion()
+    async def complete(ref: dict[str, Any], argument_name: str, value: str, context: Any) -> list[str]:
+        seen["ref"], seen["context"] = ref, context
+        return [f"{value}{i}" for i in range(150)]
+
+    server.add_resource("app://lambda", lambda: "x")
+    with server.start() as handle:
+
+        async def main() -> None:
+            async with _client(handle.mcp_url()) as c:
+                names = {str(r.uri): r.name for r in (await c.list_resources()).resources}
+                assert names["app://lambda"] == "app://lambda"  # not "<lambda>"
+                blob = (await c.read_resource("app://live/abc")).contents[0]
+                assert (blob.mime_type, blob.blob) == ("application/octet-stream", "YWJj")
+                assert seen["caps"] is not None
+                with pytest.raises(MCPError) as err:
+                    await c.read_resource("app://broken")
+                assert err.value.code == types.INTERNAL_ERROR and "disk gone" in err.value.message
+                assert (await c.get_prompt("greet", {"who": "you"})).messages[0].content.text == "Hello you"
+                with pytest.raises(MCPError) as err:
+                    await c.get_prompt("nope")
+                assert err.value.code == types.INVALID_PARAMS
+                done = await c.complete(
+                    types.PromptReference(type="ref/prompt", name="greet"),
+                    {"name": "who", "value": "a"},
+                    context_arguments={"other": "1"},
+                )
+                assert len(done.completion.values) == 100
+                assert (done.completion.total, done.completion.has_more) == (150, True)
+                assert seen["ref"] == {"type": "ref/prompt", "name": "greet"}
+                assert seen["context"] == {"other": "1"}
+
+        anyio.run(main)

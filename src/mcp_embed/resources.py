@@ -106,9 +106,10 @@ def build_resource(
     if required:
         raise TypeError(f"resource {uri!r}: reader parameters {required} are not placeholders of the uri")
     summary, _ = _parse_docstring(inspect.getdoc(read) or "")
+    fn_name = str(getattr(read, "__name__", ""))
     return ResourceSpec(
         uri=uri,
-        name=name or str(getattr(read, "__name__", "")) or uri,
+        name=name or (fn_name if fn_name and not fn_name.startswith("<") else uri),
         read=read,
         description=description if description is not None else (summary or None),
         mime_type=mime_type,
