@@ -351,3 +351,44 @@ def test_async_readers_context_and_errors() -> None:
                 assert seen["context"] == {"other": "1"}
 
         anyio.run(main)
+
+
+def test_a_cancelled_call_releases_a_tool_blocked_in_elicit() -> None:
+    server = create_skill_server("cancel", McpHttpConfig(port=0))
+    released = threading.Event()
+    asked = threading.Event()
+    outcome: list[str] = []
+
+    @server.tool()
+    def ask(ctx: ToolContext) -> str:
+        """Waits for an answer that never comes."""
+        try:
+            ctx.elicit_blocking("Name?", {"type": "object", "properties": {"n": {"type": "string"}}})
+            outcome.append("answered")
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+            raise
+        finally:
+            released.set()
+        return "unreachable"
+
+    async def never(context: Any, params: Any) -> types.ElicitResult:
+        asked.set()
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    with server.start() as handle:
+
+        async def main() -> None:
+            async with _client(handle.mcp_url(), elicitation_callback=never) as c:
+                with anyio.move_on_after(30):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(c.call_tool, "ask", {})
+                        while not asked.is_set():
+                            await anyio.sleep(0.02)
+                        tg.cancel_scope.cancel()  # the client gives up: notifications/cancelled
+
+        anyio.run(main)
+        assert released.wait(30), "the tool thread is still blocked in elicit_blocking"
+    # The pending request fails with the call (MCPError), or the wait notices ctx.cancelled.
+    assert outcome in (["MCPError"], ["ToolError"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -246,7 +247,18 @@ class ToolContext:
                 "a *_blocking method was called on the server's event loop, where it would deadlock; "
                 "make the tool 'async def' and await ctx.elicit()/ctx.sample()"
             )
-        return asyncio.run_coroutine_threadsafe(coro, loop).result()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        # Wait in slices so a call the client cancelled (or a stopping server) does not leave
+        # this thread blocked on an answer that will never come.
+        while True:
+            try:
+                return future.result(timeout=0.25)
+            except concurrent.futures.TimeoutError:
+                if self.cancelled or loop.is_closed():
+                    future.cancel()
+                    from .errors import ToolError
+
+                    raise ToolError("the call was cancelled while waiting for the client") from None
 
     def _cancel(self) -> None:
         self._cancelled.set()
