@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -67,6 +68,11 @@ def make_server(**config: Any) -> tuple[SkillServer, dict[str, Any]]:
             state["release"].wait(0.005)
         return "never cancelled"
 
+    @server.tool(affinity="main")
+    def reenter() -> int:
+        """Pumps from inside a main-thread job, as a tool spinning the host's event loop would."""
+        return int(state["handle"].pump())
+
     return server, state
 
 
@@ -74,6 +80,7 @@ def make_server(**config: Any) -> tuple[SkillServer, dict[str, Any]]:
 def served() -> Any:
     server, state = make_server()
     handle = server.start()
+    state["handle"] = handle
     try:
         yield handle, state
     finally:
@@ -130,6 +137,29 @@ def test_protocol_methods_never_wait_for_the_main_thread(served: Any, mode: str)
     names, result = bg.get()
     assert "where" in names
     assert result.structured_content["result"] == threading.get_ident()
+
+
+def test_each_pump_runs_at_least_one_job_and_a_pump_never_reenters(served: Any) -> None:
+    handle, _ = served
+
+    async def main() -> list[Any]:
+        results: list[Any] = []
+        async with client(handle.mcp_url()) as c, anyio.create_task_group() as tg:
+
+            async def call(name: str) -> None:
+                results.append((name, await c.call_tool(name, {})))
+
+            for name in ("where", "where", "reenter"):
+                tg.start_soon(call, name)
+        return results
+
+    bg = Background(main)
+    wait_until(lambda: depth(handle) == 3, what="three calls queued")
+    assert handle.pump(budget_ms=0) == 1  # a zero budget still runs one job...
+    assert depth(handle) == 2  # ...and only one
+    wait_until(lambda: bg.done, pump=handle, what="client finished")
+    by_name = {name: r for name, r in bg.get()}
+    assert by_name["reenter"].structured_content["result"] == 0  # the inner pump ran nothing
 
 
 def test_a_full_queue_is_refused_at_once_with_an_error() -> None:
@@ -368,19 +398,30 @@ def test_auto_with_no_host_detected_is_inline() -> None:
         assert health(handle)["main_thread"]["dispatcher"] == "inline"
 
 
-def test_stop_fails_queued_calls_and_refuses_pumping(served: Any) -> None:
-    handle, _ = served
+def test_stop_drops_queued_calls_and_answers_their_callers() -> None:
+    server, state = make_server(stateless=True, json_response=True, main_thread_timeout=None)
+    handle = server.start()
+    outcome: dict[str, Any] = {}
 
-    async def main() -> Any:
-        async with client(handle.mcp_url()) as c:
-            return await c.call_tool("where", {})
+    def post() -> None:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "where"}}
+        headers = {"Accept": "application/json, text/event-stream"}
+        try:
+            outcome["status"] = httpx.post(
+                handle.mcp_url(), json=body, headers=headers, timeout=30
+            ).status_code
+        except httpx.HTTPError as exc:  # the connection closed under it: an answer, not a hang
+            outcome["error"] = type(exc).__name__
 
-    bg = Background(main)
-    wait_until(lambda: depth(handle) == 1, what="queued")
-    handle.stop()
-    bg.thread.join(30)
-    assert bg.done  # the client got an answer or a closed connection, not a hang
-    assert handle.pump() == 0
+    caller = threading.Thread(target=post, daemon=True)
+    caller.start()
+    try:
+        wait_until(lambda: depth(handle) == 1, what="queued")
+    finally:
+        handle.stop()
+    caller.join(30)
+    assert not caller.is_alive() and outcome
+    assert handle.pump() == 0 and state["ran"] == []  # dropped, never run
 
 
 def test_config_names_the_allowed_dispatchers() -> None:

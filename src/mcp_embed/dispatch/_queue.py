@@ -203,6 +203,11 @@ class MainThreadQueue:
 
     # -- either side ------------------------------------------------------------------------------
 
+    @property
+    def pumping(self) -> bool:
+        """True while a job runs (a pump is in progress)."""
+        return self._run_lock.locked()
+
     def has_work(self) -> bool:
         with self._lock:
             return bool(self._jobs)
@@ -298,9 +303,17 @@ class QueueDispatcher:
         """One pump on the host's main thread; asks for another tick if work is left."""
         with self._wake_lock:
             self._wake_pending = False
+        if self.queue.closed or self.queue.pumping:
+            # Re-entered from a tool that spins the host's event loop (processEvents and the
+            # like): the pump below us picks the work up when that tool returns.
+            return
         self.queue.pump(self.budget_ms / 1000)
         if self.queue.has_work() and not self.queue.closed:
-            self._request_tick()
+            self._continue()
+
+    def _continue(self) -> None:
+        """The budget ran out with work left: tick again after the host's own events."""
+        self._request_tick()
 
     def pump(self, budget_ms: float | None = None) -> int:
         """Run queued main-thread jobs on the calling thread for up to ``budget_ms``."""

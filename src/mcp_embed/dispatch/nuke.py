@@ -52,6 +52,16 @@ class NukeDispatcher(QueueDispatcher):
                 target=nuke.executeInMainThreadWithResult, args=(self._tick,), daemon=True
             ).start()
 
+    def _continue(self) -> None:
+        # On the main thread with work left: post the next tick rather than recurse into it, so
+        # Nuke's own events run in between.
+        nuke = importlib.import_module("nuke")
+        if self._closed or not hasattr(nuke, "executeInMainThread"):
+            return
+        with self._wake_lock:
+            self._wake_pending = True
+        nuke.executeInMainThread(self._tick)
+
     def close(self) -> None:
         super().close()
         self._closed = True

@@ -90,19 +90,16 @@ class QtDispatcher(QueueDispatcher):
             return
         self._obj.wake.emit()  # queued: the slot runs on the application's thread
 
-    def _tick(self) -> None:
-        # On the application's thread.
-        if self._closed:
+    def _continue(self) -> None:
+        # On the application's thread, budget spent with work left: continue from a zero-length
+        # QTimer, which Qt fires after the input and paint events already posted.
+        if self._closed or self._core is None:
             return
         with self._wake_lock:
-            self._wake_pending = False
-        self.queue.pump(self.budget_ms / 1000)
-        if self.queue.has_work() and not self.queue.closed and self._core is not None:
-            # Budget spent with work left: continue from a zero-length timer, which Qt fires
-            # after the input and paint events already posted, so the UI keeps breathing.
-            with self._wake_lock:
-                self._wake_pending = True
-            self._core.QTimer.singleShot(0, self._tick)
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self._core.QTimer.singleShot(0, self._tick)
 
     def close(self) -> None:
         super().close()
