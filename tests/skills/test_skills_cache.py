@@ -6,7 +6,7 @@ import marshal
 from pathlib import Path
 
 import pytest
-from skillkit import write_skill
+from skillkit import FIXTURES, write_skill
 
 from mcp_embed.skills import discover_skills
 from mcp_embed.skills.discovery import clear_cache
@@ -20,6 +20,7 @@ def _no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr("mcp_embed.skills.discovery.analyze_script", refuse)
     monkeypatch.setattr("mcp_embed.skills.discovery.parse_skill_md", refuse)
+    monkeypatch.setattr("mcp_embed.skills.discovery.parse_tools_yaml", refuse)
 
 
 def run(root: Path, cache_dir: Path | None = None, **kwargs: object):
@@ -92,3 +93,19 @@ def test_an_unwritable_cache_folder_is_only_a_miss(tmp_path: Path) -> None:
     write_skill(tmp_path / "root", "fine", scripts={"k.py": HELLO})
     (tmp_path / "cache").write_text("a file where the folder should be")
     assert [t.name for t in run(tmp_path / "root", tmp_path / "cache").tools] == ["fine__greet"]
+
+
+def test_declared_tools_survive_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def run_fixture():
+        env = {"MCP_EMBED_SKILL_CACHE_DIR": str(tmp_path / "cache")}
+        return discover_skills("maya", [FIXTURES / "dcc-mcp-core"], env=env, include_user_dir=False)
+
+    first = run_fixture()
+    clear_cache()
+    _no_parsing(monkeypatch)
+    second = run_fixture()
+    assert [t.to_dict() for t in second.tools] == [t.to_dict() for t in first.tools]
+    assert [(t.function, t.execution, t.affinity, t.timeout) for t in second.tools] == [
+        (t.function, t.execution, t.affinity, t.timeout) for t in first.tools
+    ]
+    assert second.problems == first.problems

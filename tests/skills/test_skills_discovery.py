@@ -463,3 +463,29 @@ def test_importing_the_package_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_broken_copy_does_not_claim_its_name(tmp_path: Path, discover) -> None:
+    write_skill(tmp_path / "high", "kit", skill_md="---\nname: kit\n---\n")
+    write_skill(tmp_path / "low", "kit", scripts={"k.py": HELLO})
+    catalog = discover(tmp_path / "high", tmp_path / "low")
+    assert [s.root for s in catalog.skills] == [tmp_path / "low"]
+    assert catalog.shadowed == []
+    assert [(p.rule, p.path) for p in catalog.errors] == [
+        ("description-required", str(tmp_path / "high" / "kit" / "SKILL.md"))
+    ]
+
+
+def test_inference_warnings_of_declared_tools_point_at_the_script(tmp_path: Path, discover) -> None:
+    write_skill(
+        tmp_path,
+        "kit",
+        scripts={"make.py": "class Opaque:\n    pass\n\ndef make(thing: Opaque) -> None:\n    '''Make.'''\n"},
+        tools_yaml="tools:\n  - name: make\n",
+    )
+    (problem,) = discover().problems
+    assert (problem.path, problem.line, problem.key) == (
+        str(tmp_path / "kit" / "scripts" / "make.py"),
+        4,
+        "make.thing",
+    )

@@ -104,7 +104,9 @@ def encode(kind: str, value: Any) -> bytes:
     else:
         info: ScriptInfo = value
         specs = tuple((*spec[:5], _problem_rows(spec.problems)) for spec in info.specs)
-        data = (info.function_rows(), info.exports, _problem_rows(info.problems), info.ok, specs)
+        # The functions matter only to tools.yaml merges: a blob of their own, unpacked on first use.
+        rows = marshal.dumps(info.function_rows())
+        data = (rows, info.exports, _problem_rows(info.problems), info.ok, specs)
     return marshal.dumps(data)
 
 

@@ -430,8 +430,8 @@ class _SkillLoader:
                 )
             execution = "subprocess"
         if fn is not None:
-            schema, problems = build_input_schema(
-                fn, decl.input_schema, path=tools_path, skill=self.skill, tool=name
+            schema, problems = build_input_schema(  # its warnings point at the script's line
+                fn, decl.input_schema, path=source, skill=self.skill, tool=name
             )
             self.problems.extend(problems)
         else:

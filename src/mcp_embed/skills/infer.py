@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import marshal
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -143,7 +144,7 @@ class ScriptInfo:
         problems: tuple[SkillProblem, ...] = (),
         ok: bool = True,
         specs: tuple[ToolSpec, ...] = (),
-        rows: Sequence[Sequence[Any]] | None = None,
+        rows: Sequence[Sequence[Any]] | bytes | None = None,
     ) -> None:
         self._functions = functions if functions is not None or rows is not None else {}
         self._rows = rows
@@ -159,14 +160,20 @@ class ScriptInfo:
             make_param, make_function = ParamInfo._make, FunctionInfo._make
             self._functions = {
                 row[0]: make_function((*row[:5], tuple(map(make_param, row[5])), *row[6:]))
-                for row in self._rows or ()
+                for row in self._plain_rows()
             }
         return self._functions
+
+    def _plain_rows(self) -> Sequence[Sequence[Any]]:
+        rows = self._rows
+        if isinstance(rows, bytes):  # from the parse cache
+            rows = self._rows = marshal.loads(rows)  # noqa: S302 - bytes the cache wrote, like a .pyc
+        return rows or ()
 
     def function_rows(self) -> tuple[tuple[Any, ...], ...]:
         """``functions`` as plain tuples, the form :attr:`functions` is rebuilt from."""
         if self._functions is None:
-            return tuple(tuple(row) for row in self._rows or ())
+            return tuple(tuple(row) for row in self._plain_rows())
         return tuple((*fn[:5], tuple(map(tuple, fn.params)), *fn[6:]) for fn in self._functions.values())
 
 
