@@ -390,5 +390,5 @@ def test_a_cancelled_call_releases_a_tool_blocked_in_elicit() -> None:
 
         anyio.run(main)
         assert released.wait(30), "the tool thread is still blocked in elicit_blocking"
-    # The pending request fails with the call (MCPError), or the wait notices ctx.cancelled.
-    assert outcome in (["MCPError"], ["ToolError"])
+    # The pending request fails with the call (McpError), or the wait notices ctx.cancelled.
+    assert outcome in (["McpError"], ["ToolError"])

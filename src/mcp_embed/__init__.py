@@ -24,10 +24,9 @@ if TYPE_CHECKING:
         Text,
     )
     from .context import Elicited, Sampled, ToolContext
-    from .errors import ConfigError, McpEmbedError, PortInUseError, ServerStartError, ToolError
+    from .errors import ConfigError, McpEmbedError, McpError, PortInUseError, ServerStartError, ToolError
     from .events import EventStore, InMemoryEventStore
     from .handle import ServerHandle
-    from .rpc import McpError
     from .server import SkillServer, create_skill_server
 
 __all__ = [
@@ -71,7 +70,7 @@ _LAZY = {
     "Text": "content",
     "Elicited": "context",
     "Sampled": "context",
-    "McpError": "rpc",
+    "McpError": "errors",
     "ToolContext": "context",
     "ConfigError": "errors",
     "McpEmbedError": "errors",

@@ -30,6 +30,7 @@ from mcp.shared.subscriptions import (
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .context import LOG_LEVELS, ToolContext
+from .errors import McpError
 from .logs import get_logger
 from .prompts import messages_to_wire
 from .resources import contents_to_wire
@@ -236,6 +237,8 @@ def install(low: Server[Any], server: SkillServer) -> Live:
         try:
             value = await call_user(spec.read, spec.is_async, kwargs)
             out = contents_to_wire(uri, spec, value)
+        except McpError as exc:
+            raise MCPError(code=exc.code, message=exc.message, data=exc.data) from None
         except MCPError:
             raise
         except Exception as exc:
@@ -266,6 +269,8 @@ def install(low: Server[Any], server: SkillServer) -> Live:
         try:
             value = await call_user(spec.fn, spec.is_async, kwargs)
             out = messages_to_wire(spec, value)
+        except McpError as exc:
+            raise MCPError(code=exc.code, message=exc.message, data=exc.data) from None
         except MCPError:
             raise
         except Exception as exc:

@@ -173,7 +173,9 @@ class ToolContext:
         """Ask the user to fill a form (``elicitation/create``) and wait for the answer.
 
         ``schema`` is a flat JSON Schema object of primitive properties. Needs a stateful
-        2025-era session; on the 2026-07-28 protocol return :class:`~mcp_embed.InputRequired`.
+        2025-era session, else it raises :class:`~mcp_embed.ToolError` (on the 2026-07-28
+        protocol return :class:`~mcp_embed.InputRequired`). A client error raises
+        :class:`~mcp_embed.McpError`.
         """
         from .content import ElicitInput
 
@@ -220,17 +222,19 @@ class ToolContext:
     async def _ask(self, wire: dict[str, Any]) -> dict[str, Any]:
         if self._request is None:
             raise RuntimeError("this call has no connection back to the client (not called over MCP)")
-        from mcp.shared.exceptions import NoBackChannelError
+        from mcp.shared.exceptions import MCPError, NoBackChannelError
+
+        from .errors import McpError, ToolError
 
         try:
             return await self._request(wire["method"], wire.get("params") or {})
         except NoBackChannelError:
-            from .errors import ToolError
-
             raise ToolError(
                 f"cannot send {wire['method']} to this client: its session has no channel for "
                 "server requests (stateless server or 2026-07-28 protocol); return InputRequired instead"
             ) from None
+        except MCPError as exc:  # the client answered with an error, or the call went away
+            raise McpError(exc.code, exc.message, exc.data) from None
 
     def _block(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self._loop

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "McpEmbedError", "PortInUseError", "ServerStartError", "ToolError"]
+from typing import Any
+
+__all__ = [
+    "INTERNAL_ERROR",
+    "INVALID_PARAMS",
+    "MISSING_REQUIRED_CLIENT_CAPABILITY",
+    "ConfigError",
+    "McpEmbedError",
+    "McpError",
+    "PortInUseError",
+    "ServerStartError",
+    "ToolError",
+]
+
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
 
 
 class McpEmbedError(Exception):
@@ -32,3 +48,22 @@ class PortInUseError(ServerStartError, OSError):
 
 class ToolError(McpEmbedError):
     """Raise from a tool to return a clean ``isError`` result with this message (no traceback)."""
+
+
+class McpError(McpEmbedError):
+    """Raise from a tool, prompt or resource reader to answer with this JSON-RPC error.
+
+    Any other exception from a tool becomes an ``isError`` result; raise this when the request
+    itself cannot be served, e.g. ``McpError(MISSING_REQUIRED_CLIENT_CAPABILITY, "needs
+    sampling", {"requiredCapabilities": {"sampling": {}}})``. ``ctx.elicit()``/``ctx.sample()``
+    raise it when the client answers with an error.
+    """
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(code, message, data)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"{self.message} (JSON-RPC error {self.code})"

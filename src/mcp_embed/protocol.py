@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 
 from .content import InputRequired
 from .context import ToolContext
-from .errors import ToolError
+from .errors import McpError, ToolError
 from .logs import get_logger
 from .tools import ToolResult, ToolSpec
 
@@ -201,10 +201,12 @@ class ToolCaller:
             if ctx is not None:
                 ctx._cancel()
             raise
+        except McpError as exc:  # a protocol error the tool chose: a JSON-RPC error, not isError
+            raise MCPError(code=exc.code, message=exc.message, data=exc.data) from None
         except ToolError as exc:
             return ToolResult.error(str(exc))
         except MCPError:
-            raise  # a protocol error the tool chose: a JSON-RPC error, not an isError result
+            raise
         except Exception as exc:
             log.warning(
                 "tool %r failed after %.1f ms: %s: %s",
