@@ -210,6 +210,7 @@ class AuditLog:
         self.max_bytes = max_bytes
         self.backups = backups
         self.include_arguments = include_arguments
+        self.batch_delay = 0.05
         self.written = 0
         self.rotations = 0
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -269,6 +270,11 @@ class AuditLog:
         q = self._q
         while True:
             item = q.get()
+            if isinstance(item, dict) and self.batch_delay:
+                # Let records gather: one wake-up a batch, not one a record, keeps this thread
+                # from taking the GIL from the event loop on every call. close() and flush()
+                # still see everything queued before them.
+                time.sleep(self.batch_delay)
             batch = [item]
             with contextlib.suppress(queue.Empty):
                 while len(batch) < 4096:

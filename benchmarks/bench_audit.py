@@ -1,0 +1,245 @@
+"""What the audit log costs: tools/call throughput with the audit log off, on, and on with metrics.
+
+Standalone: ``python benchmarks/bench_audit.py [--seconds 5] [--rounds 3] [--connections 32]``.
+The server runs in this process (its own thread, as embedded); the load comes from ``wrk`` in
+another process (or, without wrk, a bounded httpx loop in a child Python). Modes are interleaved
+round by round so drift on the machine hits every mode alike; the median of the rounds is kept.
+Prints requests/s per mode and the ratio on/off (goal: at most 10 % cost), and checks that the
+audit log holds exactly one record per answered call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+BODY = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": "hi"}},
+    }
+)
+
+LUA = (
+    textwrap.dedent(
+        """
+    wrk.method = "POST"
+    wrk.headers["Content-Type"] = "application/json"
+    wrk.headers["Accept"] = "application/json, text/event-stream"
+    wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
+    wrk.body = [[%s]]
+    ok = 0
+    function response(status, headers, body)
+      if status == 200 then ok = ok + 1 end
+    end
+    function done(summary, latency, requests)
+      io.write(string.format("WRK_JSON {\\"requests\\":%%d,\\"errors\\":%%d,\\"p50\\":%%d,\\"p99\\":%%d}\\n",
+        summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read
+        + summary.errors.write + summary.errors.timeout, latency:percentile(50), latency:percentile(99)))
+    end
+    """
+    )
+    % BODY
+)
+
+HTTPX_LOAD = textwrap.dedent(
+    """
+    import asyncio, json, sys, time
+    import httpx
+    url, seconds, conns, body = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4].encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2025-11-25"}
+    async def main():
+        done = errors = 0
+        end = time.monotonic() + seconds
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=conns)) as client:
+            async def worker():
+                nonlocal done, errors
+                while time.monotonic() < end:
+                    r = await client.post(url, content=body, headers=headers)
+                    done += 1
+                    errors += r.status_code != 200
+            await asyncio.gather(*(worker() for _ in range(conns)))
+        print("WRK_JSON " + json.dumps({"requests": done, "errors": errors, "p50": 0, "p99": 0}))
+    asyncio.run(main())
+    """
+)
+
+
+def load(url: str, seconds: float, connections: int) -> dict[str, Any]:
+    wrk = shutil.which("wrk")
+    if wrk:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(LUA)
+        try:
+            out = subprocess.run(
+                [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "-s", f.name, url],
+                capture_output=True,
+                text=True,
+                timeout=seconds + 60,
+                check=True,
+            ).stdout
+        finally:
+            os.unlink(f.name)
+    else:
+        out = subprocess.run(
+            [sys.executable, "-c", HTTPX_LOAD, url, str(seconds), str(connections), BODY],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=True,
+        ).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRK_JSON "))
+    result: dict[str, Any] = json.loads(line[len("WRK_JSON ") :])
+    result["rps"] = result["requests"] / seconds
+    return result
+
+
+MODES: dict[str, dict[str, Any]] = {
+    "audit off": {"enable_file_logging": False},
+    "audit on": {"enable_file_logging": True},
+    "audit on + metrics": {"enable_file_logging": True, "enable_metrics": True},
+}
+
+
+def run_round(mode: str, log_root: Path, seconds: float, connections: int, n: int) -> dict[str, Any]:
+    from mcp_embed import McpHttpConfig, create_skill_server
+
+    log_dir = log_root / f"{mode.replace(' ', '_').replace('+', 'p')}-{n}"
+    cfg = McpHttpConfig(port=0, stateless=True, json_response=True, log_dir=str(log_dir), **MODES[mode])
+    server = create_skill_server("bench", cfg)
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Echo the text back."""
+        return text
+
+    with server.start() as handle:
+        load(handle.mcp_url(), 1.0, connections)  # warm up
+        cpu0 = time.process_time()  # this process is the server: its CPU per call is the cost
+        result = load(handle.mcp_url(), seconds, connections)
+        cpu = time.process_time() - cpu0
+    result["cpu_us_per_call"] = cpu / max(1, result["requests"]) * 1e6
+    records = 0
+    audit = log_dir / "audit.jsonl"
+    if audit.exists():
+        for p in [*log_dir.glob("audit.jsonl.*"), audit]:
+            records += sum(1 for _ in p.open("rb"))
+    result["audit_records"] = records
+    return result
+
+
+def audit_cost_per_record(log_root: Path, n: int = 20_000) -> tuple[float, float]:
+    """CPU microseconds per audited call: (on the request path, in total with the writer thread).
+
+    A direct measure, free of the HTTP noise: ``Operations.tool_call`` as ToolCaller.call makes
+    it, then a flush.
+    """
+    from mcp_embed import McpHttpConfig
+    from mcp_embed.audit import Operations
+
+    ops = Operations(McpHttpConfig(), log_dir=log_root / "direct")
+    assert ops.audit is not None
+    scope = {"client": ("127.0.0.1", 50000), "headers": [], "path": "/mcp"}
+    t0 = time.thread_time()
+    c0 = time.process_time()
+    for i in range(n):
+        ops.tool_call(
+            tool="echo",
+            status="ok",
+            started=time.perf_counter(),
+            request_id=i,
+            session_id="0123456789abcdef0123456789abcdef",
+            scope=scope,
+            client=("bench", "1.0"),
+            arguments={"text": f"hi {i}"},
+        )
+    path = (time.thread_time() - t0) / n * 1e6
+    ops.audit.flush(60)
+    total = (time.process_time() - c0) / n * 1e6
+    ops.close()
+    return path, total
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=5.0, help="load per round (default 5)")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds per mode, interleaved (default 3)")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--quick", action="store_true", help="2 s x 2 rounds")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seconds, args.rounds = 2.0, 2
+    modes = list(MODES)
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        modes.remove("audit on + metrics")
+    rps: dict[str, list[float]] = {m: [] for m in modes}
+    cpu: dict[str, list[float]] = {m: [] for m in modes}
+    with tempfile.TemporaryDirectory(prefix="mcp-embed-bench-audit-") as tmp:
+        for n in range(args.rounds):
+            for mode in modes:
+                r = run_round(mode, Path(tmp), args.seconds, args.connections, n)
+                rps[mode].append(r["rps"])
+                cpu[mode].append(r["cpu_us_per_call"])
+                answered = r["requests"] - r["errors"]
+                check = ""
+                if MODES[mode]["enable_file_logging"]:
+                    # warm-up requests are audited too: at least every answered call has a record
+                    check = f"  audit records {r['audit_records']} (>= {answered} answered)"
+                    if r["audit_records"] < answered:
+                        print(f"FAIL: {mode}: fewer audit records than answered calls", file=sys.stderr)
+                        return 1
+                print(
+                    f"round {n + 1} {mode:<20} {r['rps']:9.0f} req/s  "
+                    f"{r['cpu_us_per_call']:7.1f} us CPU/call  errors {r['errors']}{check}"
+                )
+        path_us, total_us = audit_cost_per_record(Path(tmp))
+    med = {m: statistics.median(v) for m, v in rps.items()}
+    med_cpu = {m: statistics.median(v) for m, v in cpu.items()}
+    print()
+    for m in modes:
+        print(f"{m:<20} median {med[m]:9.0f} req/s  {med_cpu[m]:7.1f} us CPU/call")
+    ratio = med["audit on"] / med["audit off"]
+    cost = (1 - ratio) * 100
+    cpu_ratio = med_cpu["audit on"] / med_cpu["audit off"]
+    verdict = "PASS" if cost <= 10 else "MISS"
+    print(f"\nthroughput audit on / audit off = {ratio:.3f}  (cost {cost:+.1f} %, goal <= 10 %): {verdict}")
+    print(
+        f"server CPU per call, audit on / audit off = {cpu_ratio:.3f}  (cost {(cpu_ratio - 1) * 100:+.1f} %)"
+    )
+    print(
+        f"audit CPU per call, measured directly: {path_us:.1f} us on the request path, "
+        f"{total_us:.1f} us with the writer thread ({total_us / med_cpu['audit off'] * 100:.1f} % of a call)"
+    )
+    if "audit on + metrics" in med:
+        r2 = med["audit on + metrics"] / med["audit off"]
+        c2 = med_cpu["audit on + metrics"] / med_cpu["audit off"]
+        print(f"audit on + metrics / audit off: throughput {r2:.3f}, CPU per call {c2:.3f}")
+    if args.json:
+        figures = {
+            "median_rps": med,
+            "median_cpu_us_per_call": med_cpu,
+            "ratio": ratio,
+            "cpu_ratio": cpu_ratio,
+        }
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
