@@ -489,3 +489,18 @@ def test_inference_warnings_of_declared_tools_point_at_the_script(tmp_path: Path
         4,
         "make.thing",
     )
+
+
+def test_discovery_restores_the_garbage_collector(tmp_path: Path, discover) -> None:
+    import gc
+
+    write_skill(tmp_path, "kit", scripts={"k.py": HELLO})
+    assert gc.isenabled()
+    discover()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        discover()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

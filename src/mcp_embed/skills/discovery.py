@@ -7,9 +7,11 @@ Nothing here raises on a bad skill: problems are collected and the skill, or jus
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -475,6 +477,23 @@ def _skill(c: _Candidate, tools: list[SkillTool]) -> Skill:
     )
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while discovery builds its tens of thousands of containers.
+
+    Those containers hold no cycles, so reference counting frees them all the same; without the pause, a
+    host with a large heap (a DCC scene) pays for several full collections of its whole heap. The previous
+    state is restored, as Mercurial's ``util.nogc`` does for the same reason.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def discover_skills(
     app_name: str,
     paths: Sequence[str | os.PathLike[str]] | None = None,
@@ -491,6 +510,18 @@ def discover_skills(
     ``os.environ``; ``interpreter`` runs subprocess tools (default: the running interpreter). ``cache``
     keeps parse results on disk between processes (see ``MCP_EMBED_SKILL_CACHE_DIR``).
     """
+    with _gc_paused():
+        return _discover(app_name, paths, env, interpreter, include_user_dir, cache)
+
+
+def _discover(
+    app_name: str,
+    paths: Sequence[str | os.PathLike[str]] | None,
+    env: Mapping[str, str] | None,
+    interpreter: str | None,
+    include_user_dir: bool,
+    cache: bool,
+) -> SkillCatalog:
     app = app_key(app_name)
     environ = os.environ if env is None else env
     roots = skill_roots(app_name, paths, env=environ, include_user_dir=include_user_dir)
