@@ -109,8 +109,8 @@ class SkillTool:
     function: str | None = None
     interpreter: str | None = None
     enum_params: dict[str, str] = field(default_factory=dict)
-    _validator: Any = field(default=None, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _validator: Any = field(default=None, init=False, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def validate(self, arguments: dict[str, Any]) -> None:
         """Check ``arguments`` against the schema; raise :class:`SkillArgumentError` naming a field."""

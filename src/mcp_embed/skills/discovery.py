@@ -1,7 +1,7 @@
 """Finding skills: roots in priority order, shadowing, host filtering, and turning folders into tools.
 
-Discovery reads each file at most once (and not at all when an unchanged file was read before in this
-process), parses YAML with the C safe loader, reads scripts with :mod:`ast`, and never imports or runs them.
+Discovery reads each file at most once (and not at all when the parse cache already holds it unchanged),
+parses YAML with the C safe loader, reads scripts with :mod:`ast`, and never imports or runs them.
 Nothing here raises on a bad skill: problems are collected and the skill, or just the tool, is left out.
 """
 
@@ -87,26 +87,17 @@ def _stat(path: str) -> os.stat_result | None:
         return None
 
 
-def _read_text(path: str, skill: str | None) -> tuple[str | None, list[SkillProblem]]:
-    """The UTF-8 text of ``path``, or ``None`` and the problem that stopped it."""
+def _read(path: str, skill: str | None, *, text: bool) -> tuple[Any, SkillProblem | None]:
+    """The bytes (or UTF-8 text) of ``path``, or ``None`` and the problem that stopped it."""
     try:
         with open(path, "rb") as fh:
             data = fh.read()
+        return (data.decode("utf-8-sig") if text else data), None
     except OSError as exc:
-        return None, [
-            SkillProblem("error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, skill)
-        ]
-    text, problem = _decode(data, path, skill)
-    return text, [problem] if problem else []
-
-
-def _decode(data: bytes, path: str, skill: str | None) -> tuple[str | None, SkillProblem | None]:
-    try:
-        return data.decode("utf-8-sig"), None
+        message, rule = f"cannot read: {exc.strerror}", "unreadable"
     except UnicodeDecodeError as exc:
-        return None, SkillProblem(
-            "error", path, "encoding", f"not valid UTF-8: {exc.reason} at byte {exc.start}", None, None, skill
-        )
+        message, rule = f"not valid UTF-8: {exc.reason} at byte {exc.start}", "encoding"
+    return None, SkillProblem("error", path, rule, message, None, None, skill)
 
 
 # -- phase 1: candidate folders and their headers
@@ -139,8 +130,8 @@ def _header(folder: str, name: str, cache: ParseCache, problems: list[SkillProbl
         return None
 
     def parse() -> tuple[SkillHeader | None, list[SkillProblem]]:
-        text, problems = _read_text(path, name)
-        return (None, problems) if text is None else parse_skill_md(text, path, name)
+        text, problem = _read(path, name, text=True)
+        return (None, [problem]) if problem else parse_skill_md(text, path, name)
 
     header, found = cache.get("skill", path, stat, parse)
     problems.extend(found)
@@ -210,15 +201,12 @@ class _SkillLoader:
             return None
 
         def parse() -> ScriptInfo:
-            try:
-                with open(path, "rb") as fh:
-                    data = fh.read()
-            except OSError as exc:
-                problem = SkillProblem(
-                    "error", path, "unreadable", f"cannot read: {exc.strerror}", None, None, self.skill
-                )
-                return ScriptInfo(problems=(problem,), ok=False)
-            return analyze_script(data, path, self.skill)
+            data, problem = _read(path, self.skill, text=False)
+            return (
+                ScriptInfo(problems=(problem,), ok=False)
+                if problem
+                else analyze_script(data, path, self.skill)
+            )
 
         info = self.cache.get("script", path, stat, parse)
         self.problems.extend(info.problems)
@@ -288,8 +276,8 @@ class _SkillLoader:
             return []
 
         def parse() -> tuple[list[ToolDecl] | None, list[SkillProblem]]:
-            text, problems = _read_text(path, self.skill)
-            return (None, problems) if text is None else parse_tools_yaml(text, path, self.skill)
+            text, problem = _read(path, self.skill, text=True)
+            return (None, [problem]) if problem else parse_tools_yaml(text, path, self.skill)
 
         decls, problems = self.cache.get("tools", path, stat, parse)
         self.problems.extend(problems)
