@@ -77,6 +77,11 @@ def odd() -> object:
     return {"set": {1}, "tuple": (1, 2), "path": __import__("pathlib").Path("/x")}
 
 
+def search_path() -> list:
+    """The child's sys.path."""
+    return sys.path
+
+
 def hard_exit() -> None:
     """Die without a word."""
     print("about to die", file=sys.stderr)
@@ -221,6 +226,15 @@ def test_results_are_made_json_able(catalog: SkillCatalog) -> None:
         result = tool(catalog, "calc__odd", execution=execution).invoke({})
         assert result == {"set": "{1}", "tuple": [1, 2], "path": str(Path("/x"))}
         json.dumps(result)
+
+
+def test_a_subprocess_script_sees_its_own_folder_not_the_runners(catalog: SkillCatalog) -> None:
+    import mcp_embed.skills
+
+    search = tool(catalog, "calc__search_path", execution="subprocess").invoke({})
+    script_dir = tool(catalog, "calc__search_path").source_file.parent
+    assert search[0] == str(script_dir)
+    assert str(Path(mcp_embed.skills.__file__).parent) not in search
 
 
 def test_the_interpreter_is_configurable(catalog: SkillCatalog, tmp_path: Path) -> None:

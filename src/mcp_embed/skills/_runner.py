@@ -26,6 +26,10 @@ def _last_line(exc: BaseException) -> str:
 
 
 def _call(script: str, function: str, payload: dict[str, Any]) -> Any:
+    # Python put this file's folder first on sys.path; the script must see its own folder there instead,
+    # as when it runs by itself, and must not import mcp_embed's modules by their bare names.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
     spec = importlib.util.spec_from_file_location(MODULE_NAME, script)
     if spec is None or spec.loader is None:
