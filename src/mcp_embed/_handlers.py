@@ -216,6 +216,10 @@ class _Track:
 def install(low: Server[Any], server: SkillServer) -> Live:
     """Register the resource, prompt, completion, logging and subscription handlers on ``low``."""
     live = Live()
+    try:  # built inside the server's event loop: host threads can notify from the start
+        live.loop = asyncio.get_running_loop()
+    except RuntimeError:
+        pass  # set by the first request instead
     resources = server.resources
     prompts = server.prompts
 
