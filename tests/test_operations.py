@@ -188,6 +188,26 @@ def test_a_call_cut_short_by_stop_is_audited_cancelled(tmp_path: Path) -> None:
     assert statuses == ["cancelled"]
 
 
+def test_sessions_open_and_close_on_every_transport(tmp_path: Path) -> None:
+    server = demo_server(log_dir=str(tmp_path))
+    with server.start() as handle:
+
+        async def main() -> None:
+            async with sdk_client(handle.sse_url(), transport="sse") as client:
+                await client.call_tool("echo", {"text": "over sse"})
+            async with sdk_client(handle.mcp_url()) as client:
+                await client.call_tool("echo", {"text": "over streamable http"})
+
+        anyio.run(main)
+    records = read_audit(tmp_path)
+    opened = [r["session_id"] for r in records if r["event"] == "session_open"]
+    closed = [r["session_id"] for r in records if r["event"] == "session_close"]
+    assert len(opened) == 2 and all(opened) and sorted(opened) == sorted(closed)
+    calls = [r for r in records if r["event"] == "tool_call"]
+    assert {r["session_id"] for r in calls} == set(opened)
+    assert all(r["client_name"] == "mcp" for r in calls)
+
+
 def _init_params() -> dict[str, Any]:
     return {
         "protocolVersion": "2025-11-25",

@@ -146,15 +146,12 @@ class App:
             await send_json(send, 404, {"error": f"no route for {method} {path}"})
 
     def _with_operations(self, inner: ASGIApp, ops: Operations) -> ASGIApp:
-        """Metrics callbacks, session-close auditing, and the rate limit (inside the guard, and
-        inside any authentication layer, so it can key on the principal)."""
-        from .audit import watch_sessions
-
+        """Metrics callbacks, and the rate limit (inside the guard, and inside any authentication
+        layer, so it can key on the principal)."""
         if ops.metrics is not None:
             manager = self.transports.manager
             ops.metrics.http_in_flight = lambda: float(len(self._scopes))
             ops.metrics.sessions_open = lambda: float(len(manager._server_instances))
-        watch_sessions(self.transports.manager, ops)
         if self.config.rate_limit_per_second is None:
             return inner
         from ._asgi.ratelimit import RateLimit, TokenBuckets

@@ -577,16 +577,3 @@ def build_operations(config: McpHttpConfig, dispatcher: Any, registry: Any) -> O
         )
     return ops
 
-
-def watch_sessions(manager: Any, ops: Operations) -> None:
-    """Audit ``session_close`` when the SDK's session manager forgets a session that had opened
-    (client DELETE, idle timeout, crash or server stop)."""
-    discard = manager._discard_session
-
-    async def discard_and_record(session_id: str, transport: Any) -> None:
-        opened = session_id in ops._clients
-        await discard(session_id, transport)
-        if opened and session_id in ops._clients:
-            ops.session_close(session_id)
-
-    manager._discard_session = discard_and_record

@@ -362,7 +362,8 @@ def _str_or_none(v: Any) -> str | None:
 
 
 class _SessionAudit:
-    """SDK middleware: a successful ``initialize`` opens a session in the audit log."""
+    """SDK middleware: a successful ``initialize`` opens a session in the audit log, and the end
+    of its connection closes it."""
 
     def __init__(self, ops: Operations) -> None:
         self.ops = ops
@@ -377,5 +378,11 @@ class _SessionAudit:
                 if isinstance(info, dict)
                 else (None, None)
             )
-            self.ops.session_open(_audit_session_id(ctx), client, _scope_of(ctx))
+            sid = _audit_session_id(ctx)
+            self.ops.session_open(sid, client, _scope_of(ctx))
+            # session_close when the connection ends, on every transport: client DELETE, idle
+            # timeout, a closed SSE stream, server stop.
+            stack = getattr(getattr(ctx.session, "_connection", None), "exit_stack", None)
+            if stack is not None:
+                stack.callback(self.ops.session_close, sid)
         return result
