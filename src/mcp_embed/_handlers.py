@@ -8,6 +8,7 @@ run's :class:`Live` state, through which the host's thread-safe ``notify_*`` cal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -216,10 +217,10 @@ class _Track:
 def install(low: Server[Any], server: SkillServer) -> Live:
     """Register the resource, prompt, completion, logging and subscription handlers on ``low``."""
     live = Live()
-    try:  # built inside the server's event loop: host threads can notify from the start
+    # Built inside the server's event loop: host threads can notify from the start.
+    # (Outside a loop, the first request sets it instead.)
+    with contextlib.suppress(RuntimeError):
         live.loop = asyncio.get_running_loop()
-    except RuntimeError:
-        pass  # set by the first request instead
     resources = server.resources
     prompts = server.prompts
 
