@@ -70,8 +70,9 @@ def typecheck(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The unit and end-to-end suite on the default Python (Node clients and hosts have their own)."""
     _install(session, "test")
-    # A real Qt application for the Qt dispatcher test (offscreen: no display needed).
-    session.install("PySide6-Essentials>=6.5")
+    # Real Qt applications for the Qt dispatcher test (offscreen: no display needed). Each binding
+    # runs in a child process of its own; PySide2 has no wheels for this Python.
+    session.install("PySide6-Essentials>=6.5", "PyQt6", "PyQt5")
     session.run(
         "pytest",
         "-m",

@@ -1,8 +1,10 @@
-"""The Qt dispatcher against a real PySide6 QApplication (offscreen), its event loop on the main
-thread of a child process, driven through the SDK's own client (tests/hosts/qt_app.py)."""
+"""The Qt dispatcher against a real QApplication (offscreen), its event loop on the main thread of
+a child process, driven through the SDK's own client (tests/hosts/qt_app.py): PySide6 always in
+`nox -s tests`, and PyQt6, PyQt5 and PySide2 wherever they are installed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,22 +14,33 @@ from typing import Any
 
 import pytest
 
-if not os.environ.get("MCP_EMBED_REQUIRE_QT"):  # `nox -s tests` installs it and must not skip
-    pytest.importorskip("PySide6.QtWidgets", reason="PySide6-Essentials is installed by `nox -s tests`")
-
 APP = Path(__file__).parent / "hosts" / "qt_app.py"
 
+# PySide6 is required in `nox -s tests` (MCP_EMBED_REQUIRE_QT); the others run where installed.
+# Qt is never imported into this process: each binding runs in a child process of its own.
+BINDINGS = ["PySide6", "PyQt6", "PyQt5", "PySide2"]
 
-@pytest.fixture(scope="module")
-def run() -> dict[str, Any]:
+
+def _installed(binding: str) -> bool:
+    return importlib.util.find_spec(binding) is not None
+
+
+@pytest.fixture(scope="module", params=BINDINGS)
+def run(request: pytest.FixtureRequest) -> dict[str, Any]:
+    binding = request.param
+    if not _installed(binding):
+        if binding == "PySide6" and os.environ.get("MCP_EMBED_REQUIRE_QT"):
+            pytest.fail("PySide6 is required here (MCP_EMBED_REQUIRE_QT) but is not installed")
+        pytest.skip(f"{binding} is not installed")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.run(
-        [sys.executable, str(APP)], capture_output=True, text=True, timeout=180, env=env, check=False
+        [sys.executable, str(APP), binding], capture_output=True, text=True, timeout=180, env=env, check=False
     )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"qt_app failed:\n{proc.stdout}\n{proc.stderr}"
     out: dict[str, Any] = json.loads(lines[-1].removeprefix("RESULT "))
     assert "error" not in out, out["error"]
+    assert out["binding"] == binding
     return out
 
 

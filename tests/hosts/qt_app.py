@@ -1,4 +1,6 @@
-"""A real PySide6 application for the Qt dispatcher test (run as a subprocess by test_host_qt.py).
+"""A real Qt application for the Qt dispatcher test (run as a subprocess by test_host_qt.py).
+
+``python qt_app.py [PySide6|PyQt6|PySide2|PyQt5]`` picks the binding (PySide6 by default).
 
 The QApplication's event loop runs on this process's main thread, as in Maya, Houdini or Nuke.
 A client thread calls main-affinity tools through the SDK's own client, blocks the main thread
@@ -16,13 +18,18 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import importlib
+
 import anyio
 import httpx
 from mcp.client import Client
-from PySide6.QtCore import QThread, QTimer
-from PySide6.QtWidgets import QApplication
 
 from mcp_embed import McpHttpConfig, ToolContext, create_skill_server
+
+BINDING = sys.argv[1] if len(sys.argv) > 1 else "PySide6"
+QtCore = importlib.import_module(f"{BINDING}.QtCore")
+QThread, QTimer = QtCore.QThread, QtCore.QTimer
+QApplication = importlib.import_module(f"{BINDING}.QtWidgets").QApplication
 
 
 def main() -> int:
@@ -35,7 +42,7 @@ def main() -> int:
     def where_am_i() -> dict[str, Any]:
         return {
             "python_main": threading.current_thread() is threading.main_thread(),
-            "qt_gui_thread": QThread.currentThread() is app.thread(),
+            "qt_gui_thread": bool(QThread.currentThread() == app.thread()),
             "thread": threading.current_thread().name,
         }
 
@@ -64,7 +71,7 @@ def main() -> int:
         return threading.current_thread() is threading.main_thread()
 
     handle = server.start()
-    out: dict[str, Any] = {"dispatcher": handle.dispatcher}
+    out: dict[str, Any] = {"dispatcher": handle.dispatcher, "binding": BINDING}
     done = threading.Event()
 
     heartbeat = QTimer()

@@ -52,7 +52,9 @@ def _make_pump_object(core: ModuleType, tick: Any) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.wake.connect(self.on_wake, core.Qt.ConnectionType.QueuedConnection)
+            # Qt.ConnectionType.QueuedConnection (Qt 6 style), or Qt.QueuedConnection (PyQt5/PySide2).
+            queued = getattr(core.Qt, "ConnectionType", core.Qt).QueuedConnection
+            self.wake.connect(self.on_wake, queued)
 
         @slot()  # type: ignore[untyped-decorator]
         def on_wake(self) -> None:
