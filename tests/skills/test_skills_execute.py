@@ -328,3 +328,24 @@ def test_dcc_mcp_core_style_skill_runs(discover) -> None:
     assert report.invoke({"verbose": True})["names"][0] == "pSphere1"
     with pytest.raises(SkillArgumentError, match="'radius'"):
         sphere.invoke({"radius": "big"})
+
+
+@pytest.mark.skipif(os.name == "nt", reason="a POSIX shell script")
+def test_a_shell_script_tool_runs_as_a_whole_script(tmp_path: Path, discover) -> None:
+    write_skill(
+        tmp_path,
+        "shell",
+        files={"scripts/count.sh": 'read args\necho "working" >&2\necho "{\\"got\\": $args}"\n'},
+        tools_yaml="""
+            tools:
+              - name: count
+                source_file: scripts/count.sh
+                execution: in-process
+                input_schema: {type: object, properties: {n: {type: integer}}}
+        """,
+    )
+    catalog = discover()
+    (count,) = catalog.tools
+    assert (count.execution, count.function) == ("subprocess", None)
+    assert [p.rule for p in catalog.problems] == ["tool-execution"]
+    assert count.invoke({"n": 3}) == {"got": {"n": 3}}
