@@ -284,6 +284,19 @@ def test_input_required_round_trips_on_the_2026_protocol(stateful: ServerHandle)
             assert r.content[0].text == "Hello, name-value!"
             p = await c.get_prompt("test_input_required_result_prompt")
             assert p.messages[0].content.text == "Use the following context: context-value"
+            # The other features on the 2026 wire too (results need resultType there).
+            done = await c.complete(
+                types.PromptReference(type="ref/prompt", name="test_prompt_with_arguments"),
+                {"name": "arg1", "value": "par"},
+            )
+            assert done.completion.values == ["paris", "park", "party"]
+            assert "test://static-text" in {str(r.uri) for r in (await c.list_resources()).resources}
+            assert len((await c.list_resource_templates()).resource_templates) == 1
+            text = (await c.read_resource("test://static-text")).contents[0]
+            assert text.text == "This is the content of the static text resource."
+            assert "test_simple_prompt" in {p.name for p in (await c.list_prompts()).prompts}
+            simple = await c.get_prompt("test_simple_prompt")
+            assert simple.messages[0].content.text == "This is a simple prompt for testing."
             # Without the sampling capability the diagnostic tool answers -32021.
         async with sdk_client(stateful.mcp_url(), mode="auto") as bare:
             with pytest.raises(MCPError) as err:

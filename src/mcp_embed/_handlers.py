@@ -338,9 +338,9 @@ def install(low: Server[Any], server: SkillServer) -> Live:
             }
             values = await call_user(handler, inspect.iscoroutinefunction(handler), fn_kwargs)
             values = [str(v) for v in (values or [])]
-            return {
-                "completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}
-            }
+            page = {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}
+            # 2026-07-28 results need resultType; the SDK drops it for older versions.
+            return {"completion": page, "resultType": "complete"}
 
         low.add_request_handler("completion/complete", types.CompleteRequestParams, completion)
 

@@ -7,6 +7,11 @@ OS-chosen loopback port, runs ``run.py`` with each harness version (``stable`` 0
 ``alpha`` 0.2.0-alpha.12, both ``--suite all``) into ``OUT/<version>-<mode>/``, stops the
 server and prints one summary table. Exit status 1 if any run failed.
 
+The alpha harness runs each scenario at the protocol revision it was written for; two more
+alpha legs force every scenario onto one wire (``--spec-version 2025-11-25`` and
+``2026-07-28``, into ``OUT/alpha@<rev>-<mode>/``), which catches a feature that works on one
+wire only.
+
 The only expected failures (``--allow-fail``, XFAIL in the tables) are the ones documented with
 evidence in REQUIREMENTS.md §9: the SEP-2663 tasks extension, which SDK 2.3 does not implement
 (alpha, both modes), and in stateless mode the four 2025-wire scenarios that need a
@@ -47,12 +52,19 @@ BACK_CHANNEL = (
 )
 
 
-def allowed(version: str, mode: str) -> tuple[str, ...]:
+# (harness version, forced --spec-version or None)
+LEGS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    "stable": (("stable", None),),
+    "alpha": (("alpha", None), ("alpha", "2025-11-25"), ("alpha", "2026-07-28")),
+}
+
+
+def allowed(version: str, spec: str | None, mode: str) -> tuple[str, ...]:
     out: tuple[str, ...] = ()
-    if version == "alpha":
-        out += TASKS
-    if mode == "stateless":
-        out += BACK_CHANNEL
+    if version == "alpha" and spec is None:
+        out += TASKS  # extension scenarios run only in the default (mixed) selection
+    if mode == "stateless" and spec != "2026-07-28":
+        out += BACK_CHANNEL  # 2025-wire scenarios; at 2026 they are replaced by InputRequired ones
     return out
 
 
@@ -134,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     for mode in modes:
         fixture = Fixture(mode, args.out / f"fixture-{mode}.log")
         try:
-            for version in versions:
-                out = args.out / f"{version}-{mode}"
+            for version, spec in [leg for v in versions for leg in LEGS[v]]:
+                name = f"{version}@{spec}" if spec else version
+                out = args.out / f"{name}-{mode}"
                 cmd = [
                     sys.executable,
                     str(HERE / "run.py"),
@@ -153,21 +166,23 @@ def main(argv: list[str] | None = None) -> int:
                     str(args.timeout),
                     "--quiet",
                 ]
-                for name in allowed(version, mode):
-                    cmd += ["--allow-fail", name]
-                print(f"\n### {version} harness, {mode} server at {fixture.url}", flush=True)
+                if spec:
+                    cmd += ["--spec-version", spec]
+                for scenario in allowed(version, spec, mode):
+                    cmd += ["--allow-fail", scenario]
+                print(f"\n### {name} harness, {mode} server at {fixture.url}", flush=True)
                 rc = subprocess.run(cmd, check=False).returncode
                 summary = summarize(out) if (out / "checks.json").is_file() else None
-                rows.append((version, mode, rc, summary))
+                rows.append((name, mode, rc, summary))
         finally:
             fixture.stop()
 
     print("\nMCP conformance summary (verdicts per scenario; wire = wire-schema-valid checks passed)")
-    print(f"{'version':8} {'mode':10} {'PASS':>5} {'FAIL':>5} {'XFAIL':>6} {'SKIP':>5} {'wire':>9}  result")
+    print(f"{'harness':17} {'mode':10} {'PASS':>5} {'FAIL':>5} {'XFAIL':>6} {'SKIP':>5} {'wire':>9}  result")
     failed = False
     for version, mode, rc, s in rows:
         if s is None:
-            print(f"{version:8} {mode:10} {'no checks.json':>33}  FAILED (exit {rc})")
+            print(f"{version:17} {mode:10} {'no checks.json':>33}  FAILED (exit {rc})")
             failed = True
             continue
         wire = f"{s['wire_ok']}/{s['wire_all']}" if s["wire_all"] else "n/a"
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         failed |= not ok
         result = "ok" if ok else f"FAILED (exit {rc})"
         counts = f"{s['PASS']:>5} {s['FAIL']:>5} {s['XFAIL']:>6} {s['SKIP']:>5}"
-        print(f"{version:8} {mode:10} {counts} {wire:>9}  {result}")
+        print(f"{version:17} {mode:10} {counts} {wire:>9}  {result}")
     return 1 if failed else 0
 
 
