@@ -539,3 +539,42 @@ def test_default_log_dir_is_per_server_and_file_logging_can_be_off(tmp_path: Pat
     with server.start() as handle:
         httpx.post(handle.mcp_url(), json=rpc(1, "ping"), headers=ACCEPT)
     assert not (tmp_path / "off").exists()
+
+
+# -- the writer ------------------------------------------------------------------------------------
+
+
+def _record(i: int) -> dict[str, Any]:
+    return {"time": time.time(), "event": "tool_call", "tool": "t", "status": "ok", "_args": {"i": i}}
+
+
+def test_audit_log_size_rotation_keeps_n_backups_in_order(tmp_path: Path) -> None:
+    from mcp_embed.audit import AuditLog
+
+    audit = AuditLog(tmp_path / "audit.jsonl", max_bytes=2000, backups=3)
+    for i in range(300):
+        audit.write(_record(i))
+    audit.close()
+    files = sorted(tmp_path.iterdir())
+    assert [f.name for f in files] == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2", "audit.jsonl.3"]
+    assert all(f.stat().st_size <= 2000 for f in files)
+    kept = [r["args_sha256"] for r in read_audit(tmp_path)]
+    newest = [args_sha256({"i": i}) for i in range(300 - len(kept), 300)]
+    assert kept == newest  # the oldest records rotated out; the rest in order, none duplicated
+
+
+def test_audit_log_follows_an_external_rename(tmp_path: Path) -> None:
+    from mcp_embed.audit import AuditLog
+
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog(path, max_bytes=10**6, backups=2)
+    for i in range(10):
+        audit.write(_record(i))
+    assert audit.flush()
+    os.replace(path, tmp_path / "moved.jsonl")  # what logrotate's default "create" mode does
+    for i in range(10, 25):
+        audit.write(_record(i))
+    audit.close()
+    assert len((tmp_path / "moved.jsonl").read_text().splitlines()) == 10
+    assert len(path.read_text().splitlines()) == 15
+    audit.write(_record(99))  # after close: ignored, not an error

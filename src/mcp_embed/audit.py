@@ -324,7 +324,7 @@ class AuditLog:
         fd = os.open(self.path, flags, 0o600)
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)  # an existing file keeps its mode otherwise
-        self._file = os.fdopen(fd, "ab", buffering=256 * 1024)
+        self._file = _AppendFile(fd)
         st = os.fstat(fd)
         self._size = st.st_size
         self._ino = st.st_ino if st.st_ino else None
@@ -355,6 +355,37 @@ class AuditLog:
             os.truncate(self.path, 0)
         self._open()
         self.rotations += 1
+
+
+class _AppendFile:
+    """An ``O_APPEND`` descriptor written one batch per ``write(2)``: whole lines only, so two
+    writers on one file (two hosts with the same ``server_name``) never interleave inside a line."""
+
+    __slots__ = ("_chunks", "_fd")
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._chunks.append(data)
+
+    def flush(self) -> None:
+        if not self._chunks:
+            return
+        view = memoryview(b"".join(self._chunks))
+        self._chunks.clear()
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            os.close(self._fd)
 
 
 def _private_dir(path: Path) -> None:
