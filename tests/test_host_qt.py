@@ -60,6 +60,7 @@ def test_progress_reaches_the_client_from_the_qt_main_thread(run: dict[str, Any]
 def test_a_call_made_while_the_main_thread_is_blocked_times_out_cleanly(run: dict[str, Any]) -> None:
     blocked = run["health_while_blocked"]
     assert blocked["running"] == "block" and blocked["dispatcher"] == "qt"
+    assert run["listed_while_blocked"] == 4  # tools/list answered while the Qt thread was blocked
     second = run["second"]
     assert second["is_error"] is True
     assert "timed out before it started: main thread busy for" in second["text"]

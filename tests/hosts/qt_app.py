@@ -102,6 +102,7 @@ def main() -> int:
                 tg.start_soon(call_block)
                 await anyio.to_thread.run_sync(started.wait, 30)
                 out["health_while_blocked"] = await anyio.to_thread.run_sync(health)
+                out["listed_while_blocked"] = len((await c.list_tools()).tools)  # never waits
                 soon = await c.call_tool("where_soon", {})  # the main thread is blocked
                 out["second"] = {"is_error": soon.is_error, "text": soon.content[0].text}
                 out["depth_after_timeout"] = (await anyio.to_thread.run_sync(health))["queue_depth"]
