@@ -62,7 +62,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
     _install(session)
-    session.install("mypy>=1.13", "types-PyYAML")
+    session.install("mypy>=1.13", "types-PyYAML", "types-jsonschema")
     session.run("mypy", "--strict", "src/mcp_embed")
 
 

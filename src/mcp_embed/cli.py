@@ -51,6 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-sse", dest="enable_sse", action="store_false", default=None, help="no legacy /sse")
     s.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env LOG_LEVEL)")
     s.set_defaults(func=_serve)
+
+    sk = sub.add_parser("skills", help="list and validate skills")
+    sks = sk.add_subparsers(dest="skills_command", metavar="SUBCOMMAND", required=True)
+    sl = sks.add_parser("list", help="the skills a server would serve, with shadowed and invalid ones")
+    sl.add_argument("paths", nargs="*", help="skill folders or roots (before the DCC_MCP_* roots)")
+    sl.add_argument("--app", default="generic", help="host name for dcc filtering (default: generic)")
+    sl.add_argument("--tools", action="store_true", help="also list every tool with its description")
+    sl.set_defaults(func=_skills_list)
+    sv = sks.add_parser("validate", help="check skill folders; exits 1 if any has an error")
+    sv.add_argument("paths", nargs="+", help="skill folders, or roots holding skill folders")
+    sv.set_defaults(func=_skills_validate)
     return p
 
 
@@ -122,3 +133,41 @@ def _configure_cli_logging(level: str) -> None:
         logger.addHandler(handler)
     logger.setLevel(level)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+
+
+def _skills_list(args: argparse.Namespace) -> int:
+    from .skills import discover_skills, format_skills_table
+
+    catalog = discover_skills(args.app, args.paths)
+    print(format_skills_table(catalog))
+    if args.tools and catalog.tools:
+        print()
+        width = max(len(t.name) for t in catalog.tools)
+        for t in sorted(catalog.tools, key=lambda t: t.name):
+            summary = (t.description or "").strip().splitlines()[0] if t.description else ""
+            print(f"{t.name:<{width}}  {t.execution:<11} {t.affinity:<4}  {summary}")
+    return 1 if catalog.errors else 0
+
+
+def _skills_validate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .skills import format_problems, validate_skill
+
+    folders: list[Path] = []
+    for raw in args.paths:
+        p = Path(raw)
+        if (p / "SKILL.md").is_file() or not p.is_dir():
+            folders.append(p)
+        else:  # a root: validate each child that looks like a skill
+            folders.extend(sorted(c for c in p.iterdir() if c.is_dir() and not c.name.startswith(".")))
+    errors = 0
+    for folder in folders:
+        problems = validate_skill(folder)
+        n_err = sum(1 for p in problems if p.severity == "error")
+        errors += n_err
+        status = "ok" if not problems else f"{n_err} error(s), {len(problems) - n_err} warning(s)"
+        print(f"{folder}: {status}")
+        if problems:
+            print(format_problems(problems))
+    return 1 if errors else 0

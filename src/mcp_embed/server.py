@@ -19,6 +19,8 @@ from .resources import ResourceRegistry, build_resource
 from .tools import Affinity, PendingTool, ToolRegistry, ToolSpec
 
 if TYPE_CHECKING:
+    from .skills import SkillCatalog
+    from .skills.serve import SkillLoader
     from mcp.server.streamable_http import EventStore
 
     from ._handlers import Live
@@ -53,6 +55,9 @@ class SkillServer:
         self.app_name = app_name
         self.config = config if config is not None else McpHttpConfig()
         self.skill_paths = [os.fspath(p) for p in skill_paths] if skill_paths else []
+        # The Python that runs subprocess skills; inside a DCC pass its batch interpreter (mayapy, hython).
+        self.skill_interpreter: str | None = None
+        self._skills: SkillLoader | None = None
         self.registry = ToolRegistry()
         self.dispatcher: Dispatcher | None = None
         self._active_dispatcher: Dispatcher | None = None  # this run's; start() picks it
@@ -300,6 +305,26 @@ class SkillServer:
         if live is not None and self.is_running:
             live.submit(live.publish(event))
 
+    # -- skills -----------------------------------------------------------------------------------
+
+    def reload_skills(self) -> SkillCatalog:
+        """Discover the skills again and serve what changed: tools and resources are added, replaced
+        and removed in place, and clients are sent ``list_changed``. Safe while the server runs.
+
+        Skills come from ``skill_paths``, then ``DCC_MCP_<APP>_SKILL_PATHS``, ``DCC_MCP_SKILL_PATHS``
+        and the user data folder. Broken skills are logged (the ``mcp_embed.skills`` logger) and skipped.
+        """
+        from .skills.serve import SkillLoader
+
+        if self._skills is None:
+            self._skills = SkillLoader(self, interpreter=self.skill_interpreter)
+        return self._skills.load()
+
+    @property
+    def skills(self) -> SkillCatalog | None:
+        """The catalog last discovered (``None`` before the first ``start()`` or ``reload_skills()``)."""
+        return self._skills.catalog if self._skills is not None else None
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     @property
@@ -378,6 +403,8 @@ class SkillServer:
         from .transport import Transports
 
         self.registry.build_pending()
+        if self._skills is None:
+            self.reload_skills()
         dispatcher = self._active_dispatcher or self.dispatcher or InlineDispatcher()
         caller = ToolCaller(self, dispatcher)
         # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.

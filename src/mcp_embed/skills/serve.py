@@ -1,0 +1,138 @@
+"""Serving skills: a catalog's tools go into the server's registry, its docs into its resources.
+
+The registry stays the one source of tools: ``reload_skills()`` swaps the skill tools in place, so
+``tools/list`` and the ``list_changed`` notification follow without anything else knowing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ToolError
+from ..logs import get_logger
+from ..tools import ToolResult, ToolSpec, _default_result
+from . import (
+    SkillArgumentError,
+    SkillCatalog,
+    SkillTool,
+    discover_skills,
+    list_skill_resources,
+    read_skill_resource,
+)
+
+if TYPE_CHECKING:
+    from ..server import SkillServer
+
+log = get_logger("skills")
+
+
+def skill_tool_spec(tool: SkillTool) -> ToolSpec:
+    """A registry entry for one skill tool. Arguments are checked against its schema first."""
+
+    def validate(arguments: dict[str, Any]) -> dict[str, Any]:
+        try:
+            tool.validate(arguments)
+        except SkillArgumentError as exc:
+            raise ToolError(f"Invalid arguments for tool '{tool.name}': {exc}") from None
+        return {"arguments": arguments}
+
+    def invoke(arguments: dict[str, Any]) -> Any:
+        return tool.invoke(arguments)
+
+    def to_result(value: Any) -> ToolResult:
+        result = _default_result(value)
+        if tool.output_schema is not None and result.structured is None and value is not None:
+            # A declared output schema promises structuredContent; wrap a non-object value.
+            result.structured = {"result": value}
+        return result
+
+    # A subprocess tool never touches the host: it runs on a worker thread whatever it declares,
+    # and its own runner enforces its timeout (killing the process tree).
+    subprocess = tool.execution == "subprocess"
+    return ToolSpec(
+        name=tool.name,
+        description=tool.description,
+        input_schema=tool.input_schema,
+        output_schema=tool.output_schema,
+        annotations=tool.annotations or None,
+        affinity="any" if subprocess else tool.affinity,
+        timeout=None if subprocess else tool.timeout,
+        validate=validate,
+        invoke=invoke,
+        to_result=to_result,
+        source=f"skill:{tool.skill}",
+    )
+
+
+class SkillLoader:
+    """Discovers a server's skills and keeps its registry and resources in step with the disk."""
+
+    def __init__(self, server: SkillServer, *, interpreter: str | None = None) -> None:
+        self.server = server
+        self.interpreter = interpreter
+        self.catalog: SkillCatalog | None = None
+        self._tools: set[str] = set()
+        self._resources: set[str] = set()
+        self._lock = threading.Lock()
+
+    def load(self) -> SkillCatalog:
+        """Discover and register. Broken skills are logged and skipped; the rest still load."""
+        with self._lock:
+            catalog = discover_skills(
+                self.server.app_name, self.server.skill_paths, interpreter=self.interpreter
+            )
+            self._apply(catalog)
+            self.catalog = catalog
+            return catalog
+
+    def _apply(self, catalog: SkillCatalog) -> None:
+        for problem in catalog.problems:
+            (log.error if problem.severity == "error" else log.warning)("skill problem: %s", problem)
+        for sh in catalog.shadowed:
+            log.warning("skill %r at %s is shadowed by the one at %s", sh.name, sh.path, sh.shadowed_by)
+        registry = self.server.registry
+        wanted: dict[str, ToolSpec] = {}
+        for tool in catalog.tools:
+            if tool.name in registry and tool.name not in self._tools:
+                log.warning(
+                    "skill tool %r is not served: a Python tool of that name is registered", tool.name
+                )
+                continue
+            wanted[tool.name] = skill_tool_spec(tool)
+        for name in self._tools - set(wanted):
+            registry.remove(name)
+        for spec in wanted.values():
+            registry.add(spec, replace=True)
+        self._tools = set(wanted)
+
+        resources = {r.uri: r for r in list_skill_resources(catalog)}
+        for uri in self._resources - set(resources):
+            self.server.remove_resource(uri)
+        for uri, res in resources.items():
+            self.server.add_resource(
+                uri,
+                _reader(catalog, uri),
+                name=res.name,
+                description=res.description,
+                mime_type=res.mime_type,
+                replace=True,
+            )
+        self._resources = set(resources)
+        log.info(
+            "serving %d skill(s) with %d tool(s) and %d resource(s)",
+            len(catalog.skills),
+            len(wanted),
+            len(resources),
+        )
+
+
+def _reader(catalog: SkillCatalog, uri: str) -> Callable[[], str | bytes]:
+    def read() -> str | bytes:
+        content = read_skill_resource(catalog, uri)
+        if content.text is not None:
+            return content.text
+        return content.blob or b""
+
+    return read

@@ -1,0 +1,186 @@
+"""Skills served end to end: discovery -> tools/list -> tools/call through the SDK's real client."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import anyio
+import pytest
+
+from conftest import sdk_client
+from mcp_embed import McpHttpConfig, create_skill_server
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "remote-server" / "skills"
+
+
+def _skill(
+    root: Path, name: str, script: str, tools_yaml: str | None = None, frontmatter: str | None = None
+) -> Path:
+    folder = root / name
+    (folder / "scripts").mkdir(parents=True)
+    fm = frontmatter or f"name: {name}\ndescription: Test skill {name}."
+    (folder / "SKILL.md").write_text(f"---\n{fm}\n---\n# {name}\n\nInstructions for {name}.\n")
+    (folder / "scripts" / "tool.py").write_text(textwrap.dedent(script))
+    if tools_yaml is not None:
+        (folder / "tools.yaml").write_text(textwrap.dedent(tools_yaml))
+    return folder
+
+
+@pytest.fixture
+def isolated_skill_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Only the skills a test names: no env roots, no user data folder, a private parse cache.
+    monkeypatch.delenv("DCC_MCP_SKILL_PATHS", raising=False)
+    monkeypatch.setenv("MCP_EMBED_SKILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path / "nodata"))
+
+
+def test_example_skills_in_process_and_subprocess(isolated_skill_env: None) -> None:
+    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[EXAMPLES])
+    with server.start() as handle:
+
+        async def main() -> None:
+            async with sdk_client(handle.mcp_url()) as client:
+                tools = {t.name: t for t in (await client.list_tools()).tools}
+                assert {
+                    "hello_world__say_hello",
+                    "scene_tools__add_object",
+                    "scene_tools__check_scene_file",
+                } <= set(tools)
+                assert tools["scene_tools__list_objects"].annotations.read_only_hint is True
+                hello = await client.call_tool("hello_world__say_hello", {"name": "Ada"})
+                assert not hello.is_error and hello.content[0].text == "Hello, Ada!"
+                # in-process, main affinity (inline dispatcher here): state persists between calls
+                added = await client.call_tool(
+                    "scene_tools__add_object", {"name": "hero_geo", "kind": "mesh"}
+                )
+                assert not added.is_error, added.content[0].text
+                listed = await client.call_tool("scene_tools__list_objects", {})
+                assert "hero_geo" in listed.content[0].text
+                # a bad argument never reaches the script, and names the field
+                bad = await client.call_tool("scene_tools__add_object", {"name": "x", "kind": "teapot"})
+                assert bad.is_error and "kind" in bad.content[0].text
+                # the SKILL.md body is a resource
+                res = await client.read_resource("skill://hello-world/SKILL.md")
+                assert "hello" in res.contents[0].text.lower()
+
+        anyio.run(main)
+        assert server.skills is not None and not server.skills.errors
+
+
+def test_subprocess_tool_runs_in_a_child_and_errors_are_clean(
+    isolated_skill_env: None, tmp_path: Path
+) -> None:
+    _skill(
+        tmp_path / "skills",
+        "proc-tools",
+        '''
+        import os, sys, time
+
+        def pid() -> int:
+            """The process id the tool ran in."""
+            return os.getpid()
+
+        def boom(message: str) -> str:
+            """Raise."""
+            raise RuntimeError(message)
+
+        def hang() -> str:
+            """Never returns."""
+            time.sleep(60)
+            return "late"
+        ''',
+        """
+        tools:
+          - {name: pid, source_file: scripts/tool.py, function: pid, execution: subprocess}
+          - {name: boom, source_file: scripts/tool.py, function: boom, execution: subprocess}
+          - {name: hang, source_file: scripts/tool.py, function: hang, execution: subprocess, timeout: 1}
+          - {name: boom_inline, source_file: scripts/tool.py, function: boom, execution: in-process}
+        """,
+    )
+    import os
+
+    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[tmp_path / "skills"])
+    with server.start() as handle:
+
+        async def main() -> None:
+            async with sdk_client(handle.mcp_url()) as client:
+                r = await client.call_tool("proc_tools__pid", {})
+                assert not r.is_error and int(r.content[0].text) != os.getpid()
+                for name in ("proc_tools__boom", "proc_tools__boom_inline"):
+                    r = await client.call_tool(name, {"message": "kaboom"})
+                    assert r.is_error and "kaboom" in r.content[0].text
+                    assert "Traceback" not in r.content[0].text
+                r = await client.call_tool("proc_tools__hang", {})
+                assert r.is_error and "timed out" in r.content[0].text.lower()
+                # still serving
+                assert (await client.call_tool("proc_tools__pid", {})).is_error is False
+
+        anyio.run(main)
+
+
+def test_a_broken_skill_is_skipped_and_the_rest_are_served(isolated_skill_env: None, tmp_path: Path) -> None:
+    root = tmp_path / "skills"
+    _skill(root, "good-one", "def ping() -> str:\n    '''Ping.'''\n    return 'pong'\n")
+    _skill(root, "bad-one", "def x() -> int:\n    return 1\n", frontmatter="name: other-name\ndescription: d")
+    _skill(root, "syntax-err", "def broken(:\n")
+    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[root])
+    with server.start() as handle:
+        names = server.tool_names
+        assert "good_one__ping" in names
+        assert not any(n.startswith("bad_one") for n in names)
+        assert server.skills is not None
+        assert any("bad-one" in p.path and p.severity == "error" for p in server.skills.problems)
+        assert any(
+            "syntax" in str(p).lower() or p.line for p in server.skills.problems if "syntax-err" in p.path
+        )
+        assert handle.is_running
+
+
+def test_reload_adds_changes_and_removes_tools_and_notifies(isolated_skill_env: None, tmp_path: Path) -> None:
+    root = tmp_path / "skills"
+    first = _skill(root, "live", "def one() -> str:\n    '''One.'''\n    return '1'\n")
+    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[root])
+    with server.start() as handle:
+
+        async def main() -> None:
+            changed = anyio.Event()
+
+            async def on_message(message: object) -> None:
+                if "ToolListChanged" in type(
+                    getattr(message, "root", message)
+                ).__name__ or "list_changed" in str(message):
+                    changed.set()
+
+            from mcp.client import Client
+
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+                assert {t.name for t in (await client.list_tools()).tools} >= {"live__one"}
+                (first / "scripts" / "tool.py").write_text(
+                    "def two(x: int) -> int:\n    '''Two.'''\n    return x\n"
+                )
+                await anyio.to_thread.run_sync(server.reload_skills)
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert "live__two" in names and "live__one" not in names
+                with anyio.fail_after(10):
+                    await changed.wait()
+
+        anyio.run(main)
+
+
+def test_cli_skills_list_and_validate(
+    isolated_skill_env: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mcp_embed.cli import main
+
+    assert main(["skills", "list", str(EXAMPLES), "--tools"]) == 0
+    out = capsys.readouterr().out
+    assert "hello-world" in out and "scene_tools__check_scene_file" in out and "subprocess" in out
+    assert main(["skills", "validate", str(EXAMPLES)]) == 0
+    assert "scene-tools: ok" in capsys.readouterr().out
+
+    root = tmp_path / "broken"
+    _skill(root, "bad-one", "def x() -> int:\n    return 1\n", frontmatter="name: Bad_Name\ndescription: d")
+    assert main(["skills", "validate", str(root / "bad-one")]) == 1
+    out = capsys.readouterr().out
+    assert "SKILL.md" in out and "name" in out and "error" in out
