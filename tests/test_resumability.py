@@ -116,3 +116,44 @@ def test_an_empty_store_is_still_a_store() -> None:
     # The SDK tests ``if event_store``: an empty store must not read as "no store".
     assert InMemoryEventStore(4)
     assert len(InMemoryEventStore(4)) == 0
+
+
+def test_replay_never_crosses_sessions() -> None:
+    # Two clients, same request ids (every client counts from 0), both streams closed mid-call and
+    # resumed from the one server-wide store: each must get its own events and result only.
+    import threading
+
+    server = create_skill_server("two", McpHttpConfig(port=0, retry_interval_ms=500))
+    both_closed = threading.Barrier(2, timeout=30)
+
+    @server.tool()
+    def who(name: str, ctx: ToolContext) -> str:
+        """Closes its stream, then reports once both calls have closed theirs."""
+        ctx.report_progress(1, 2, f"{name} before")
+        ctx.close_sse_stream()
+        both_closed.wait()
+        ctx.report_progress(2, 2, f"{name} after")
+        return f"result for {name}"
+
+    with server.start() as handle:
+
+        async def one(name: str, out: dict[str, Any]) -> None:
+            seen: list[str | None] = []
+
+            async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+                seen.append(message)
+
+            async with sdk_client(handle.mcp_url()) as client:
+                result = await client.call_tool("who", {"name": name}, progress_callback=on_progress)
+            out[name] = (result.content[0].text, seen)
+
+        async def main() -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(one, "alice", out)
+                tg.start_soon(one, "bob", out)
+            return out
+
+        out = anyio.run(main)
+    assert out["alice"] == ("result for alice", ["alice before", "alice after"])
+    assert out["bob"] == ("result for bob", ["bob before", "bob after"])

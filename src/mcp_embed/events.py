@@ -15,7 +15,7 @@ from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 if TYPE_CHECKING:
     from mcp_types import JSONRPCMessage
 
-__all__ = ["EventStore", "InMemoryEventStore"]
+__all__ = ["EventStore", "InMemoryEventStore", "SessionScopedEventStore"]
 
 
 class InMemoryEventStore(EventStore):
@@ -57,3 +57,38 @@ class InMemoryEventStore(EventStore):
         # The SDK tests ``if self._event_store``: without this an empty store (len 0) reads as
         # "no store", and no event is ever stored, primed or replayed.
         return True
+
+
+class SessionScopedEventStore(EventStore):
+    """One session's view of a server-wide ``EventStore``.
+
+    The SDK hands every session the same store and names streams by request id, which every
+    client counts from 0: without this view, a client resuming its stream for request 1 was
+    also sent the events (and the result) of other clients' request 1. Stream ids are prefixed
+    with the session id, and a ``Last-Event-ID`` from another session replays nothing.
+    """
+
+    def __init__(self, inner: EventStore, session_id: str) -> None:
+        self.inner = inner
+        self.prefix = f"{session_id}/"
+
+    def __bool__(self) -> bool:
+        return True
+
+    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
+        return await self.inner.store_event(self.prefix + stream_id, message)
+
+    async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
+        # Hold the events until the store said which stream they belong to: a Last-Event-ID
+        # of another session must send nothing at all.
+        held: list[EventMessage] = []
+
+        async def hold(event: EventMessage) -> None:
+            held.append(event)
+
+        stream = await self.inner.replay_events_after(last_event_id, hold)
+        if stream is None or not stream.startswith(self.prefix):
+            return None
+        for event in held:
+            await send_callback(event)
+        return stream[len(self.prefix) :]

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.runner import serve_loop
 from mcp.server.sse import SseServerTransport
-from mcp.server.streamable_http import EventStore
+from mcp.server.streamable_http import EventStore, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from .events import SessionScopedEventStore
 from .logs import get_logger
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class Transports:
     def __init__(self, low: Server[Any], config: McpHttpConfig, event_store: EventStore | None) -> None:
         self.low = low
         self.config = config
-        self.manager = StreamableHTTPSessionManager(
+        self.manager = _SessionManager(
             app=low,
             event_store=None if config.stateless else event_store,
             json_response=config.json_response,
@@ -68,3 +69,22 @@ class Transports:
     async def handle_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.sse is not None
         await self.sse.handle_post_message(scope, receive, send)
+
+
+class _SessionManager(StreamableHTTPSessionManager):
+    """The SDK's session manager, giving each session its own view of the event store.
+
+    The SDK shares one store among all sessions and names streams by request id, so a client
+    resuming its request 1 was also replayed other clients' request 1. See
+    :class:`~mcp_embed.events.SessionScopedEventStore`.
+    """
+
+    def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
+        transport = super()._admit_session(requestor)
+        if transport is None:
+            return None
+        store = transport._event_store
+        sid = transport.mcp_session_id
+        if store is not None and sid and not isinstance(store, SessionScopedEventStore):
+            transport._event_store = SessionScopedEventStore(store, sid)
+        return transport
