@@ -2,6 +2,12 @@
 
 A client that reconnects with ``Last-Event-ID`` is sent the events of that stream it missed.
 The store keeps the newest ``max_events`` events across all streams and forgets older ones.
+
+Bring your own store (Redis, a database) by subclassing ``EventStore`` and passing it as
+``create_skill_server(..., event_store=store)``. One store serves every session: the stream ids
+it receives are ``"<session id>/<request id>"``, and a replay must return the stream id of
+``last_event_id`` (or None when unknown). Define ``__bool__`` if your class defines ``__len__``:
+the SDK tests the store's truth value.
 """
 
 from __future__ import annotations
