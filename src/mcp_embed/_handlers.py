@@ -330,13 +330,11 @@ def install(low: Server[Any], server: SkillServer) -> Live:
         ) -> dict[str, Any]:
             ref = dump(params.ref)
             context = params.context.arguments if params.context is not None else None
-            fn_kwargs = {
-                "ref": ref,
-                "argument_name": params.argument.name,
-                "value": params.argument.value,
-                "context": dict(context) if context else None,
-            }
-            values = await call_user(handler, inspect.iscoroutinefunction(handler), fn_kwargs)
+            args = (ref, params.argument.name, params.argument.value, dict(context) if context else None)
+            if inspect.iscoroutinefunction(handler):
+                values = await handler(*args)
+            else:
+                values = await anyio.to_thread.run_sync(lambda: handler(*args), abandon_on_cancel=True)
             values = [str(v) for v in (values or [])]
             page = {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}
             # 2026-07-28 results need resultType; the SDK drops it for older versions.

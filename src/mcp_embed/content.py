@@ -191,8 +191,9 @@ class InputRequired:
     The client answers each request and retries the same call; the answers arrive keyed like
     ``requests`` in ``ctx.input_responses`` (wire dicts, e.g. ``{"action": "accept", "content":
     {...}}`` for an elicitation), and ``state`` comes back as ``ctx.request_state``, sealed by
-    the server in between so a client cannot forge it. On a handshake-era (2025) session the
-    call fails with an ``isError`` result instead: use ``ctx.elicit()``/``ctx.sample()`` there.
+    the server in between so a client cannot forge it. A handshake-era (2025) session cannot
+    carry it: a tool call then gets an ``isError`` result, and a prompt or resource read a
+    JSON-RPC error. Use ``ctx.elicit()``/``ctx.sample()`` there.
     """
 
     requests: Mapping[str, InputRequest] = field(default_factory=dict)
