@@ -54,8 +54,21 @@ def install(monkeypatch: pytest.MonkeyPatch, **modules: types.ModuleType) -> Non
 
 
 def fake_maya(
-    monkeypatch: pytest.MonkeyPatch, loop: FakeMainLoop, *, batch: bool, state: str = "interactive"
+    monkeypatch: pytest.MonkeyPatch,
+    loop: FakeMainLoop,
+    *,
+    batch: bool,
+    state: str = "interactive",
+    deferred: bool = True,
 ) -> None:
+    def execute_with_result(fn: Callable[[], Any]) -> Any:  # blocks its caller, as Maya's does
+        done, box = threading.Event(), {}
+        loop.post(lambda: (box.__setitem__("r", fn()), done.set()))
+        done.wait(30)
+        return box.get("r")
+
+    utils = {"executeDeferred": loop.post} if deferred else {}
+    utils["executeInMainThreadWithResult"] = execute_with_result
     mglobal = types.SimpleNamespace(
         kInteractive=0, kBatch=1, kLibraryApp=2, mayaState=lambda: {"interactive": 0, "batch": 1}[state]
     )
@@ -63,7 +76,7 @@ def fake_maya(
         monkeypatch,
         maya=module("maya"),
         maya__cmds=module("maya.cmds", about=lambda **kw: batch if kw.get("batch") else "2026"),
-        maya__utils=module("maya.utils", executeDeferred=loop.post),
+        maya__utils=module("maya.utils", **utils),
         maya__OpenMaya=module("maya.OpenMaya", MGlobal=mglobal),
     )
 
@@ -136,6 +149,19 @@ def test_fake_maya_gui_pumps_through_execute_deferred(monkeypatch: pytest.Monkey
     """Fake maya modules (GUI): proves only that executeDeferred is asked to run the pump."""
     loop = FakeMainLoop()
     fake_maya(monkeypatch, loop, batch=False)
+    with server_with_where().start() as handle:
+        assert handle.dispatcher == "maya"
+        assert call_where(handle, loop) == threading.get_ident()
+    assert loop.posted >= 1
+
+
+def test_fake_maya_without_execute_deferred_uses_execute_in_main_thread_with_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fake maya.utils with only executeInMainThreadWithResult: proves only that the blocking
+    variant is called off the event loop and the tool runs on the thread draining the fake queue."""
+    loop = FakeMainLoop()
+    fake_maya(monkeypatch, loop, batch=False, deferred=False)
     with server_with_where().start() as handle:
         assert handle.dispatcher == "maya"
         assert call_where(handle, loop) == threading.get_ident()
@@ -270,3 +296,26 @@ def test_fake_blender_ui_pumps_from_a_persistent_timer(monkeypatch: pytest.Monke
     finally:
         handle.stop()
     assert timer() is None  # stopped: the timer unregisters itself
+
+
+def test_fake_nuke_wake_on_the_main_thread_runs_the_pump_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake nuke: proves only the short-circuit (asking Nuke to run something on the thread you
+    are on, and waiting for it, deadlocks): no executeInMainThread call, the job runs right here."""
+    import asyncio
+
+    from mcp_embed.dispatch._queue import Job
+    from mcp_embed.dispatch.nuke import NukeDispatcher
+
+    loop_calls = FakeMainLoop()
+    install(monkeypatch, nuke=module("nuke", env={"gui": True}, executeInMainThread=loop_calls.post))
+    assert threading.current_thread() is threading.main_thread()
+
+    async def main() -> int:
+        dispatcher = NukeDispatcher()
+        job = Job("t", threading.get_ident, asyncio.get_running_loop())
+        dispatcher.queue.submit(job)
+        dispatcher._wake()  # on the main thread
+        return int(await job.future)
+
+    assert asyncio.run(main()) == threading.get_ident()
+    assert loop_calls.posted == 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from typing import Any
 
 from ..logs import get_logger
@@ -50,7 +51,9 @@ def maya_is_interactive(executable: str | None = None) -> bool:
     except Exception:
         return False
     utils = sys.modules.get("maya.utils")
-    return utils is not None and hasattr(utils, "executeDeferred")
+    return utils is not None and (
+        hasattr(utils, "executeDeferred") or hasattr(utils, "executeInMainThreadWithResult")
+    )
 
 
 class MayaDispatcher(QueueDispatcher):
@@ -67,8 +70,15 @@ class MayaDispatcher(QueueDispatcher):
         log.info("main-thread tools run through maya.utils.executeDeferred")
 
     def _wake(self) -> None:
-        if not self._closed and self._utils is not None:
-            self._utils.executeDeferred(self._tick)
+        utils = self._utils
+        if self._closed or utils is None:
+            return
+        if hasattr(utils, "executeDeferred"):
+            utils.executeDeferred(self._tick)
+        else:  # older builds: the blocking variant, from a helper thread so the loop never waits
+            threading.Thread(
+                target=utils.executeInMainThreadWithResult, args=(self._tick,), daemon=True
+            ).start()
 
     def close(self) -> None:
         super().close()
