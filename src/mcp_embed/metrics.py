@@ -35,6 +35,7 @@ class Metrics:
             raise ImportError(METRICS_EXTRA_HINT) from exc
 
         self._known_tool = known_tool
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         # Read at scrape time; the server and the dispatcher replace them.
         self.sessions_open: Callable[[], float] = _zero
         self.http_in_flight: Callable[[], float] = _zero
@@ -101,10 +102,15 @@ class Metrics:
     # -- events --------------------------------------------------------------------------------------
 
     def tool_call(self, tool: str, status: str, duration: float) -> None:
-        label = tool if self._known_tool(tool) else "_unknown"  # client-chosen names stay bounded
-        self.calls.labels(label, status).inc()
+        children = self._children.get((tool, status))
+        if children is None:
+            label = tool if self._known_tool(tool) else "_unknown"  # client-chosen names stay bounded
+            children = (self.calls.labels(label, status), self.duration.labels(label))
+            if label != "_unknown" and len(self._children) < 10_000:
+                self._children[(tool, status)] = children  # skip labels()' lock and lookups next time
+        children[0].inc()
         if status != "denied":
-            self.duration.labels(label).observe(duration)
+            children[1].observe(duration)
 
     def session_event(self, event: str) -> None:
         self.sessions.labels(event).inc()
