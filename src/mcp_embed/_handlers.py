@@ -142,6 +142,8 @@ class Live:
         self.subscriptions: dict[str, set[str]] = {}
         self.sessions: dict[str, ServerSession] = {}
         self._lock = threading.Lock()
+        self._pending: set[ServerEvent] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def seen(self, ctx: ServerRequestContext[Any]) -> None:
         if self.loop is None:
@@ -166,20 +168,44 @@ class Live:
 
     # -- thread-safe entry points ------------------------------------------------------------------
 
-    def submit(self, coro: Coroutine[Any, Any, None]) -> None:
-        """Run ``coro`` on the server loop from any thread (fire and forget)."""
+    def notify(self, event: ServerEvent) -> None:
+        """Deliver ``event`` from any thread. Equal events still waiting to go out are sent once,
+        so adding fifty tools in a row tells each client once that the list changed."""
+        with self._lock:
+            if event in self._pending:
+                return
+            self._pending.add(event)
+
+        async def deliver() -> None:
+            with self._lock:
+                self._pending.discard(event)
+            await self.publish(event)
+
+        if not self.submit(deliver()):
+            with self._lock:
+                self._pending.discard(event)
+
+    def submit(self, coro: Coroutine[Any, Any, None]) -> bool:
+        """Run ``coro`` on the server loop from any thread (fire and forget). False if stopped."""
         loop = self.loop
         if loop is None or loop.is_closed():
             coro.close()
-            return
+            return False
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
         if running is loop:
-            loop.create_task(coro)
+            task = loop.create_task(coro)
+            self._tasks.add(task)  # a bare task may be garbage-collected before it runs
+            task.add_done_callback(self._tasks.discard)
         else:
-            asyncio.run_coroutine_threadsafe(coro, loop)
+            try:
+                asyncio.run_coroutine_threadsafe(coro, loop)
+            except RuntimeError:  # the loop closed meanwhile
+                coro.close()
+                return False
+        return True
 
     async def publish(self, event: ServerEvent) -> None:
         """Deliver ``event`` to 2026 listen streams and to 2025 sessions that want it."""

@@ -303,7 +303,7 @@ class SkillServer:
     def _publish(self, event: Any) -> None:
         live = self._live
         if live is not None and self.is_running:
-            live.submit(live.publish(event))
+            live.notify(event)
 
     # -- skills -----------------------------------------------------------------------------------
 
