@@ -60,8 +60,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict over the package."""
-    _install(session)
+    """mypy --strict over the package (with every optional extra, so their imports are checked too)."""
+    _install(session, "metrics")
     session.install("mypy>=1.13", "types-PyYAML", "types-jsonschema")
     session.run("mypy", "--strict", "src/mcp_embed")
 
