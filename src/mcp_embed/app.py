@@ -149,9 +149,8 @@ class App:
         """Metrics callbacks, and the rate limit (inside the guard, and inside any authentication
         layer, so it can key on the principal)."""
         if ops.metrics is not None:
-            manager = self.transports.manager
             ops.metrics.http_in_flight = lambda: float(len(self._scopes))
-            ops.metrics.sessions_open = lambda: float(len(manager._server_instances))
+            ops.metrics.sessions_open = lambda: float(ops.open_sessions)
         if self.config.rate_limit_per_second is None:
             return inner
         from ._asgi.ratelimit import RateLimit, TokenBuckets

@@ -432,6 +432,11 @@ class Operations:
     def allowed(self, tool: str) -> bool:
         return self.allow is None or self.allow.allows(tool)
 
+    @property
+    def open_sessions(self) -> int:
+        """Sessions opened by ``initialize`` and not closed yet, on every transport."""
+        return len(self._clients)
+
     def client_of(self, session_id: str | None) -> tuple[str | None, str | None]:
         if session_id is None:
             return None, None
@@ -607,4 +612,3 @@ def build_operations(config: McpHttpConfig, dispatcher: Any, registry: Any) -> O
             )
         )
     return ops
-

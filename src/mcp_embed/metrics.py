@@ -67,7 +67,7 @@ class Metrics:
             "mcp_embed_rate_limited", "Requests refused with 429 by the rate limit.", registry=r
         )
         gauges = {
-            "mcp_embed_sessions_open": ("Open Streamable HTTP sessions.", lambda: self.sessions_open()),
+            "mcp_embed_sessions_open": ("Open MCP sessions, every transport.", lambda: self.sessions_open()),
             "mcp_embed_http_requests_in_flight": (
                 "HTTP requests being served, open streams included.",
                 lambda: self.http_in_flight(),
