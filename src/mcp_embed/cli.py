@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     sv = sks.add_parser("validate", help="check skill folders; exits 1 if any has an error")
     sv.add_argument("paths", nargs="+", help="skill folders, or roots holding skill folders")
     sv.set_defaults(func=_skills_validate)
+
+    from .auth.cli import add_edge_parser  # `mcp-embed edge nginx` / `edge nginx-keys`
+
+    add_edge_parser(sub)
+
+    from ._cli_tools import add_parsers  # skills new, call, tools
+
+    add_parsers(sub, sks)
     return p
 
 

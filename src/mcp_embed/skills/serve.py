@@ -7,7 +7,7 @@ The registry stays the one source of tools: ``reload_skills()`` swaps the skill 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError
@@ -69,9 +69,19 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
 class SkillLoader:
     """Discovers a server's skills and keeps its registry and resources in step with the disk."""
 
-    def __init__(self, server: SkillServer, *, interpreter: str | None = None) -> None:
+    def __init__(
+        self,
+        server: SkillServer,
+        *,
+        interpreter: str | None = None,
+        env: Mapping[str, str] | None = None,
+        include_user_dir: bool = True,
+    ) -> None:
         self.server = server
         self.interpreter = interpreter
+        # ``env`` replaces os.environ for the DCC_MCP_* roots; mcp_embed.testing isolates tests with it.
+        self.env = env
+        self.include_user_dir = include_user_dir
         self.catalog: SkillCatalog | None = None
         self._tools: set[str] = set()
         self._resources: set[str] = set()
@@ -81,7 +91,11 @@ class SkillLoader:
         """Discover and register. Broken skills are logged and skipped; the rest still load."""
         with self._lock:
             catalog = discover_skills(
-                self.server.app_name, self.server.skill_paths, interpreter=self.interpreter
+                self.server.app_name,
+                self.server.skill_paths,
+                env=self.env,
+                interpreter=self.interpreter,
+                include_user_dir=self.include_user_dir,
             )
             self._apply(catalog)
             self.catalog = catalog
