@@ -148,8 +148,10 @@ def bench(session: nox.Session) -> None:
 
 @nox.session
 def conformance(session: nox.Session) -> None:
-    """The official MCP conformance suite (0.1.16 and 0.2.0-alpha.12) against the everything
-    fixture, stateful and stateless; checks.json per run under artifacts/conformance/."""
+    """The official MCP conformance suite, both harness versions, against tests/conformance/everything.py.
+
+    Stateful and stateless; checks.json per run under artifacts/conformance/ (ci.py, REQUIREMENTS.md §9).
+    """
     _install(session)
     cache = ROOT / ".nox" / "conformance-cache"
     session.run("bash", "tests/conformance/install.sh", str(cache), external=True)
