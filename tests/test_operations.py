@@ -578,3 +578,19 @@ def test_audit_log_follows_an_external_rename(tmp_path: Path) -> None:
     assert len((tmp_path / "moved.jsonl").read_text().splitlines()) == 10
     assert len(path.read_text().splitlines()) == 15
     audit.write(_record(99))  # after close: ignored, not an error
+
+
+def test_an_unwritable_log_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_embed import ServerStartError
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    # Asked for explicitly: the server refuses to start without its audit log.
+    with pytest.raises(ServerStartError, match="cannot write the audit log"):
+        demo_server(log_dir=str(blocker / "logs")).start()
+    # The default folder unwritable (a read-only home in a container): it serves, and says so.
+    monkeypatch.setenv("MCP_EMBED_LOG_DIR", str(blocker))
+    server = demo_server()
+    with pytest.warns(RuntimeWarning, match="WITHOUT an audit log"), server.start() as handle:
+        assert httpx.get(handle.url + "/health").status_code == 200
+        assert server.operations is not None and server.operations.audit is None

@@ -25,6 +25,7 @@ import re
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -593,12 +594,21 @@ def build_operations(config: McpHttpConfig, dispatcher: Any, registry: Any) -> O
     log_dir: Path | None = None
     if config.enable_file_logging:
         log_dir = Path(config.log_dir) if config.log_dir else default_log_dir(config.server_name)
-    ops = Operations(
-        config,
-        log_dir=log_dir,
-        metrics=metrics,
-        allowed_tools=allowlist.from_config(config.allowed_tools),
-    )
+    allowed = allowlist.from_config(config.allowed_tools)
+    try:
+        ops = Operations(config, log_dir=log_dir, metrics=metrics, allowed_tools=allowed)
+    except OSError as exc:
+        problem = f"cannot write the audit log in {log_dir}: {exc.strerror or exc}"
+        if config.log_dir:  # asked for explicitly: refuse to run without it
+            raise ServerStartError(
+                f"{problem}; make log_dir a writable folder, or set enable_file_logging=False"
+            ) from None
+        # The default folder is not writable (a read-only home in a container): run, loudly.
+        msg = f"{problem}; serving WITHOUT an audit log or log file (set log_dir to a writable folder)"
+        log.error(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        log_dir = None
+        ops = Operations(config, log_dir=None, metrics=metrics, allowed_tools=allowed)
     if metrics is not None:
         metrics.tools_in_flight = lambda: float(ops.in_flight)
     if log_dir is not None:
