@@ -25,6 +25,9 @@ nox.options.sessions = [
 
 ROOT = Path(__file__).parent
 ARTIFACTS = ROOT / "artifacts"
+# Every server a session starts (tests, conformance, benchmarks) writes its audit log and log file
+# here, never in the user's own log folder.
+os.environ.setdefault("MCP_EMBED_LOG_DIR", str(ROOT / ".nox" / "mcp-embed-logs"))
 
 
 def _install(session: nox.Session, *extras: str) -> None:
