@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from .auth.config import ApiKey, ApiKeyConfig, OAuthConfig
     from .config import McpHttpConfig
     from .content import (
         Audio,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .server import SkillServer, create_skill_server
 
 __all__ = [
+    "ApiKey",
+    "ApiKeyConfig",
     "Audio",
     "ConfigError",
     "ElicitInput",
@@ -43,6 +46,7 @@ __all__ = [
     "McpError",
     "McpHttpConfig",
     "Message",
+    "OAuthConfig",
     "PortInUseError",
     "RootsInput",
     "SampleInput",
@@ -59,6 +63,9 @@ __all__ = [
 
 _LAZY = {
     "McpHttpConfig": "config",
+    "ApiKey": "auth.config",
+    "ApiKeyConfig": "auth.config",
+    "OAuthConfig": "auth.config",
     "Audio": "content",
     "ElicitInput": "content",
     "EmbeddedResource": "content",

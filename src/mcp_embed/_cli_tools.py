@@ -109,7 +109,9 @@ def _run(args: argparse.Namespace, body: Any) -> int:
         print(f"mcp-embed: {exc}", file=sys.stderr)
         return 2
     except ToolCallError as exc:
-        print(f"mcp-embed: {exc.tool} failed: {exc.message}", file=sys.stderr)
+        # The server's message usually names the tool already ("Tool 'x' failed: ...").
+        shown = exc.message if exc.tool in exc.message else f"{exc.tool}: {exc.message}"
+        print(f"mcp-embed: {shown}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -148,15 +150,18 @@ def _call(args: argparse.Namespace) -> int:
         if raw.is_error:
             raise ToolCallError(args.tool, result_text(raw) or "(no message)", raw)
         if not args.raw:
-            print(_format_result(raw))
+            print(_format_result(raw, client._value(args.tool, raw)))
         return 0
 
     return _run(args, body)
 
 
-def _format_result(raw: Any) -> str:
-    if raw.structured_content is not None:
-        return json.dumps(raw.structured_content, indent=2, ensure_ascii=False)
+def _format_result(raw: Any, value: Any) -> str:
+    """A string result as it is, structured content as indented JSON, other content summarized."""
+    if isinstance(value, str):
+        return value
+    if raw.structured_content is not None or not isinstance(value, list):
+        return json.dumps(value, indent=2, ensure_ascii=False)
     parts: list[str] = []
     for block in raw.content:
         kind = getattr(block, "type", "")

@@ -59,6 +59,11 @@ class App:
         self.ops = ops
         if ops is not None:
             inner = self._with_operations(inner, ops)
+        if config.auth is not None:
+            # Authentication (auth/): in front of routing and of the rate limit, behind the guard.
+            from .auth.middleware import build_auth_layer
+
+            inner = build_auth_layer(inner, config, ops)
         if config.dns_rebinding_protection:
             inner = HostOriginGuard(inner, allowed_hosts, allowed_origins)
         if config.enable_cors:

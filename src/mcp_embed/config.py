@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
+from .auth.config import ENV_VARS as _AUTH_ENV_VARS
+from .auth.config import ApiKeyConfig, OAuthConfig
 from .errors import ConfigError
 
 __all__ = ["McpHttpConfig"]
@@ -47,6 +49,7 @@ _ALLOWED: dict[str, str] = {
     "allowed_tools": "tool names or glob patterns like scene.* (comma-separated in the environment)",
     "rate_limit_per_second": "a positive number of requests per second, or unset for no limit",
     "rate_limit_burst": "a positive integer",
+    "auth": "ApiKeyConfig(...) or OAuthConfig(...) from mcp_embed, or unset for none",
 }
 
 _SECRET_FIELDS = frozenset({"metrics_basic_auth"})  # never echoed in an error message
@@ -147,6 +150,12 @@ class McpHttpConfig(BaseModel):
     rate_limit_burst: int = Field(default=20, gt=0)
     """Requests a principal may make at once before ``rate_limit_per_second`` applies."""
 
+    # -- authentication (auth/) ---------------------------------------------------------------
+    auth: ApiKeyConfig | OAuthConfig | None = None
+    """Who may call: :class:`~mcp_embed.ApiKeyConfig` or :class:`~mcp_embed.OAuthConfig`. Their
+    ``enforce`` says whether the proxy in front (``"edge"``, the default) or the server itself
+    (``"native"``) checks credentials. Environment: ``MCP_EMBED_API_KEY*``, ``MCP_EMBED_OAUTH_*``."""
+
     def __init__(self, **data: Any) -> None:
         try:
             super().__init__(**data)
@@ -194,6 +203,23 @@ class McpHttpConfig(BaseModel):
     def _check_basic_auth(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and ":" not in v.get_secret_value():
             raise ValueError("must be user:password")
+        return v
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _coerce_auth(cls, v: Any) -> Any:
+        from .auth.config import coerce_auth
+
+        return coerce_auth(v)
+
+    @field_validator("auth")
+    @classmethod
+    def _check_auth_public_url(cls, v: Any, info: ValidationInfo) -> Any:
+        public_url = info.data.get("public_url")
+        if isinstance(v, OAuthConfig) and public_url:
+            from .auth.config import check_secure_url
+
+            check_secure_url(public_url, f"public_url {public_url!r} (with OAuth)")
         return v
 
     @field_validator("log_level", mode="before")
@@ -268,6 +294,15 @@ class McpHttpConfig(BaseModel):
                 f"unknown setting {unknown[0]}: McpHttpConfig has no field "
                 f"{unknown[0][len(prefix) :].lower()!r}; known fields are {', '.join(cls.model_fields)}"
             )
+        if "auth" not in data and "auth" not in overrides:
+            from .auth.config import auth_from_env
+
+            try:
+                found = auth_from_env(env)
+            except ConfigError as exc:
+                raise ConfigError(f"{exc} (from MCP_EMBED_API_KEY* / MCP_EMBED_OAUTH_* variables)") from None
+            if found is not None:
+                data["auth"] = found
         data.update(overrides)
         for k in overrides:
             sources.pop(k, None)
@@ -286,7 +321,9 @@ _SEED_NAMES = {
     "LOG_FORMAT": "log_format",
 }
 # MCP_EMBED_* variables that are read elsewhere, not config fields.
-_NOT_FIELDS = frozenset({"MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL", "MCP_EMBED_ALLOWED_TOOLS"})
+_NOT_FIELDS = (
+    frozenset({"MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL", "MCP_EMBED_ALLOWED_TOOLS"}) | _AUTH_ENV_VARS
+)
 
 
 def _is_tuple_field(annotation: Any) -> bool:

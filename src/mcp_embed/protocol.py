@@ -63,6 +63,11 @@ class ToolCaller:
         record; the other keywords go to :meth:`_call`.
         """
         ops = self.ops
+        if scope is not None and "principal" not in kw:
+            # Who the auth layer (or a trusted proxy's X-User-Id) says is calling (auth/, audit.py).
+            from .audit import TrustedProxies, peer
+
+            kw["principal"] = peer(scope, ops.proxies if ops is not None else TrustedProxies(()))[1]
         if ops is None:
             return await self._call(name, arguments, **kw)
         started = time.perf_counter()
@@ -118,6 +123,7 @@ class ToolCaller:
         send: Callable[[str, dict[str, Any]], Any] | None = None,
         make_context: Callable[[Callable[[str, dict[str, Any]], None] | None], ToolContext] | None = None,
         modern: bool = False,
+        principal: str | None = None,
     ) -> dict[str, Any]:
         spec = self.registry.get(name)
         if spec is None:
@@ -147,6 +153,8 @@ class ToolCaller:
                 progress_token=progress_token,
                 emit=emit if send is not None else None,
             )
+        if ctx.principal is None:
+            ctx.principal = principal
         if spec.wants_context is not None:
             kwargs[spec.wants_context] = ctx
 

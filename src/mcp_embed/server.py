@@ -381,7 +381,31 @@ class SkillServer:
         return dispatcher
 
     def _warn_if_exposed(self, port: int) -> None:
+        from .auth.config import INSECURE_ENV, insecure_override
+
+        if insecure_override():
+            log.warning(
+                "%s is set: http:// issuer, JWKS and public URLs are accepted, so tokens may cross the "
+                "network in clear text. Never use this outside a test network.",
+                INSECURE_ENV,
+            )
         if self.config.is_loopback:
+            return
+        auth = self.config.auth
+        if auth is not None:
+            kind = "API keys" if type(auth).__name__ == "ApiKeyConfig" else "OAuth"
+            if auth.enforce == "native":
+                log.info("listening on %s:%d; %s checked by the server itself", self.config.host, port, kind)
+                return
+            log.warning(
+                "mcp-embed is listening on %s:%d, reachable from other machines, with %s enforced at the "
+                "edge: the proxy in front MUST check every request (see `mcp-embed edge nginx`); this "
+                "server does not.%s",
+                self.config.host,
+                port,
+                kind,
+                "" if self.config.trusted_proxies else " Set trusted_proxies so it refuses anyone else.",
+            )
             return
         msg = (
             f"mcp-embed is listening on {self.config.host}:{port}, reachable from other machines, "

@@ -1,0 +1,350 @@
+"""Renderers for an authenticating edge: an nginx config, and the API-key include it reads.
+
+``render_nginx`` writes no secret: API keys live in the include file that ``render_key_map``
+produces (``mcp-embed edge nginx-keys``, mode 0600), and the ``/metrics`` password in an
+htpasswd file the operator creates.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .._version import __version__
+from .config import ApiKeyConfig, OAuthConfig
+from .middleware import PRM_PATH, VERIFY_PATH
+
+if TYPE_CHECKING:
+    from ..config import McpHttpConfig
+
+__all__ = ["NginxOptions", "render_key_map", "render_nginx", "write_private"]
+
+_RATE = re.compile(r"^\d+r/[sm]$")
+
+
+@dataclass(frozen=True)
+class NginxOptions:
+    """Where nginx listens and what it fronts. Everything else comes from the server's config."""
+
+    upstream: str = "127.0.0.1:8765"
+    """host:port of the mcp-embed server as nginx reaches it (``mcp:8765`` in docker-compose)."""
+    listen: str | None = None
+    """nginx's ``listen`` address: ``443``, ``0.0.0.0:8443``... Default: 443 with TLS, else 80."""
+    server_name: str | None = None
+    """Default: the host of ``public_url``, else ``_`` (any)."""
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    keys_file: str = "/etc/nginx/mcp-embed/keys.map"
+    """The API-key include (``mcp-embed edge nginx-keys`` writes it)."""
+    metrics_htpasswd: str = "/etc/nginx/mcp-embed/metrics.htpasswd"
+    rate: str = "10r/s"
+    """``limit_req`` rate per client address on the MCP routes (``Nr/s`` or ``Nr/m``)."""
+    burst: int = 20
+    read_timeout: str = "1h"
+    """How long an idle stream (SSE, a slow tool) may stay open."""
+    oauth_verify_url: str | None = None
+    """Where ``auth_request`` checks OAuth tokens. Default: the server's own verifier."""
+    extra_comments: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        if not _RATE.match(self.rate):
+            raise ValueError(f"rate {self.rate!r} must look like 10r/s or 60r/m")
+        if self.burst < 0:
+            raise ValueError("burst must be 0 or more")
+        for name in (
+            "upstream",
+            "listen",
+            "server_name",
+            "tls_cert",
+            "tls_key",
+            "keys_file",
+            "metrics_htpasswd",
+        ):
+            value = getattr(self, name)
+            if value is not None and (not value or any(c in value for c in ";{}\"'\n\r\t ")):
+                raise ValueError(f"{name} {value!r} has characters nginx would misread")
+
+
+def _var(header: str) -> str:
+    return "$http_" + header.lower().replace("-", "_")
+
+
+def _q(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_nginx(config: McpHttpConfig, options: NginxOptions | None = None) -> str:
+    """A complete nginx ``http {}``-level config (upstream, maps, one ``server``) for ``config``."""
+    o = options or NginxOptions()
+    auth = config.auth
+    tls = o.tls_cert is not None
+    listen = o.listen or ("443" if tls else "80")
+    server_name = (
+        o.server_name or (urlsplit(config.public_url).hostname if config.public_url else None) or "_"
+    )
+    path = config.endpoint_path
+    if config.public_url:
+        prm = config.public_url + PRM_PATH + path
+        base_note = f"public_url {config.public_url}"
+    else:
+        prm = "$scheme://$http_host" + PRM_PATH + path
+        base_note = "no public_url: the metadata URL is built from the request's scheme and Host"
+    cors = tuple(c for c in config.cors_origins if c != "*")
+    any_origin = config.enable_cors and (not config.cors_origins or "*" in config.cors_origins)
+    max_body = config.max_body_bytes
+
+    out: list[str] = []
+    w = out.append
+    w(f"# nginx edge for the mcp-embed server {config.server_name!r}, rendered by mcp-embed {__version__}")
+    w("# (`mcp-embed edge nginx`). Regenerate it from the server's config rather than editing it.")
+    w("#")
+    w("# Include it inside nginx's http {} block, e.g. as /etc/nginx/conf.d/mcp-embed.conf.")
+    w("# It holds no secret: API keys are in the include file written by `mcp-embed edge nginx-keys`")
+    w("# (mode 0600), the /metrics password in an htpasswd file you create.")
+    if auth is None:
+        w("#")
+        w("# WARNING: the config has no auth setting, so this proxy lets every request through.")
+    elif auth.enforce == "native":
+        w("#")
+        w("# auth enforce='native': the server checks credentials itself; nginx only forwards them.")
+    for c in o.extra_comments:
+        w(f"# {c}")
+    w("")
+    w("# Requests per client address on the MCP routes; over the limit: 429.")
+    w(f"limit_req_zone $binary_remote_addr zone=mcp_embed:10m rate={o.rate};")
+    w("")
+    edge_keys = isinstance(auth, ApiKeyConfig) and auth.enforce == "edge"
+    edge_oauth = isinstance(auth, OAuthConfig) and auth.enforce == "edge"
+    if edge_keys:
+        assert isinstance(auth, ApiKeyConfig)
+        w(f"# API keys: {auth.header} -> key id (empty: no valid key). The entries are case-sensitive")
+        w(f"# regular expressions in {o.keys_file}, written by `mcp-embed edge nginx-keys`.")
+        w(f"map {_var(auth.header)} $mcp_embed_key_id {{")
+        w('    default "";')
+        w(f"    include {o.keys_file};")
+        w("}")
+        w("")
+    if cors or any_origin:
+        w("# CORS: browser origins allowed to call the server (an empty value sends no header).")
+        w("map $http_origin $mcp_embed_cors_origin {")
+        w('    default "";')
+        if any_origin:
+            w('    "~." "*";')
+        for origin in cors:
+            w(f"    {_q(origin)} $http_origin;")
+        w("}")
+        w("")
+    w("upstream mcp_embed {")
+    w(f"    server {o.upstream};")
+    w("    keepalive 32;")
+    w("}")
+    w("")
+    w("server {")
+    w(f"    listen {listen}{' ssl' if tls else ''};")
+    w(f"    server_name {server_name};")
+    if tls:
+        w(f"    ssl_certificate {o.tls_cert};")
+        w(f"    ssl_certificate_key {o.tls_key};")
+        w("    ssl_protocols TLSv1.2 TLSv1.3;")
+        w("    ssl_session_cache shared:mcp_embed_tls:10m;")
+    else:
+        w("    # Plain HTTP: terminate TLS in front of this (a load balancer), or render with --tls-cert.")
+    w(f"    # The server refuses bodies over max_body_bytes ({max_body}); nginx refuses them first.")
+    w(f"    client_max_body_size {max_body};")
+    w("    server_tokens off;")
+    w("")
+
+    explained: set[str] = set()
+
+    def note(key: str, *lines: str) -> None:
+        if key not in explained:  # explain a block the first time it appears
+            explained.add(key)
+            for line in lines:
+                w(f"        # {line}")
+
+    def proxy(principal: str | None, *, strip_authorization: bool = False, stream: bool = False) -> None:
+        w("        proxy_pass http://mcp_embed;")
+        note(
+            "proxy",
+            "HTTP/1.1 with keep-alive to the upstream, and the Host the client used (the server's",
+            "Host/Origin guard checks it against public_url). X-Forwarded-* and X-User-Id (who",
+            "called, for the audit log and rate limit) are believed only from trusted_proxies.",
+        )
+        w("        proxy_http_version 1.1;")
+        w('        proxy_set_header Connection "";')
+        w("        proxy_set_header Host $http_host;")
+        w("        proxy_set_header X-Real-IP $remote_addr;")
+        w("        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")
+        w("        proxy_set_header X-Forwarded-Proto $scheme;")
+        w("        proxy_set_header X-Forwarded-Host $http_host;")
+        w(f"        proxy_set_header X-User-Id {principal or chr(34) * 2};  # never the client's own")
+        if strip_authorization:
+            w('        proxy_set_header Authorization "";  # the key stops here')
+        if stream:
+            note("stream", "Streamable HTTP and SSE: pass every event on at once, keep idle streams open.")
+            w("        proxy_buffering off;")
+            w("        proxy_request_buffering off;")
+            w("        proxy_cache off;")
+            w(f"        proxy_read_timeout {o.read_timeout};")
+            w(f"        proxy_send_timeout {o.read_timeout};")
+
+    def cors_headers(indent: str = "        ") -> None:
+        if cors or any_origin:
+            w(f"{indent}proxy_hide_header Access-Control-Allow-Origin;")
+            w(f"{indent}proxy_hide_header Access-Control-Expose-Headers;")
+            w(f"{indent}add_header Access-Control-Allow-Origin $mcp_embed_cors_origin always;")
+            w(
+                f'{indent}add_header Access-Control-Expose-Headers "Mcp-Session-Id, Mcp-Protocol-Version, '
+                'WWW-Authenticate" always;'
+            )
+            w(f"{indent}add_header Vary Origin always;")
+
+    w("    location = /health {  # open: load balancers and HEALTHCHECKs probe it")
+    proxy(None)
+    w("        access_log off;")
+    w("    }")
+    w("")
+    w(f"    location ^~ {PRM_PATH} {{  # RFC 9728 metadata: open, clients read it after a 401")
+    proxy(None)
+    w("    }")
+    w("")
+    w("    location = /metrics {  # Prometheus: HTTP Basic (create the file with `htpasswd -c`)")
+    w('        auth_basic "mcp-embed metrics";')
+    w(f"        auth_basic_user_file {o.metrics_htpasswd};")
+    proxy(None)
+    w("    }")
+    w("")
+
+    routes = [f"= {path}"]
+    if config.enable_sse:
+        routes += ["= /sse", "^~ /messages/"]
+    principal: str | None = None
+    if edge_keys:
+        principal = "$mcp_embed_key_id"
+    elif edge_oauth:
+        principal = "$mcp_embed_principal"
+    for route in routes:
+        w(f"    location {route} {{")
+        if cors or any_origin:
+            note("preflight", "CORS preflight, answered here before any credential check.")
+            w("        if ($request_method = OPTIONS) {")
+            w("            add_header Access-Control-Allow-Origin $mcp_embed_cors_origin always;")
+            w('            add_header Access-Control-Allow-Methods "GET, POST, DELETE, OPTIONS" always;')
+            w("            add_header Access-Control-Allow-Headers")
+            w("                $http_access_control_request_headers always;")
+            w("            add_header Access-Control-Max-Age 600 always;")
+            w("            add_header Vary Origin always;")
+            w("            return 204;")
+            w("        }")
+        w(f"        limit_req zone=mcp_embed burst={o.burst} nodelay;")
+        w("        limit_req_status 429;")
+        if edge_keys or edge_oauth:
+            note("auth", "Every request is checked (after the rate limit) by the internal location below.")
+            w("        auth_request /_mcp_embed_auth;")
+            if edge_oauth:
+                w("        auth_request_set $mcp_embed_principal $upstream_http_x_mcp_principal;")
+                w("        auth_request_set $mcp_embed_www $upstream_http_www_authenticate;")
+                w("        error_page 403 = @mcp_embed_403;")
+            w("        error_page 401 = @mcp_embed_401;")
+        proxy(principal, strip_authorization=edge_keys, stream=True)
+        cors_headers()
+        w("    }")
+        w("")
+
+    if edge_keys:
+        w("    location = /_mcp_embed_auth {  # the API-key check: 204 or 401")
+        w("        internal;")
+        w('        if ($mcp_embed_key_id = "") {')
+        w("            return 401;")
+        w("        }")
+        w("        return 204;")
+        w("    }")
+        w("")
+    if edge_oauth:
+        verify = o.oauth_verify_url or f"http://mcp_embed{VERIFY_PATH}"
+        w("    location = /_mcp_embed_auth {  # OAuth: the token is checked by the verifier (204/401/403)")
+        w("        internal;")
+        w(f"        proxy_pass {verify};")
+        w("        proxy_pass_request_body off;")
+        w('        proxy_set_header Content-Length "";')
+        w("        proxy_http_version 1.1;")
+        w('        proxy_set_header Connection "";')
+        w("        proxy_set_header Host $http_host;")
+        w("        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;")
+        w("        proxy_set_header X-Forwarded-Proto $scheme;")
+        w("        proxy_set_header X-Forwarded-Host $http_host;")
+        w("        proxy_set_header X-Original-URI $request_uri;")
+        w("    }")
+        w("")
+    if edge_keys or edge_oauth:
+        scheme = auth.scheme if isinstance(auth, ApiKeyConfig) and auth.scheme else "Bearer"
+        static = f'{scheme} resource_metadata="{prm}"'
+        www = f"'{static}'" if "'" not in static else _q(static)  # single quotes keep the inner ones
+        w(f"    # 401: the RFC 6750 / RFC 9728 challenge that starts a client's discovery ({base_note}).")
+        w("    location @mcp_embed_401 {")
+        if edge_oauth:
+            w("        # auth_request passes the verifier's WWW-Authenticate on a 401 by itself.")
+        else:
+            w(f"        add_header WWW-Authenticate {www} always;")
+        cors_headers()
+        w("        default_type application/json;")
+        w(f"        return 401 '{_error_body('Unauthorized')}';")
+        w("    }")
+        w("")
+        if edge_oauth:
+            w("    location @mcp_embed_403 {  # a valid token without the required scopes")
+            w("        add_header WWW-Authenticate $mcp_embed_www always;")
+            cors_headers()
+            w("        default_type application/json;")
+            w(f"        return 403 '{_error_body('Forbidden')}';")
+            w("    }")
+            w("")
+    w("    location / {  # nothing else is served")
+    w("        return 404;")
+    w("    }")
+    w("}")
+    return "\n".join(out) + "\n"
+
+
+def _error_body(message: str) -> str:
+    return '{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"' + message + '"}}'
+
+
+def _regex_literal(text: str) -> str:
+    """``text`` (token68 characters only) as a PCRE literal, with no backslash for nginx to misread."""
+    return "".join(f"[{c}]" if c in ".+" else c for c in text)
+
+
+def render_key_map(auth: ApiKeyConfig, environ: Mapping[str, str] | None = None) -> str:
+    """The ``map`` entries for the API keys of ``auth`` (reading env vars and files now).
+
+    Each key becomes a case-sensitive regular expression (nginx matches plain map strings
+    case-insensitively, which would weaken a key) mapping to its id. This output is a secret.
+    """
+    lines = [
+        "# mcp-embed API keys for nginx (`mcp-embed edge nginx-keys`). SECRET: keep it mode 0600.",
+        f"# Header {auth.header}{', scheme ' + auth.scheme if auth.scheme else ''}; value -> key id.",
+    ]
+    for kid, key in auth.resolve(environ):
+        if auth.scheme:
+            pattern = f"~^(?i:{_regex_literal(auth.scheme)})[ ]+{_regex_literal(key)}$"
+        else:
+            pattern = f"~^{_regex_literal(key)}$"
+        lines.append(f'"{pattern}" "{kid}";')
+    return "\n".join(lines) + "\n"
+
+
+def write_private(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (also when the file already existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)

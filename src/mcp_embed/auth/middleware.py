@@ -1,0 +1,267 @@
+"""The authentication layer: pure ASGI, in front of routing (so the fast path is guarded too).
+
+- Serves the RFC 9728 protected-resource metadata at ``/.well-known/oauth-protected-resource``
+  and ``/.well-known/oauth-protected-resource<endpoint_path>`` (always open).
+- ``enforce="native"``: every request except ``/health``, the well-known routes and a ``/metrics``
+  that has its own Basic auth needs a valid credential. Missing or invalid: 401 with an RFC 6750 /
+  RFC 9728 challenge; a malformed header: 400; a token without the required scopes: 403
+  ``insufficient_scope``. The caller's id goes to ``scope["mcp_embed.principal"]``, where the
+  audit log, the rate limit and ``ToolContext.principal`` read it.
+- ``enforce="edge"``: the proxy checks credentials. The server then answers nginx's
+  ``auth_request`` at :data:`VERIFY_PATH` (OAuth), and, when ``trusted_proxies`` is set, refuses
+  requests that did not come through the proxy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from .._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_jsonrpc_error
+from ..logs import get_logger
+from .config import ApiKeyConfig, OAuthConfig
+from .native import ApiKeyVerifier, Denied, JwtVerifier, Principal, missing
+
+if TYPE_CHECKING:
+    from ..audit import Operations, TrustedProxies
+    from ..config import McpHttpConfig
+
+__all__ = ["PRM_PATH", "VERIFY_PATH", "AuthLayer", "build_auth_layer", "challenge"]
+
+log = get_logger("auth")
+
+PRM_PATH = "/.well-known/oauth-protected-resource"
+VERIFY_PATH = "/_mcp_embed/verify"
+"""Answers nginx's ``auth_request``: 204 (with ``X-Mcp-Principal``), 401, 400 or 403."""
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def challenge(
+    resource_metadata: str | None,
+    *,
+    error: str | None = None,
+    description: str | None = None,
+    scope: str | None = None,
+    scheme: str = "Bearer",
+) -> str:
+    """An RFC 6750 ``WWW-Authenticate`` value with the RFC 9728 ``resource_metadata`` parameter."""
+    params = []
+    if error:
+        params.append(f"error={_quote(error)}")
+        if description:
+            params.append(f"error_description={_quote(description)}")
+    if scope:
+        params.append(f"scope={_quote(scope)}")
+    if resource_metadata:
+        params.append(f"resource_metadata={_quote(resource_metadata)}")
+    return f"{scheme} {', '.join(params)}" if params else scheme
+
+
+class AuthLayer:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        config: McpHttpConfig,
+        *,
+        proxies: TrustedProxies,
+        ops: Operations | None = None,
+        api_keys: ApiKeyVerifier | None = None,
+        jwt: JwtVerifier | None = None,
+    ) -> None:
+        assert config.auth is not None
+        self.app = app
+        self.config = config
+        self.auth = config.auth
+        self.native = config.auth.enforce == "native"
+        self.proxies = proxies
+        self.ops = ops
+        self.api_keys = api_keys
+        self.jwt = jwt
+        path = config.endpoint_path
+        self.prm_paths = frozenset({PRM_PATH, PRM_PATH + path})
+        self.open_paths = frozenset({"/health"})
+        if config.metrics_basic_auth is not None:
+            self.open_paths |= {"/metrics"}  # it has its own credential
+        self.scheme = (
+            self.auth.scheme if isinstance(self.auth, ApiKeyConfig) and self.auth.scheme else "Bearer"
+        )
+
+    # -- URLs -----------------------------------------------------------------------------------------
+
+    def base_url(self, scope: Scope) -> str:
+        """``public_url``, else what the client used (X-Forwarded-Proto/Host from a trusted proxy only)."""
+        if self.config.public_url:
+            return self.config.public_url
+        scheme = str(scope.get("scheme") or "http")
+        host = header(scope, b"host")
+        if not host:
+            server = scope.get("server") or ("127.0.0.1", self.config.port)
+            host = f"{server[0]}:{server[1]}"
+        client = scope.get("client")
+        if self.proxies and self.proxies.trusts(client[0] if client else None):
+            proto = header(scope, b"x-forwarded-proto")
+            if proto and proto.split(",")[0].strip().lower() in ("http", "https"):
+                scheme = proto.split(",")[0].strip().lower()
+            fwd_host = header(scope, b"x-forwarded-host")
+            if fwd_host:
+                host = fwd_host.split(",")[0].strip()
+        return f"{scheme}://{host}"
+
+    def resource(self, scope: Scope) -> str:
+        return self.base_url(scope) + self.config.endpoint_path
+
+    def metadata_url(self, scope: Scope) -> str:
+        return self.base_url(scope) + PRM_PATH + self.config.endpoint_path
+
+    def metadata(self, scope: Scope) -> dict[str, Any]:
+        doc: dict[str, Any] = {"resource": self.resource(scope)}
+        if isinstance(self.auth, OAuthConfig):
+            doc["authorization_servers"] = list(self.auth.advertised_servers)
+            if self.auth.required_scopes:
+                doc["scopes_supported"] = list(self.auth.required_scopes)
+        doc["bearer_methods_supported"] = ["header"]
+        doc["resource_name"] = self.config.server_name
+        return doc
+
+    # -- ASGI -----------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path in self.prm_paths:
+            await self._metadata(scope, send)
+            return
+        if path == VERIFY_PATH:
+            await self._verify_endpoint(scope, send)
+            return
+        if path in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        if not self.native:
+            if self.proxies and not self.proxies.trusts(_client(scope)):
+                self._audit(scope, "request did not come through the trusted proxy", 403)
+                await send_jsonrpc_error(
+                    send, 403, -32001, "Forbidden: this server only accepts requests through its proxy"
+                )
+                return
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await self.check(scope)
+        except Denied as denied:
+            self._audit(scope, denied.description, denied.status)
+            await self._refuse(scope, send, denied)
+            return
+        scope["mcp_embed.principal"] = principal.id
+        await self.app(scope, receive, send)
+
+    async def check(self, scope: Scope) -> Principal:
+        """The principal of a request, or :class:`Denied`."""
+        if self.api_keys is not None:
+            return await self.api_keys.verify(self.api_keys.credential(scope))
+        if self.jwt is not None:
+            values = [v for k, v in scope.get("headers", ()) if k == b"authorization"]
+            if len(values) > 1:
+                raise Denied(400, "invalid_request", "more than one Authorization header")
+            from .native import bearer_token
+
+            token = bearer_token(values[0].decode("latin-1") if values else None)
+            return await self.jwt.verify(token, self.resource(scope))
+        raise missing()
+
+    async def _refuse(self, scope: Scope, send: Send, denied: Denied) -> None:
+        www = challenge(
+            self.metadata_url(scope),
+            error=denied.error,
+            description=denied.description,
+            scope=denied.scope or self._scopes_hint(),
+            scheme=self.scheme,
+        )
+        what = "Forbidden" if denied.status == 403 else "Unauthorized"
+        body = {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32001, "message": f"{what}: {denied.description}"},
+        }
+        await send_bytes(
+            send,
+            denied.status,
+            json.dumps(body, separators=(",", ":")).encode(),
+            headers=[(b"www-authenticate", www.encode("latin-1", "replace"))],
+        )
+
+    def _scopes_hint(self) -> str | None:
+        if isinstance(self.auth, OAuthConfig) and self.auth.required_scopes:
+            return " ".join(self.auth.required_scopes)
+        return None
+
+    async def _metadata(self, scope: Scope, send: Send) -> None:
+        cors = [(b"access-control-allow-origin", b"*")]
+        if scope["method"] == "OPTIONS":
+            await send_bytes(
+                send, 204, b"", headers=[*cors, (b"access-control-allow-methods", b"GET, OPTIONS")]
+            )
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await send_bytes(send, 405, b'{"error":"use GET"}', headers=[(b"allow", b"GET"), *cors])
+            return
+        body = json.dumps(self.metadata(scope), separators=(",", ":")).encode()
+        await send_bytes(send, 200, body, headers=[*cors, (b"cache-control", b"public, max-age=3600")])
+
+    async def _verify_endpoint(self, scope: Scope, send: Send) -> None:
+        """For nginx ``auth_request``: a bodiless answer the proxy turns into its own response."""
+        if self.jwt is None and self.api_keys is None:
+            await send_bytes(send, 404, b'{"error":"no verifier for this auth setting"}')
+            return
+        try:
+            principal = await self.check(scope)
+        except Denied as denied:
+            www = challenge(
+                self.metadata_url(scope),
+                error=denied.error,
+                description=denied.description,
+                scope=denied.scope or self._scopes_hint(),
+                scheme=self.scheme,
+            )
+            await send_bytes(send, denied.status, b"", headers=[(b"www-authenticate", www.encode("latin-1"))])
+            return
+        await send_bytes(send, 204, b"", headers=[(b"x-mcp-principal", principal.id.encode("utf-8"))])
+
+    def _audit(self, scope: Scope, reason: str, status: int) -> None:
+        log.info("refused %s %s: %s (%d)", scope.get("method"), scope.get("path"), reason, status)
+        if self.ops is not None:
+            self.ops.auth_denied(scope, reason, status=status)
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def build_auth_layer(app: ASGIApp, config: McpHttpConfig, ops: Operations | None) -> ASGIApp:
+    """Wrap ``app`` in the auth layer when ``config.auth`` is set (``app.py`` calls this)."""
+    auth = config.auth
+    if auth is None:
+        return app
+    from ..audit import TrustedProxies
+
+    proxies = ops.proxies if ops is not None else TrustedProxies(config.trusted_proxies)
+    api_keys: ApiKeyVerifier | None = None
+    jwt: JwtVerifier | None = None
+    if isinstance(auth, OAuthConfig):
+        jwt = JwtVerifier(auth)
+    elif auth.enforce == "native":
+        from ..errors import ServerStartError
+
+        try:
+            api_keys = ApiKeyVerifier(auth)
+        except ValueError as exc:
+            raise ServerStartError(str(exc)) from None
+    return AuthLayer(app, config, proxies=proxies, ops=ops, api_keys=api_keys, jwt=jwt)
