@@ -24,7 +24,8 @@ _ALLOWED: dict[str, str] = {
     "port": "an integer from 0 to 65535 (0 lets the OS choose)",
     "endpoint_path": "an absolute path like /mcp, without a trailing slash",
     "public_url": "scheme://host[:port] with no path, e.g. https://mcp.example.com",
-    "spawn_mode": "'dedicated' (a server thread) or 'subprocess'",
+    "spawn_mode": "'dedicated' (a server thread in this process) or 'subprocess' (a child Python process)",
+    "python_executable": "the path of a Python interpreter (mayapy, hython), or unset for this one",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "log_format": "'text' or 'json'",
     "max_body_bytes": "a positive number of bytes",
@@ -92,8 +93,14 @@ class McpHttpConfig(BaseModel):
     public_url: str | None = None
     """The URL clients use (scheme://host[:port]), when a proxy fronts the server."""
 
-    spawn_mode: Literal["dedicated"] = "dedicated"
-    """Where the server runs: ``"dedicated"`` is a thread of its own in this process."""
+    spawn_mode: Literal["dedicated", "subprocess"] = "dedicated"
+    """Where the server runs: ``"dedicated"`` is a thread of its own in this process;
+    ``"subprocess"`` is a child Python process that answers the protocol even while the host is
+    busy, forwards tool calls to the host over a local authenticated pipe, and dies with the host."""
+    python_executable: str | None = None
+    """The Python that runs the ``"subprocess"`` server. Unset: this interpreter (``sys.executable``).
+    Inside a DCC ``sys.executable`` is the application (maya.exe, houdini), not Python: give its
+    batch interpreter (``mayapy``, ``hython``) here."""
 
     dispatcher: Literal["auto", "qt", "blender", "maya", "houdini", "nuke", "manual", "inline"] = "auto"
     """Where ``affinity="main"`` tools run: ``auto`` detects the host from what it has imported and

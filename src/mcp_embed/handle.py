@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import McpHttpConfig
-    from .runtime.thread import ThreadRuntime
+    from .runtime import Runtime
 
 __all__ = ["ServerHandle"]
 
@@ -16,7 +16,7 @@ __all__ = ["ServerHandle"]
 class ServerHandle:
     """A running server. Stop it with ``stop()`` or use it as a context manager."""
 
-    def __init__(self, runtime: ThreadRuntime, config: McpHttpConfig, *, dispatcher: Any = None) -> None:
+    def __init__(self, runtime: Runtime, config: McpHttpConfig, *, dispatcher: Any = None) -> None:
         self._runtime = runtime
         self._config = config
         self._dispatcher = dispatcher
@@ -62,6 +62,34 @@ class ServerHandle:
     @property
     def is_ready(self) -> bool:
         return self._runtime.is_ready
+
+    @property
+    def reason(self) -> str | None:
+        """Why the server is not running (``spawn_mode="subprocess"``: the child exited or was
+        killed), or None while it runs or after a plain ``stop()``."""
+        reason = getattr(self._runtime, "reason", None)
+        return str(reason) if reason is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        """The process serving HTTP: this one (dedicated), or the child (subprocess; None until spawned)."""
+        pid = getattr(self._runtime, "pid", None)
+        if pid is None:
+            import os
+
+            return os.getpid()
+        return int(pid) if pid else None
+
+    def restart(self, timeout: float = 30.0) -> ServerHandle:
+        """Start the server process again (``spawn_mode="subprocess"``), on the same port, e.g.
+        after ``is_running`` turned False because the child crashed. Returns once it answers."""
+        restart = getattr(self._runtime, "restart", None)
+        if restart is None:
+            from .errors import ServerStartError
+
+            raise ServerStartError("restart() needs spawn_mode='subprocess'; stop() and start() the server")
+        restart(timeout)
+        return self
 
     def wait_ready(self, timeout: float | None = 30.0) -> ServerHandle:
         """Block until the server answers, or raise ``ServerStartError`` with the reason."""

@@ -19,15 +19,15 @@ from .resources import ResourceRegistry, build_resource
 from .tools import Affinity, PendingTool, ToolRegistry, ToolSpec
 
 if TYPE_CHECKING:
-    from .skills import SkillCatalog
-    from .skills.serve import SkillLoader
     from mcp.server.streamable_http import EventStore
 
     from ._handlers import Live
     from .app import App
     from .audit import Operations
     from .dispatch import Dispatcher
-    from .runtime.thread import ThreadRuntime
+    from .runtime import Runtime
+    from .skills import SkillCatalog
+    from .skills.serve import SkillLoader
 
 __all__ = ["SkillServer", "create_skill_server"]
 
@@ -62,7 +62,7 @@ class SkillServer:
         self.dispatcher: Dispatcher | None = None
         self._active_dispatcher: Dispatcher | None = None  # this run's; start() picks it
         self._lock = threading.Lock()
-        self._runtime: ThreadRuntime | None = None
+        self._runtime: Runtime | None = None
         self._handle: ServerHandle | None = None
         self._started_at = 0.0
         self._fast_path = True  # tests turn it off to compare with the SDK's own path
@@ -340,13 +340,19 @@ class SkillServer:
         """
         from .runtime.thread import ThreadRuntime
 
+        runtime: Runtime
         with self._lock:
             if self._runtime is not None and self._runtime.is_running:
                 where = self._handle.mcp_url() if self._handle else "?"
                 name = self.config.server_name
                 raise ServerStartError(f"{name!r} is already running at {where}; stop() it first")
             dispatcher = self._start_dispatcher()
-            runtime = ThreadRuntime(self)
+            if self.config.spawn_mode == "subprocess":
+                from .runtime.subprocess import SubprocessRuntime
+
+                runtime = SubprocessRuntime(self, dispatcher)
+            else:
+                runtime = ThreadRuntime(self)
             try:
                 runtime.start()  # binds the socket here: a port in use raises in the caller
             except BaseException:

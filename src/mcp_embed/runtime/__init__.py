@@ -1,1 +1,29 @@
-"""Where the server runs: a dedicated thread (``runtime.thread``)."""
+"""Where the server runs: a dedicated thread (``runtime.thread``) or a child process
+(``runtime.subprocess``), both behind the small :class:`Runtime` interface ``ServerHandle`` holds."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Runtime"]
+
+
+class Runtime(Protocol):
+    """One run of a server, whatever hosts it. ``port`` and ``bound_host`` are known after ``start()``."""
+
+    port: int
+    bound_host: str
+
+    def start(self) -> None: ...
+
+    def wait_ready(self, timeout: float | None) -> None: ...
+
+    @property
+    def is_ready(self) -> bool: ...
+
+    @property
+    def is_running(self) -> bool: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+    def join(self, timeout: float | None) -> bool: ...

@@ -1,0 +1,356 @@
+"""The server process of ``spawn_mode="subprocess"`` (see ``runtime/subprocess.py`` for the design).
+
+Started as ``python -c <stub>``; the stub reads one JSON line from stdin (the pipe address and its
+authkey, and where mcp_embed lives) and calls :func:`main`. From then on:
+
+* the main thread reads the pipe: results and progress of forwarded calls, new catalogues, stop;
+* a :class:`~mcp_embed.runtime.thread.ThreadRuntime` on the socket the host bound serves HTTP with
+  the usual app, transport and fast path, from a registry of proxy tools;
+* EOF on the pipe (the host died, however) or SIGTERM (``PR_SET_PDEATHSIG`` on Linux, or the host's
+  ``terminate()``) stops the server at once, which closes the listening socket, and the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..dispatch._queue import QueueDispatcher
+from ..errors import ServerStartError, ToolError
+from ..logs import get_logger
+from ..tools import ToolResult, ToolSpec
+from .thread import ThreadRuntime, probe_address
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from ..context import ToolContext
+    from ..server import SkillServer
+
+log = get_logger("runtime")
+
+_PROXY = "host"  # ToolSpec.source of a tool the host runs
+_ARGS = "__arguments__"
+_CTX = "__context__"
+
+
+class _Terminate(BaseException):
+    """Raised in the main thread by SIGTERM: stop now."""
+
+
+def main(boot: dict[str, Any]) -> None:
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" == boot.get("python"):
+        sys.path.extend(p for p in boot.get("extra_path", ()) if p not in sys.path)
+    _die_with_parent(int(boot["host_pid"]))
+    from multiprocessing.connection import Client
+
+    try:
+        conn = Client(boot["address"], authkey=bytes.fromhex(boot["authkey"]))
+    except (OSError, EOFError):
+        os._exit(3)
+    code = _Child(conn).run()
+    os._exit(code)
+
+
+def _die_with_parent(host_pid: int) -> None:
+    """SIGTERM (handled: stop now) when the host dies; checked once in case it already has."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise _Terminate
+
+    if sys.platform != "win32":
+        signal.signal(signal.SIGTERM, on_term)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if sys.platform != "win32" and os.getppid() != host_pid:
+        os._exit(0)  # the host died before the signal was armed
+
+
+class _ForwardLogs(logging.Handler):
+    """Sends this process's ``mcp_embed`` records to the host, which writes them with its handlers."""
+
+    def __init__(self, child: _Child, level: int) -> None:
+        super().__init__(level)
+        self.child = child
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            exc_text = record.exc_text
+            if record.exc_info and not exc_text:
+                exc_text = logging.Formatter().formatException(record.exc_info)
+            fields = {
+                "name": record.name,
+                "levelno": record.levelno,
+                "levelname": record.levelname,
+                "msg": message,
+                "args": None,
+                "created": record.created,
+                "msecs": record.msecs,
+                "threadName": f"server-process:{record.threadName}",
+                "process": record.process,
+                "exc_text": exc_text,
+                "pathname": record.pathname,
+                "lineno": record.lineno,
+                "funcName": record.funcName,
+                "module": record.module,
+            }
+            self.child.send(("log", fields))
+        except Exception:  # never let logging fail the caller; the pipe may be gone
+            self.handleError(record)
+
+
+class _BridgeDispatcher(QueueDispatcher):
+    """Proxy tools go to the host over the pipe; the child's own (subprocess skills) run here."""
+
+    def __init__(self, child: _Child, host_dispatcher: str) -> None:
+        super().__init__()
+        self.child = child
+        self.name = host_dispatcher
+
+    def status(self) -> dict[str, Any]:
+        return {"dispatcher": self.name, "process": "host", "host_pid": self.child.host_pid}
+
+    async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any:
+        if spec.source != _PROXY:
+            return await super().run(spec, kwargs, ctx)
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[str, Any]] = loop.create_future()
+        cid = next(self.child.ids)
+        meta: dict[str, Any] = {"emit": False}
+        if ctx is not None:
+            meta.update(
+                emit=ctx._emit is not None,
+                request_id=ctx.request_id,
+                session_id=ctx.session_id,
+                progress_token=ctx.progress_token,
+                principal=ctx.principal,
+                protocol_version=ctx.protocol_version,
+                client_capabilities=ctx.client_capabilities,
+                input_responses=ctx.input_responses,
+                request_state=ctx.request_state,
+                modern=_is_modern(ctx.protocol_version),
+            )
+        self.child.pending[cid] = (loop, fut, ctx)
+        try:
+            self.child.send(("call", cid, spec.name, kwargs[_ARGS], meta))
+            kind, payload = await fut
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.child.send(("cancel", cid))
+            raise
+        except (OSError, ValueError) as exc:
+            raise ToolError(f"Tool '{spec.name}' was not run: the host is not reachable ({exc})") from None
+        finally:
+            self.child.pending.pop(cid, None)
+        if kind == "ok":
+            return payload
+        if kind == "mcp_error":
+            from mcp.shared.exceptions import MCPError
+
+            code, message, data = payload
+            raise MCPError(code=code, message=message, data=data)
+        if kind == "cancelled":
+            raise ToolError(f"Tool '{spec.name}' was cancelled in the host")
+        raise ToolError(str(payload))
+
+
+def _is_modern(version: str | None) -> bool:
+    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+    return version in MODERN_PROTOCOL_VERSIONS
+
+
+def _from_wire(value: Any) -> ToolResult:
+    """The host's wire result back into a ``ToolResult`` (the child's ToolCaller re-serialises it)."""
+    if isinstance(value, dict) and "content" in value:
+        return ToolResult(list(value["content"]), value.get("structuredContent"), bool(value.get("isError")))
+    result = ToolResult([])
+    result.input_required = dict(value) if isinstance(value, dict) else None
+    return result
+
+
+def _pass_through(arguments: dict[str, Any]) -> dict[str, Any]:
+    return {_ARGS: arguments}  # validated in the host, by the tool's own validator
+
+
+def proxy_spec(entry: dict[str, Any]) -> ToolSpec:
+    """The child's registry entry for one catalogue entry."""
+    skill = entry.get("skill")
+    if skill is not None:
+        from pathlib import Path
+
+        from ..skills import SkillTool
+        from ..skills.serve import skill_tool_spec
+
+        fields = dict(skill)
+        source_file = fields.pop("source_file")
+        tool = SkillTool(**fields, source_file=Path(source_file) if source_file else None)
+        return skill_tool_spec(tool)
+    wire = entry["wire"]
+    return ToolSpec(
+        name=wire["name"],
+        title=wire.get("title"),
+        description=wire.get("description", ""),
+        input_schema=wire["inputSchema"],
+        output_schema=wire.get("outputSchema"),
+        annotations=wire.get("annotations"),
+        affinity=entry["affinity"],
+        timeout=entry["timeout"],
+        validate=_pass_through,
+        wants_context=_CTX if entry.get("context") else None,
+        to_result=_from_wire,
+        source=_PROXY,
+    )
+
+
+class _SocketRuntime(ThreadRuntime):
+    """The dedicated-thread runtime on a socket the host bound and handed over."""
+
+    def __init__(self, server: SkillServer, sock: socket.socket) -> None:
+        super().__init__(server)
+        self._given = sock
+
+    def start(self) -> None:
+        self._sock = self._given
+        self.bound_host, self.port = probe_address(self._given)
+        self._thread = threading.Thread(
+            target=self._thread_main,
+            name=f"mcp-embed:{self.server.config.server_name}:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+
+class _Child:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.ids = itertools.count(1)
+        self.pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[tuple[str, Any]], Any]] = {}
+        self.host_pid = 0
+        self._send_lock = threading.Lock()
+        self._server: SkillServer | None = None
+        self._catalog_seq = 0
+        self._entries: dict[str, dict[str, Any]] = {}
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            self.conn.send(msg)
+
+    def run(self) -> int:
+        runtime: _SocketRuntime | None = None
+        try:
+            kind, init = self.conn.recv()
+            assert kind == "init", kind
+            self.host_pid = int(init["host_pid"])
+            runtime = self._start(init)
+            try:
+                runtime.wait_ready(30.0)
+            except ServerStartError as exc:
+                self.send(("failed", str(exc)))
+                return 1
+            self.send(("ready", runtime.port))
+            self._serve()
+        except (_Terminate, EOFError, OSError, KeyboardInterrupt):
+            pass  # the host died or told us to go: stop at once
+        finally:
+            for loop, fut, _ in list(self.pending.values()):
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_settle, fut, ("error", "the host went away"))
+            if runtime is not None:
+                with contextlib.suppress(BaseException):
+                    runtime.stop(0.6)
+            with contextlib.suppress(Exception):
+                self.conn.close()
+        return 0
+
+    def _start(self, init: dict[str, Any]) -> _SocketRuntime:
+        from .. import logs
+        from ..server import SkillServer
+        from ..skills.serve import SkillLoader
+
+        config = init["config"]
+        logger = logging.getLogger("mcp_embed")
+        logger.setLevel(logs.level_number(config.log_level))
+        logger.addHandler(_ForwardLogs(self, logs.level_number(config.log_level)))
+        logger.propagate = False
+        logging.raiseExceptions = False  # a record sent as the pipe closes must not print a traceback
+        # The host writes the application log file (one writer); build_operations here must not.
+        logs.attach_file_logging = _no_file_logging
+
+        where = init["socket"]
+        if "share" in where:
+            sock = socket.fromshare(where["share"])  # type: ignore[attr-defined,unused-ignore]
+        else:
+            sock = socket.socket(fileno=int(where["fd"]))
+        sock.setblocking(False)
+
+        server = SkillServer(init["app_name"], config)
+        server._skills = SkillLoader(server)  # the host discovered them; never look here
+        dispatcher = _BridgeDispatcher(self, init["dispatcher"])
+        server.dispatcher = server._active_dispatcher = dispatcher
+        self._server = server
+        self._apply(1, init["catalog"])
+        runtime = _SocketRuntime(server, sock)
+        server._runtime = runtime
+        runtime.start()
+        return runtime
+
+    def _serve(self) -> None:
+        while True:
+            msg = self.conn.recv()
+            kind = msg[0]
+            if kind == "result":
+                _, cid, outcome, payload = msg
+                hit = self.pending.get(cid)
+                if hit is not None:
+                    with contextlib.suppress(RuntimeError):
+                        hit[0].call_soon_threadsafe(_settle, hit[1], (outcome, payload))
+            elif kind == "notify":
+                _, cid, what, params = msg
+                hit = self.pending.get(cid)
+                ctx = hit[2] if hit is not None else None
+                if ctx is not None and ctx._emit is not None:
+                    ctx._emit(what, params)
+            elif kind == "catalog":
+                self._apply(msg[1], msg[2])
+                self.send(("ack", msg[1]))
+            elif kind == "stop":
+                return
+
+    def _apply(self, seq: int, catalog: list[dict[str, Any]]) -> None:
+        """Make the registry match the host's catalogue: changed tools replaced, gone ones removed."""
+        if seq <= self._catalog_seq or self._server is None:
+            return
+        self._catalog_seq = seq
+        registry = self._server.registry
+        wanted = {entry["wire"]["name"]: entry for entry in catalog}
+        for name in set(registry.names()) - set(wanted):
+            registry.remove(name)
+            self._entries.pop(name, None)
+        for name, entry in wanted.items():
+            if self._entries.get(name) == entry and name in registry:
+                continue
+            registry.add(proxy_spec(entry), replace=True)
+            self._entries[name] = entry
+
+
+def _settle(fut: asyncio.Future[tuple[str, Any]], outcome: tuple[str, Any]) -> None:
+    if not fut.done():
+        fut.set_result(outcome)
+
+
+def _no_file_logging(*args: Any, **kwargs: Any) -> Any:
+    return lambda: None

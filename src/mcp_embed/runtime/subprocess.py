@@ -1,0 +1,635 @@
+"""``spawn_mode="subprocess"``: the HTTP server runs in a child Python process; tools still run here.
+
+The split:
+
+* **The child** (``runtime/_child.py``) runs the same app and transport stack as the dedicated
+  thread. Its registry holds proxy tools built from a *catalogue* this process sends at start and
+  again whenever the registry changes (``add_tool``, ``remove_tool``, ``reload_skills``), so
+  ``initialize``, ``ping`` and ``tools/list`` never wait for the host. Subprocess-execution skill
+  tools run in the child itself. The child writes the audit log itself (see below).
+* **The host** (this module) binds the listening socket (so a port in use fails in ``start()``
+  and ``port=0`` is known at once) and hands it to the child; accepts the child's connection on a
+  ``multiprocessing.connection`` Listener (a Unix socket or a named pipe) with a random 32-byte
+  authkey given over the child's stdin, never argv or the environment; and runs forwarded calls
+  through its own dispatcher with :class:`~mcp_embed.protocol.ToolCaller` (affinity, timeouts,
+  cancellation and progress as in dedicated mode) on an event loop thread of its own.
+
+One connection carries everything, multiplexed by call id: ``call``/``cancel``/``log``/``ready``
+from the child, ``result``/``notify``/``catalog``/``stop`` from the host. A reader thread on each
+side owns ``recv``; writes are serialised by a lock (a message is one ``send``).
+
+Lifetimes: the supervisor thread that spawns the child is the one that reads from it. The child
+exits when that connection reaches EOF (the host died, even by ``kill -9``), and on Linux also on
+``PR_SET_PDEATHSIG``. A child that dies on its own is reaped here and reported on the handle
+(``is_running`` False, ``reason``); ``handle.restart()`` starts another on the same port.
+
+Logs and audit: the child's ``mcp_embed`` log records are forwarded here and written by this
+process's file handler, so the application log has one writer. The child writes audit records for
+the calls it serves itself, through the same :class:`~mcp_embed.audit.AuditLog`: an ``O_APPEND``
+descriptor written one batch of whole lines per ``write(2)``, so records never interleave inside
+a line, and they reach the file even when the host is wedged or already dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ServerStartError
+from ..logs import get_logger
+from .thread import bind_socket, probe_address
+
+if TYPE_CHECKING:
+    import socket
+    from multiprocessing.connection import Connection, Listener
+
+    from ..protocol import ToolCaller
+    from ..server import SkillServer
+
+log = get_logger("runtime")
+
+__all__ = ["SubprocessRuntime", "build_catalog"]
+
+# A host application's own executable, which cannot run ``-c``: python_executable must be given.
+_APP_EXE = re.compile(r"^(maya(\.bin)?|houdini\w*|happrentice|hindie|nuke[\d.v]*|blender)$", re.IGNORECASE)
+
+# The child's first code: read the bootstrap line, find mcp_embed, hand over. Nothing else runs first.
+_STUB = (
+    "import sys,json;b=json.loads(sys.stdin.readline());sys.path[:0]=b['path'];"
+    "from mcp_embed.runtime._child import main;main(b)"
+)
+_ACK_TIMEOUT = 2.0  # how long add_tool waits for the child to apply a new catalogue
+
+
+def python_executable(configured: str | None) -> str:
+    """The interpreter for the child: the configured one, else this one unless it is a DCC's app."""
+    if configured:
+        return configured
+    exe = sys.executable
+    stem = os.path.splitext(os.path.basename(exe))[0]
+    if not exe or _APP_EXE.match(stem):
+        raise ServerStartError(
+            f"spawn_mode='subprocess' needs a Python interpreter, and this process runs {exe or '?'!r}: "
+            "set McpHttpConfig(python_executable=...) to the application's batch Python "
+            "(mayapy, hython, Nuke's python)"
+        )
+    return exe
+
+
+def build_catalog(server: SkillServer) -> list[dict[str, Any]]:
+    """What the child needs to serve ``tools/list`` and to run subprocess skills without the host."""
+    registry = server.registry
+    registry.build_pending()
+    catalog = server.skills
+    local = {t.name: t for t in (catalog.tools if catalog is not None else ()) if t.execution == "subprocess"}
+    out: list[dict[str, Any]] = []
+    for spec in registry:
+        entry: dict[str, Any] = {
+            "wire": spec.wire(),
+            "affinity": spec.affinity,
+            "timeout": spec.timeout,
+            "context": spec.wants_context is not None,
+        }
+        skill = local.get(spec.name)
+        if skill is not None and spec.source == f"skill:{skill.skill}":
+            entry["skill"] = {
+                "name": skill.name,
+                "description": skill.description,
+                "input_schema": skill.input_schema,
+                "output_schema": skill.output_schema,
+                "annotations": skill.annotations,
+                "affinity": skill.affinity,
+                "execution": skill.execution,
+                "timeout": skill.timeout,
+                "skill": skill.skill,
+                "source_file": str(skill.source_file) if skill.source_file is not None else None,
+                "function": skill.function,
+                "interpreter": skill.interpreter,
+                "enum_params": dict(skill.enum_params),
+            }
+        out.append(entry)
+    return out
+
+
+class _Bridge:
+    """The host's side of forwarded calls: an event loop thread running them through ``ToolCaller``."""
+
+    def __init__(self, caller: ToolCaller, name: str) -> None:
+        self.caller = caller
+        self.loop = asyncio.new_event_loop()
+        self._calls: dict[tuple[int, int], concurrent.futures.Future[None]] = {}
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"mcp-embed-bridge:{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(
+        self,
+        gen: int,
+        send: Callable[[tuple[Any, ...]], None],
+        cid: int,
+        name: str,
+        args: Any,
+        meta: dict[str, Any],
+    ) -> None:
+        fut = asyncio.run_coroutine_threadsafe(self._serve(send, cid, name, args, meta), self.loop)
+        key = (gen, cid)
+        with self._lock:
+            self._calls[key] = fut
+
+        def done(_: Any) -> None:
+            with self._lock:
+                self._calls.pop(key, None)
+
+        fut.add_done_callback(done)
+
+    def cancel(self, gen: int, cid: int) -> None:
+        with self._lock:
+            fut = self._calls.get((gen, cid))
+        if fut is not None:
+            fut.cancel()
+
+    def cancel_generation(self, gen: int) -> None:
+        with self._lock:
+            futs = [f for (g, _), f in self._calls.items() if g == gen]
+        for f in futs:
+            f.cancel()
+
+    async def _serve(
+        self, send: Callable[[tuple[Any, ...]], None], cid: int, name: str, args: Any, meta: dict[str, Any]
+    ) -> None:
+        from mcp.shared.exceptions import MCPError
+
+        from ..context import ToolContext
+
+        async def notify(kind: str, params: dict[str, Any]) -> None:
+            send(("notify", cid, kind, params))
+
+        def make_context(emit: Callable[[str, dict[str, Any]], None] | None) -> ToolContext:
+            return ToolContext(
+                tool_name=name,
+                request_id=meta.get("request_id"),
+                session_id=meta.get("session_id"),
+                progress_token=meta.get("progress_token"),
+                principal=meta.get("principal"),
+                emit=emit,
+                protocol_version=meta.get("protocol_version"),
+                client_capabilities=meta.get("client_capabilities"),
+                input_responses=meta.get("input_responses"),
+                request_state=meta.get("request_state"),
+            )
+
+        reply: tuple[Any, ...]
+        try:
+            wire = await self.caller._call(
+                name,
+                args,
+                request_id=meta.get("request_id"),
+                session_id=meta.get("session_id"),
+                progress_token=meta.get("progress_token"),
+                send=notify if meta.get("emit") else None,
+                make_context=make_context,
+                modern=bool(meta.get("modern")),
+                principal=meta.get("principal"),
+            )
+            reply = ("result", cid, "ok", wire)
+        except MCPError as exc:
+            reply = ("result", cid, "mcp_error", (exc.error.code, exc.error.message, exc.error.data))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                send(("result", cid, "cancelled", None))
+            raise
+        except Exception as exc:
+            reply = ("result", cid, "error", f"Tool '{name}' failed in the host: {type(exc).__name__}: {exc}")
+        try:
+            send(reply)
+        except Exception as exc:  # the child went away; nobody is waiting
+            log.debug("could not return the result of %r to the server process: %s", name, exc)
+
+    def close(self) -> None:
+        with self._lock:
+            futs = list(self._calls.values())
+        for f in futs:
+            f.cancel()
+        if self.loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(2.0)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class SubprocessRuntime:
+    """Runs one server in a child Python process; satisfies :class:`~mcp_embed.runtime.Runtime`."""
+
+    def __init__(self, server: SkillServer, dispatcher: Any) -> None:
+        self.server = server
+        self.dispatcher = dispatcher
+        self.port = 0
+        self.bound_host = ""
+        #: The child's pid (0 before it is spawned).
+        self.pid = 0
+        #: Why the child is not running (it exited or was killed), None while it runs or after stop().
+        self.reason: str | None = None
+        self._gen = 0
+        self._state_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._catalog_lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._supervisor: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._error: str | None = None
+        self._stopping = False
+        self._closed = False
+        self._bridge: _Bridge | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._detach_logs: Callable[[], None] | None = None
+        self._catalog_seq = 0
+        self._acks: dict[int, threading.Event] = {}
+        self._exe = python_executable(server.config.python_executable)
+
+    # -- control, from any thread -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind the port here (a port in use raises now), then spawn the child in the background."""
+        cfg = self.server.config
+        sock = bind_socket(cfg.host, self.port or cfg.port)
+        self.bound_host, self.port = probe_address(sock)
+        with self._state_lock:
+            self._gen += 1
+            gen = self._gen
+            self._ready.clear()
+            self._stopped.clear()
+            self._error = None
+            self.reason = None
+            self._stopping = False
+            self._closed = False
+        if self._unsubscribe is None:
+            self._unsubscribe = self.server.registry.subscribe(self._on_registry_change)
+        self._supervisor = threading.Thread(
+            target=self._supervise,
+            args=(sock, gen),
+            name=f"mcp-embed-supervisor:{cfg.server_name}:{self.port}",
+            daemon=True,
+        )
+        self._supervisor.start()
+
+    def wait_ready(self, timeout: float | None) -> None:
+        if not self._ready.wait(timeout):
+            raise ServerStartError(f"the server process did not become ready within {timeout:g} s")
+        if self._error is not None:
+            raise ServerStartError(self._error)
+
+    @property
+    def is_ready(self) -> bool:
+        return self._ready.is_set() and self._error is None and not self._stopped.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        return not self._stopped.is_set() and not self._stopping
+
+    def join(self, timeout: float | None) -> bool:
+        return self._stopped.wait(timeout)
+
+    def stop(self, timeout: float) -> None:
+        """End the child within ``timeout``: ask, then terminate, then kill; always reaped."""
+        self._halt(timeout)
+        self._closed = True
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
+        if self._detach_logs is not None:
+            self._detach_logs()
+            self._detach_logs = None
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Start a new child on the same port (after a crash, or to replace a running one)."""
+        if self._closed:
+            raise ServerStartError("this server was stopped; call start() on the server again")
+        if not self._stopped.is_set():
+            self._halt(1.0)
+        self.start()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self._halt(1.0)
+            raise
+
+    def _halt(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        with self._state_lock:
+            self._stopping = True
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self._send(("stop",))
+            _end_process(proc, deadline)
+        sup = self._supervisor
+        if sup is not None and sup is not threading.current_thread():
+            sup.join(max(0.05, deadline - time.monotonic()))
+            if sup.is_alive():  # the child is gone; the supervisor is only closing pipes
+                sup.join(1.0)
+        self._stopped.set()
+        self._ready.set()
+
+    # -- the supervisor thread: spawn, connect, read until EOF, reap -------------------------------
+
+    def _supervise(self, sock: socket.socket, gen: int) -> None:
+        from multiprocessing.connection import Listener
+
+        listener: Listener | None = None
+        conn: Connection | None = None
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            # Everything heavy happens here, not in start(): the SDK (ToolCaller), skill discovery,
+            # pydantic schemas, the log file.
+            cfg = self.server.config
+            if self._bridge is None:
+                from ..protocol import ToolCaller
+
+                self._bridge = _Bridge(ToolCaller(self.server, self.dispatcher), cfg.server_name)
+            if self._detach_logs is None and cfg.enable_file_logging:
+                self._detach_logs = _attach_file_logging(cfg)
+            catalog = self._catalog()
+            key = secrets.token_bytes(32)
+            listener = Listener(authkey=key)
+            with self._state_lock:
+                if self._stopping or gen != self._gen:
+                    return
+                proc = self._spawn(sock, listener, key)
+                self._proc = proc
+                self.pid = proc.pid
+            conn = _accept(listener, key, proc)
+            if conn is None:
+                raise ServerStartError(
+                    f"the server process exited before it connected ({_describe_exit(proc.wait())})"
+                )
+            if sys.platform == "win32":
+                where: dict[str, Any] = {"share": sock.share(proc.pid)}
+            else:
+                where = {"fd": sock.fileno()}
+            init = {
+                "app_name": self.server.app_name,
+                "config": self.server.config,
+                "catalog": catalog,
+                "socket": where,
+                "dispatcher": str(getattr(self.dispatcher, "name", "inline")),
+                "host_pid": os.getpid(),
+            }
+            with self._send_lock:
+                self._conn = conn
+                self._catalog_seq += 1
+                conn.send(("init", init))
+            self._read(conn, gen)
+        except ServerStartError as exc:
+            self._error = str(exc)
+        except Exception as exc:
+            self._error = f"the server process failed: {type(exc).__name__}: {exc}"
+            log.debug("supervisor failed", exc_info=True)
+        finally:
+            with self._send_lock:
+                if self._conn is conn:
+                    self._conn = None
+            if conn is not None:
+                with contextlib.suppress(OSError):
+                    conn.close()
+            if listener is not None:
+                with contextlib.suppress(OSError):
+                    listener.close()
+            with contextlib.suppress(OSError):
+                sock.close()
+            if self._bridge is not None:
+                self._bridge.cancel_generation(gen)
+            code = None
+            if proc is not None:
+                # EOF means the child is exiting; give it a moment, then make sure, and reap it.
+                _end_process(proc, time.monotonic() + (0.5 if self._stopping else 2.0))
+                code = proc.returncode
+            if gen == self._gen:
+                if not self._stopping:
+                    why = self._error or (
+                        f"the server process {_describe_exit(code)}" if code is not None else "it stopped"
+                    )
+                    if self._ready.is_set() and self._error is None:
+                        log.error("the server process (pid %s) ended: %s", self.pid, why)
+                    self.reason = why
+                    if self._error is None and not self._ready.is_set():
+                        self._error = why
+                self._stopped.set()
+                self._ready.set()
+
+    def _spawn(self, sock: socket.socket, listener: Listener, key: bytes) -> subprocess.Popen[bytes]:
+        import mcp_embed
+
+        package_parent = str(Path(mcp_embed.__file__).resolve().parent.parent)
+        boot = {
+            "address": listener.address,
+            "authkey": key.hex(),
+            "path": [package_parent],
+            "extra_path": [p for p in sys.path if p and os.path.isdir(p)],
+            "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
+            "host_pid": os.getpid(),
+        }
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        else:
+            kwargs["pass_fds"] = (sock.fileno(),)
+        try:
+            proc = subprocess.Popen(
+                [self._exe, "-c", _STUB],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                **kwargs,
+            )
+        except OSError as exc:
+            raise ServerStartError(
+                f"cannot start the server process with {self._exe!r}: {exc.strerror or exc}; "
+                "set McpHttpConfig(python_executable=...)"
+            ) from None
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(boot).encode() + b"\n")
+            proc.stdin.close()
+        except OSError:
+            pass  # it died at once; the accept below sees that
+        return proc
+
+    def _read(self, conn: Connection, gen: int) -> None:
+        bridge = self._bridge
+        assert bridge is not None
+
+        def send(msg: tuple[Any, ...]) -> None:
+            with self._send_lock:
+                conn.send(msg)
+
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                return
+            kind = msg[0]
+            if kind == "call":
+                _, cid, name, args, meta = msg
+                bridge.submit(gen, send, cid, name, args, meta)
+            elif kind == "cancel":
+                bridge.cancel(gen, msg[1])
+            elif kind == "log":
+                _log_from_child(msg[1])
+            elif kind == "ack":
+                event = self._acks.get(msg[1])
+                if event is not None:
+                    event.set()
+            elif kind == "ready":
+                log.info("server process %d is serving on port %d", self.pid, self.port)
+                self._ready.set()
+            elif kind == "failed":
+                self._error = str(msg[1])
+                self._ready.set()
+
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            if self._conn is None:
+                raise ConnectionError("the server process is not connected")
+            self._conn.send(msg)
+
+    # -- the catalogue ------------------------------------------------------------------------------
+
+    def _catalog(self) -> list[dict[str, Any]]:
+        if self.server._skills is None:
+            self.server.reload_skills()
+        try:
+            return build_catalog(self.server)
+        except Exception as exc:
+            raise ServerStartError(f"a tool could not be built: {type(exc).__name__}: {exc}") from None
+
+    def _on_registry_change(self) -> None:
+        """Send the new catalogue and wait (briefly) until the child serves it."""
+        if not self.is_ready:
+            return
+        with self._catalog_lock:
+            try:
+                catalog = build_catalog(self.server)
+            except Exception as exc:
+                log.error("tool catalogue not sent: %s: %s", type(exc).__name__, exc)
+                return
+            with self._send_lock:
+                if self._conn is None:
+                    return
+                self._catalog_seq += 1
+                seq = self._catalog_seq
+                event = self._acks[seq] = threading.Event()
+                try:
+                    self._conn.send(("catalog", seq, catalog))
+                except OSError:
+                    self._acks.pop(seq, None)
+                    return
+        if threading.current_thread() is not self._supervisor and not event.wait(_ACK_TIMEOUT):
+            log.warning("the server process did not confirm the new tool list within %.0f s", _ACK_TIMEOUT)
+        self._acks.pop(seq, None)
+
+
+def _accept(listener: Listener, key: bytes, proc: subprocess.Popen[bytes]) -> Connection | None:
+    """The child's connection, or None if it exited first (a watcher wakes ``accept`` then)."""
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import Client
+
+    gone = threading.Event()
+    connected = threading.Event()
+
+    def watch() -> None:
+        while not connected.is_set():
+            if proc.poll() is not None:
+                gone.set()
+                with contextlib.suppress(Exception):
+                    Client(listener.address, authkey=key).close()  # wakes accept()
+                return
+            connected.wait(0.05)
+
+    threading.Thread(target=watch, name="mcp-embed-accept-watch", daemon=True).start()
+    try:
+        while True:
+            try:
+                conn = listener.accept()
+            except AuthenticationError:
+                log.warning("refused a connection to the server process pipe: wrong key")
+                continue
+            if gone.is_set():
+                conn.close()
+                return None
+            return conn
+    finally:
+        connected.set()
+
+
+def _end_process(proc: subprocess.Popen[bytes], deadline: float) -> None:
+    """Wait until ``deadline``, then terminate, then kill; always reap (no zombie)."""
+    left = deadline - time.monotonic()
+    try:
+        proc.wait(max(0.0, left * 0.7))
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(OSError):
+        proc.terminate()
+    try:
+        proc.wait(max(0.05, deadline - time.monotonic()))
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(OSError):
+        proc.kill()
+    proc.wait()
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "is still running"
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return f"was killed by signal {-code} ({name})"
+    return f"exited with code {code}"
+
+
+def _log_from_child(fields: dict[str, Any]) -> None:
+    """Re-emit a child's log record here: the same handlers, files and format as dedicated mode."""
+    record = logging.makeLogRecord(fields)
+    logging.getLogger(record.name).handle(record)
+
+
+def _attach_file_logging(cfg: Any) -> Callable[[], None]:
+    from ..audit import default_log_dir
+    from ..logs import attach_file_logging
+
+    log_dir = Path(cfg.log_dir) if cfg.log_dir else default_log_dir(cfg.server_name)
+    return attach_file_logging(
+        log_dir, level=cfg.log_level, fmt=cfg.log_format, max_bytes=cfg.log_max_bytes, backups=cfg.log_backups
+    )
