@@ -203,6 +203,8 @@ def test_sessions_open_and_close_on_every_transport(tmp_path: Path) -> None:
     opened = [r["session_id"] for r in records if r["event"] == "session_open"]
     closed = [r["session_id"] for r in records if r["event"] == "session_close"]
     assert len(opened) == 2 and all(opened) and sorted(opened) == sorted(closed)
+    ends = [r for r in records if r["event"] == "session_close"]
+    assert all(r["remote_addr"] == "127.0.0.1" and r["client_name"] == "mcp" for r in ends)
     calls = [r for r in records if r["event"] == "tool_call"]
     assert {r["session_id"] for r in calls} == set(opened)
     assert all(r["client_name"] == "mcp" for r in calls)

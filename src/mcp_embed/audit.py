@@ -425,6 +425,8 @@ class Operations:
             )
         # session id -> (client name, client version), from the legacy handshake
         self._clients: dict[str, tuple[str | None, str | None]] = {}
+        # session id -> (remote address, principal) at initialize, repeated on session_close
+        self._peers: dict[str, tuple[str | None, str | None]] = {}
         self.in_flight = 0
         self._closers: list[Callable[[], None]] = []
 
@@ -485,26 +487,34 @@ class Operations:
     def session_open(
         self, session_id: str | None, client: tuple[str | None, str | None], scope: Scope | None
     ) -> None:
+        who = peer(scope, self.proxies)
         if session_id is not None:
             if len(self._clients) > 100_000:  # bounded even if closes were missed
                 self._clients.clear()
+                self._peers.clear()
             self._clients[session_id] = client
+            self._peers[session_id] = who
         if self.metrics is not None:
             self.metrics.session_event("open")
-        self._session_event("session_open", session_id, client, scope)
+        self._session_event("session_open", session_id, client, who)
 
     def session_close(self, session_id: str | None) -> None:
         client = self._clients.pop(session_id, (None, None)) if session_id else (None, None)
+        who = self._peers.pop(session_id, (None, None)) if session_id else (None, None)
         if self.metrics is not None:
             self.metrics.session_event("close")
-        self._session_event("session_close", session_id, client, None)
+        self._session_event("session_close", session_id, client, who)
 
     def _session_event(
-        self, event: str, session_id: str | None, client: tuple[str | None, str | None], scope: Scope | None
+        self,
+        event: str,
+        session_id: str | None,
+        client: tuple[str | None, str | None],
+        who: tuple[str | None, str | None],
     ) -> None:
         if self.audit is None:
             return
-        remote, principal = peer(scope, self.proxies)
+        remote, principal = who
         self.audit.write(
             {
                 "time": time.time(),
