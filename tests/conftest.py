@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -19,15 +18,6 @@ from mcp_embed import McpHttpConfig, ServerHandle, SkillServer, ToolContext, cre
 _LOG_DIR = tempfile.mkdtemp(prefix="mcp-embed-test-logs-")
 os.environ.setdefault("MCP_EMBED_LOG_DIR", _LOG_DIR)
 atexit.register(shutil.rmtree, _LOG_DIR, True)
-
-
-_THIS_MODULE = sys.modules[__name__]
-
-
-def pytest_collectstart(collector: pytest.Collector) -> None:
-    """Keep ``from conftest import ...`` meaning this file: pytest re-imports every plain
-    ``conftest.py`` under the same module name, so tests/skills/conftest.py would replace it."""
-    sys.modules["conftest"] = _THIS_MODULE
 
 
 def demo_server(**config: Any) -> SkillServer:
@@ -76,6 +66,12 @@ def serving(**config: Any) -> Iterator[ServerHandle]:
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture(params=["dedicated", "subprocess"])
+def spawn_mode(request: pytest.FixtureRequest) -> str:
+    """Both spawn modes: end-to-end tests that take this run against each (parity)."""
+    return str(request.param)
 
 
 @pytest.fixture

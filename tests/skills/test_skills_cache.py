@@ -6,7 +6,7 @@ import marshal
 from pathlib import Path
 
 import pytest
-from skillkit import FIXTURES, write_skill
+from skills.skillkit import FIXTURES, write_skill
 
 from mcp_embed.skills import discover_skills
 from mcp_embed.skills.discovery import clear_cache

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from skillkit import FIXTURES, write_skill
+from skills.skillkit import FIXTURES, write_skill
 
 from mcp_embed.errors import ToolError
 from mcp_embed.skills import SkillArgumentError, SkillCatalog, SkillTool, SkillToolError

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from skillkit import rules
+from skills.skillkit import rules
 
 from mcp_embed.skills import SkillProblem
 from mcp_embed.skills.frontmatter import parse_skill_md, split_frontmatter

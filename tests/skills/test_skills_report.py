@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skillkit import write_skill
+from skills.skillkit import write_skill
 
 from mcp_embed.skills import format_problems, format_skills_table
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from skillkit import write_skill
+from skills.skillkit import write_skill
 
 from mcp_embed.skills import SkillCatalog, SkillResourceError, list_skill_resources, read_skill_resource
 
