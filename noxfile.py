@@ -21,6 +21,7 @@ nox.options.sessions = [
     "blender",
     "conformance",
     "bench",
+    "docs",
 ]
 
 ROOT = Path(__file__).parent
@@ -166,4 +167,18 @@ def conformance(session: nox.Session) -> None:
         "--out",
         str(ARTIFACTS / "conformance"),
         *session.posargs,
+    )
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict (a broken link, page or API reference fails)."""
+    _install(session, "docs")
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(ARTIFACTS / "site"),
+        env={"NO_MKDOCS_2_WARNING": "1"},
     )

@@ -13,6 +13,7 @@ between are fine):
   the names a fragment takes from the surrounding prose (``server``, a host function).
 
 A block in ``>>>`` form runs its statements; the output shown is not compared (paths differ).
+A block that defines ``test_*`` functions runs under pytest, where mcp-embed's fixtures exist.
 """
 
 from __future__ import annotations
@@ -115,8 +116,23 @@ def test_every_page_with_examples_is_collected() -> None:
 def test_python_example_runs(block: Block, tmp_path: Path) -> None:
     if block.skip:
         pytest.skip(f"{block.id}: {block.skip}")
-    script = tmp_path / "example.py"
+    # A block of pytest tests runs under pytest (mcp-embed's fixtures come from its plugin).
+    as_tests = re.search(r"^def test_", block.code, re.M) is not None
+    script = tmp_path / ("test_example.py" if as_tests else "example.py")
     script.write_text(block.setup + "\n" + block.code, encoding="utf-8")
+    cmd = [sys.executable, str(script)]
+    if as_tests:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(script),
+        ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DCC_MCP_", "PYTEST_"))}
     env.update(
         MCP_EMBED_LOG_DIR=str(tmp_path / "logs"),
@@ -125,9 +141,8 @@ def test_python_example_runs(block: Block, tmp_path: Path) -> None:
         PYTHONPATH=os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH")) if p),
     )
     try:
-        run = subprocess.run(
-            [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env
-        )
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"{block.id}: did not finish in 120 s (a server left running?)\n{exc.stderr or ''}")
-    assert run.returncode == 0, f"{block.id} failed:\n{block.code}\n--- stderr ---\n{run.stderr[-3000:]}"
+    output = (run.stdout + run.stderr)[-3000:]
+    assert run.returncode == 0, f"{block.id} failed:\n{block.code}\n--- output ---\n{output}"
