@@ -20,8 +20,10 @@ MODES = [
 
 
 @pytest.mark.parametrize(("config", "transport", "mode"), MODES)
-def test_initialize_list_call_and_validation_error(config: dict, transport: str, mode: str) -> None:
-    with serving(**config) as handle:
+def test_initialize_list_call_and_validation_error(
+    config: dict, transport: str, mode: str, spawn_mode: str
+) -> None:
+    with serving(spawn_mode=spawn_mode, **config) as handle:
         url = handle.sse_url() if transport == "sse" else handle.mcp_url()
 
         async def main() -> None:
@@ -66,8 +68,8 @@ def test_initialize_list_call_and_validation_error(config: dict, transport: str,
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-def test_progress_reaches_the_client_in_order_before_the_result(mode: str) -> None:
-    with serving() as handle:
+def test_progress_reaches_the_client_in_order_before_the_result(mode: str, spawn_mode: str) -> None:
+    with serving(spawn_mode=spawn_mode) as handle:
 
         async def main() -> None:
             seen: list[tuple[float, float | None, str | None]] = []
@@ -83,10 +85,10 @@ def test_progress_reaches_the_client_in_order_before_the_result(mode: str) -> No
         anyio.run(main)
 
 
-def test_unknown_tool_is_a_protocol_error() -> None:
+def test_unknown_tool_is_a_protocol_error(spawn_mode: str) -> None:
     from mcp.shared.exceptions import MCPError
 
-    with serving() as handle:
+    with serving(spawn_mode=spawn_mode) as handle:
 
         async def main() -> None:
             async with sdk_client(handle.mcp_url()) as client:
@@ -98,10 +100,10 @@ def test_unknown_tool_is_a_protocol_error() -> None:
         anyio.run(main)
 
 
-def test_tools_added_while_running_are_listed() -> None:
+def test_tools_added_while_running_are_listed(spawn_mode: str) -> None:
     from conftest import demo_server
 
-    server = demo_server()
+    server = demo_server(spawn_mode=spawn_mode)
     with server.start() as handle:
 
         def late(x: int) -> int:

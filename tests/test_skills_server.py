@@ -35,8 +35,12 @@ def isolated_skill_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path / "nodata"))
 
 
-def test_example_skills_in_process_and_subprocess(isolated_skill_env: None) -> None:
-    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[EXAMPLES])
+def test_example_skills_in_process_and_subprocess(isolated_skill_env: None, spawn_mode: str) -> None:
+    from mcp_embed.skills.execute import clear_module_cache
+
+    clear_module_cache()  # the example scene lives in the host's imported script: start it empty
+    config = McpHttpConfig(port=0, spawn_mode=spawn_mode)
+    server = create_skill_server("generic", config, skill_paths=[EXAMPLES])
     with server.start() as handle:
 
         async def main() -> None:
@@ -69,7 +73,7 @@ def test_example_skills_in_process_and_subprocess(isolated_skill_env: None) -> N
 
 
 def test_subprocess_tool_runs_in_a_child_and_errors_are_clean(
-    isolated_skill_env: None, tmp_path: Path
+    isolated_skill_env: None, tmp_path: Path, spawn_mode: str
 ) -> None:
     _skill(
         tmp_path / "skills",
@@ -100,7 +104,8 @@ def test_subprocess_tool_runs_in_a_child_and_errors_are_clean(
     )
     import os
 
-    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[tmp_path / "skills"])
+    config = McpHttpConfig(port=0, spawn_mode=spawn_mode)
+    server = create_skill_server("generic", config, skill_paths=[tmp_path / "skills"])
     with server.start() as handle:
 
         async def main() -> None:
@@ -137,10 +142,13 @@ def test_a_broken_skill_is_skipped_and_the_rest_are_served(isolated_skill_env: N
         assert handle.is_running
 
 
-def test_reload_adds_changes_and_removes_tools_and_notifies(isolated_skill_env: None, tmp_path: Path) -> None:
+def test_reload_adds_changes_and_removes_tools_and_notifies(
+    isolated_skill_env: None, tmp_path: Path, spawn_mode: str
+) -> None:
     root = tmp_path / "skills"
     first = _skill(root, "live", "def one() -> str:\n    '''One.'''\n    return '1'\n")
-    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[root])
+    config = McpHttpConfig(port=0, spawn_mode=spawn_mode)
+    server = create_skill_server("generic", config, skill_paths=[root])
     with server.start() as handle:
 
         async def main() -> None:

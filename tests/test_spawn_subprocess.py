@@ -323,3 +323,34 @@ def test_cancelled_main_thread_call_is_withdrawn_in_the_host() -> None:
         assert "timed out" in text
         assert handle.pump() == 0  # the timed-out call was withdrawn, not left for the main thread
         assert ran == []
+
+
+def test_resources_and_prompts_are_read_from_the_host() -> None:
+    server = demo_server(spawn_mode="subprocess")
+
+    @server.resource("app://scene/{node}", mime_type="application/json")
+    def node(node: str) -> str:
+        return json.dumps({"node": node, "pid": os.getpid()})
+
+    server.add_resource("app://blob", lambda: b"\x00\x01", name="blob")
+
+    @server.prompt(description="Review a node.")
+    def review(node: str) -> str:
+        return f"Review {node}."
+
+    with server.start() as handle:
+        server.add_resource("app://late", lambda: "late text", name="late")
+
+        async def main() -> None:
+            async with sdk_client(handle.mcp_url()) as client:
+                uris = {str(r.uri) for r in (await client.list_resources()).resources}
+                assert {"app://blob", "app://late"} <= uris
+                text = (await client.read_resource("app://scene/cube")).contents[0].text
+                assert json.loads(text) == {"node": "cube", "pid": os.getpid()}  # read in the host
+                assert (await client.read_resource("app://late")).contents[0].text == "late text"
+                blob = (await client.read_resource("app://blob")).contents[0]
+                assert blob.blob == "AAE="
+                prompt = await client.get_prompt("review", {"node": "cube"})
+                assert prompt.messages[0].content.text == "Review cube."
+
+        anyio.run(main)

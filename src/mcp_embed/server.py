@@ -301,6 +301,10 @@ class SkillServer:
         self._publish(ResourcesListChanged())
 
     def _publish(self, event: Any) -> None:
+        forward = getattr(self._runtime, "publish", None)  # spawn_mode="subprocess": the child serves
+        if forward is not None and self.is_running:
+            forward(event)
+            return
         live = self._live
         if live is not None and self.is_running:
             live.notify(event)

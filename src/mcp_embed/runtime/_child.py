@@ -244,10 +244,36 @@ class _Child:
         self._server: SkillServer | None = None
         self._catalog_seq = 0
         self._entries: dict[str, dict[str, Any]] = {}
+        self._resources: list[dict[str, Any]] = []
+        self._prompts: list[dict[str, Any]] = []
 
     def send(self, msg: tuple[Any, ...]) -> None:
         with self._send_lock:
             self.conn.send(msg)
+
+    async def request(self, kind: str, *payload: Any, ctx: Any = None) -> Any:
+        """Ask the host (``read``, ``prompt``) and return its raw value; errors as the handlers expect."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[str, Any]] = loop.create_future()
+        cid = next(self.ids)
+        self.pending[cid] = (loop, fut, ctx)
+        try:
+            self.send((kind, cid, *payload))
+            outcome, value = await fut
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                self.send(("cancel", cid))
+            raise
+        finally:
+            self.pending.pop(cid, None)
+        if outcome == "ok":
+            return value
+        if outcome == "mcp_error":
+            from ..errors import McpError
+
+            code, message, data = value
+            raise McpError(code, message, data)
+        raise RuntimeError(str(value) if outcome != "cancelled" else "cancelled in the host")
 
     def run(self) -> int:
         runtime: _SocketRuntime | None = None
@@ -327,16 +353,19 @@ class _Child:
             elif kind == "catalog":
                 self._apply(msg[1], msg[2])
                 self.send(("ack", msg[1]))
+            elif kind == "event" and msg[1] == "resource_updated" and self._server is not None:
+                self._server.notify_resource_updated(msg[2])
             elif kind == "stop":
                 return
 
-    def _apply(self, seq: int, catalog: list[dict[str, Any]]) -> None:
-        """Make the registry match the host's catalogue: changed tools replaced, gone ones removed."""
+    def _apply(self, seq: int, catalog: dict[str, list[dict[str, Any]]]) -> None:
+        """Make the registries match the host's catalogue: changed entries replaced, gone ones removed."""
         if seq <= self._catalog_seq or self._server is None:
             return
         self._catalog_seq = seq
-        registry = self._server.registry
-        wanted = {entry["wire"]["name"]: entry for entry in catalog}
+        server = self._server
+        registry = server.registry
+        wanted = {entry["wire"]["name"]: entry for entry in catalog["tools"]}
         for name in set(registry.names()) - set(wanted):
             registry.remove(name)
             self._entries.pop(name, None)
@@ -345,6 +374,59 @@ class _Child:
                 continue
             registry.add(proxy_spec(entry), replace=True)
             self._entries[name] = entry
+        if catalog["resources"] != self._resources:
+            self._resources = catalog["resources"]
+            self._apply_resources(server)
+        if catalog["prompts"] != self._prompts:
+            self._prompts = catalog["prompts"]
+            self._apply_prompts(server)
+
+    def _apply_resources(self, server: SkillServer) -> None:
+        from ..resources import build_resource
+
+        for spec in list(server.resources):
+            server.resources.remove(spec.uri)
+        for entry in self._resources:
+            key = entry["uri"]
+
+            async def read(_key: str = key, **args: Any) -> Any:
+                return await self.request("read", _key, args)
+
+            spec = build_resource(
+                key,
+                read,
+                name=entry["name"],
+                description=entry["description"],
+                mime_type=entry["mime_type"],
+                title=entry["title"],
+            )
+            spec.wants_context = None
+            server.resources.add(spec, replace=True)
+        server.notify_resources_changed()
+
+    def _apply_prompts(self, server: SkillServer) -> None:
+        from ..prompts import PromptArgument, PromptSpec
+
+        for spec in list(server.prompts):
+            server.prompts.remove(spec.name)
+        for entry in self._prompts:
+            name = entry["name"]
+
+            async def get(_name: str = name, **args: Any) -> Any:
+                return await self.request("prompt", _name, args)
+
+            server.prompts.add(
+                PromptSpec(
+                    name=name,
+                    fn=get,
+                    description=entry["description"],
+                    title=entry["title"],
+                    arguments=tuple(PromptArgument(n, d, r) for n, d, r in entry["arguments"]),
+                    is_async=True,
+                ),
+                replace=True,
+            )
+        server.notify_prompts_changed()
 
 
 def _settle(fut: asyncio.Future[tuple[str, Any]], outcome: tuple[str, Any]) -> None:

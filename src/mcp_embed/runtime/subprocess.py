@@ -89,13 +89,14 @@ def python_executable(configured: str | None) -> str:
     return exe
 
 
-def build_catalog(server: SkillServer) -> list[dict[str, Any]]:
-    """What the child needs to serve ``tools/list`` and to run subprocess skills without the host."""
+def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
+    """What the child serves without asking the host: the tools (and what it needs to run
+    subprocess skills itself), the resources and templates, and the prompts."""
     registry = server.registry
     registry.build_pending()
     catalog = server.skills
     local = {t.name: t for t in (catalog.tools if catalog is not None else ()) if t.execution == "subprocess"}
-    out: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
     for spec in registry:
         entry: dict[str, Any] = {
             "wire": spec.wire(),
@@ -120,8 +121,27 @@ def build_catalog(server: SkillServer) -> list[dict[str, Any]]:
                 "interpreter": skill.interpreter,
                 "enum_params": dict(skill.enum_params),
             }
-        out.append(entry)
-    return out
+        tools.append(entry)
+    resources = [
+        {
+            "uri": r.uri,
+            "name": r.name,
+            "description": r.description,
+            "mime_type": r.mime_type,
+            "title": r.title,
+        }
+        for r in server.resources
+    ]
+    prompts = [
+        {
+            "name": p.name,
+            "description": p.description,
+            "title": p.title,
+            "arguments": [(a.name, a.description, a.required) for a in p.arguments],
+        }
+        for p in server.prompts
+    ]
+    return {"tools": tools, "resources": resources, "prompts": prompts}
 
 
 class _Bridge:
@@ -139,16 +159,10 @@ class _Bridge:
         asyncio.set_event_loop(self.loop)
         self.loop.run_forever()
 
-    def submit(
-        self,
-        gen: int,
-        send: Callable[[tuple[Any, ...]], None],
-        cid: int,
-        name: str,
-        args: Any,
-        meta: dict[str, Any],
-    ) -> None:
-        fut = asyncio.run_coroutine_threadsafe(self._serve(send, cid, name, args, meta), self.loop)
+    def submit(self, gen: int, send: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
+        """Run one request of the child's (``call``, ``read`` or ``prompt``) on the bridge loop."""
+        cid = msg[1]
+        fut = asyncio.run_coroutine_threadsafe(self._serve(send, msg), self.loop)
         key = (gen, cid)
         with self._lock:
             self._calls[key] = fut
@@ -171,11 +185,43 @@ class _Bridge:
         for f in futs:
             f.cancel()
 
-    async def _serve(
-        self, send: Callable[[tuple[Any, ...]], None], cid: int, name: str, args: Any, meta: dict[str, Any]
-    ) -> None:
+    async def _serve(self, send: Callable[[tuple[Any, ...]], None], msg: tuple[Any, ...]) -> None:
         from mcp.shared.exceptions import MCPError
 
+        from ..errors import McpError
+
+        kind, cid = msg[0], msg[1]
+        reply: tuple[Any, ...]
+        try:
+            if kind == "call":
+                reply = ("result", cid, "ok", await self._call(send, *msg[1:]))
+            elif kind == "read":
+                reply = ("result", cid, "ok", await self._read_resource(msg[2], msg[3]))
+            elif kind == "prompt":
+                reply = ("result", cid, "ok", await self._get_prompt(msg[2], msg[3]))
+            else:
+                reply = ("result", cid, "error", f"unknown request {kind!r}")
+        except MCPError as exc:
+            reply = ("result", cid, "mcp_error", (exc.error.code, exc.error.message, exc.error.data))
+        except McpError as exc:
+            reply = ("result", cid, "mcp_error", (exc.code, exc.message, exc.data))
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                send(("result", cid, "cancelled", None))
+            raise
+        except Exception as exc:
+            reply = ("result", cid, "error", f"{type(exc).__name__}: {exc}")
+        try:
+            send(reply)
+        except OSError as exc:  # the child went away; nobody is waiting
+            log.debug("could not answer the server process: %s", exc)
+        except Exception as exc:  # the value cannot be pickled: say so rather than never answer
+            with contextlib.suppress(Exception):
+                send(("result", cid, "error", f"the result cannot be sent to the server process: {exc}"))
+
+    async def _call(
+        self, send: Callable[[tuple[Any, ...]], None], cid: int, name: str, args: Any, meta: dict[str, Any]
+    ) -> dict[str, Any]:
         from ..context import ToolContext
 
         async def notify(kind: str, params: dict[str, Any]) -> None:
@@ -195,32 +241,42 @@ class _Bridge:
                 request_state=meta.get("request_state"),
             )
 
-        reply: tuple[Any, ...]
-        try:
-            wire = await self.caller._call(
-                name,
-                args,
-                request_id=meta.get("request_id"),
-                session_id=meta.get("session_id"),
-                progress_token=meta.get("progress_token"),
-                send=notify if meta.get("emit") else None,
-                make_context=make_context,
-                modern=bool(meta.get("modern")),
-                principal=meta.get("principal"),
-            )
-            reply = ("result", cid, "ok", wire)
-        except MCPError as exc:
-            reply = ("result", cid, "mcp_error", (exc.error.code, exc.error.message, exc.error.data))
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                send(("result", cid, "cancelled", None))
-            raise
-        except Exception as exc:
-            reply = ("result", cid, "error", f"Tool '{name}' failed in the host: {type(exc).__name__}: {exc}")
-        try:
-            send(reply)
-        except Exception as exc:  # the child went away; nobody is waiting
-            log.debug("could not return the result of %r to the server process: %s", name, exc)
+        return await self.caller._call(
+            name,
+            args,
+            request_id=meta.get("request_id"),
+            session_id=meta.get("session_id"),
+            progress_token=meta.get("progress_token"),
+            send=notify if meta.get("emit") else None,
+            make_context=make_context,
+            modern=bool(meta.get("modern")),
+            principal=meta.get("principal"),
+        )
+
+    async def _read_resource(self, uri: str, args: dict[str, Any]) -> Any:
+        """The raw value of a resource reader (the child turns it into ``contents``)."""
+        from .._handlers import call_user
+        from ..context import ToolContext
+
+        spec = next((r for r in self.caller.server.resources if r.uri == uri), None)
+        if spec is None:
+            raise LookupError(f"the resource {uri!r} is no longer registered")
+        kwargs = dict(args)
+        if spec.wants_context is not None:
+            kwargs[spec.wants_context] = ToolContext(tool_name=spec.name)
+        return _picklable(await call_user(spec.read, spec.is_async, kwargs))
+
+    async def _get_prompt(self, name: str, args: dict[str, Any]) -> Any:
+        from .._handlers import call_user
+        from ..context import ToolContext
+
+        spec = self.caller.server.prompts.get(name)
+        if spec is None:
+            raise LookupError(f"the prompt {name!r} is no longer registered")
+        kwargs = dict(args)
+        if spec.wants_context is not None:
+            kwargs[spec.wants_context] = ToolContext(tool_name=spec.name)
+        return _picklable(await call_user(spec.fn, spec.is_async, kwargs))
 
     def close(self) -> None:
         with self._lock:
@@ -285,7 +341,7 @@ class SubprocessRuntime:
             self._stopping = False
             self._closed = False
         if self._unsubscribe is None:
-            self._unsubscribe = self.server.registry.subscribe(self._on_registry_change)
+            self._unsubscribe = self.server.registry.subscribe(self._push_catalog)
         self._supervisor = threading.Thread(
             target=self._supervise,
             args=(sock, gen),
@@ -492,9 +548,8 @@ class SubprocessRuntime:
             except (EOFError, OSError):
                 return
             kind = msg[0]
-            if kind == "call":
-                _, cid, name, args, meta = msg
-                bridge.submit(gen, send, cid, name, args, meta)
+            if kind in ("call", "read", "prompt"):
+                bridge.submit(gen, send, msg)
             elif kind == "cancel":
                 bridge.cancel(gen, msg[1])
             elif kind == "log":
@@ -518,7 +573,7 @@ class SubprocessRuntime:
 
     # -- the catalogue ------------------------------------------------------------------------------
 
-    def _catalog(self) -> list[dict[str, Any]]:
+    def _catalog(self) -> dict[str, list[dict[str, Any]]]:
         if self.server._skills is None:
             self.server.reload_skills()
         try:
@@ -526,7 +581,16 @@ class SubprocessRuntime:
         except Exception as exc:
             raise ServerStartError(f"a tool could not be built: {type(exc).__name__}: {exc}") from None
 
-    def _on_registry_change(self) -> None:
+    def publish(self, event: Any) -> None:
+        """``SkillServer`` notifications: the child tells its clients (lists are re-sent first)."""
+        kind = type(event).__name__
+        if kind in ("ResourcesListChanged", "PromptsListChanged"):
+            self._push_catalog()
+        elif kind == "ResourceUpdated":
+            with contextlib.suppress(Exception):
+                self._send(("event", "resource_updated", str(event.uri)))
+
+    def _push_catalog(self) -> None:
         """Send the new catalogue and wait (briefly) until the child serves it."""
         if not self.is_ready:
             return
@@ -617,6 +681,14 @@ def _describe_exit(code: int | None) -> str:
             name = str(-code)
         return f"was killed by signal {-code} ({name})"
     return f"exited with code {code}"
+
+
+def _picklable(value: Any) -> Any:
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, list):
+        return [_picklable(v) for v in value]
+    return value
 
 
 def _log_from_child(fields: dict[str, Any]) -> None:
