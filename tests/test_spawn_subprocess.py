@@ -354,3 +354,45 @@ def test_resources_and_prompts_are_read_from_the_host() -> None:
                 assert prompt.messages[0].content.text == "Review cube."
 
         anyio.run(main)
+
+
+def test_a_client_cancel_withdraws_the_queued_main_thread_call_in_the_host() -> None:
+    from mcp_embed import create_skill_server
+
+    server = create_skill_server("t", McpHttpConfig(port=0, spawn_mode="subprocess", dispatcher="manual"))
+    ran: list[str] = []
+
+    @server.tool(affinity="main")
+    def scene() -> str:
+        ran.append("x")
+        return "ran"
+
+    with server.start() as handle, httpx.Client(timeout=10.0) as client:
+        url = handle.mcp_url()
+        init = client.post(url, json=INIT, headers=ACCEPT)
+        sid = {"mcp-session-id": init.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": "scene", "arguments": {}},
+        }
+        answer: list[httpx.Response] = []
+        caller = threading.Thread(
+            target=lambda: answer.append(client.post(url, json=call, headers=ACCEPT | sid))
+        )
+        caller.start()
+        try:
+            # The call crossed the bridge and waits in the host's main-thread queue.
+            assert _poll(lambda: handle.main_thread_status().get("queue_depth") == 1, 10.0)
+            cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
+            with httpx.Client(timeout=5.0) as other:
+                assert other.post(url, json=cancel, headers=ACCEPT | sid).status_code == 202
+            caller.join(10)
+            assert answer and "Request cancelled" in answer[0].text
+            # Withdrawn in the host: nothing is left for the main thread to run.
+            assert _poll(lambda: handle.main_thread_status().get("queue_depth") == 0, 5.0)
+            assert handle.pump() == 0 and ran == []
+        finally:
+            handle.pump()  # never leave the caller thread waiting
+            caller.join(10)
