@@ -125,6 +125,12 @@ def test_connect_reaches_a_running_server(mcp_connect) -> None:
         assert client.call("aecho", text="x") == "x"
 
 
+def test_call_and_tools_over_legacy_sse(capsys) -> None:
+    with serving() as handle:
+        assert main(["call", "add", "--url", handle.sse_url(), "--arg", "a=1", "--arg", "b=2"]) == 0
+        assert capsys.readouterr().out == "3\n"
+
+
 def test_the_plugin_and_the_package_import_nothing_heavy() -> None:
     code = (
         "import sys, mcp_embed, mcp_embed.pytest_plugin\n"

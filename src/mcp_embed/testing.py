@@ -213,7 +213,8 @@ def _is_wrapped(schema: Any) -> bool:
 def connect(
     url: str, *, mode: str = "legacy", headers: Mapping[str, str] | None = None
 ) -> Iterator[McpTestClient]:
-    """A synchronous client of any MCP server's Streamable HTTP endpoint ``url``.
+    """A synchronous client of any MCP server at ``url``: Streamable HTTP, or the legacy HTTP+SSE
+    transport when the URL's path ends in ``/sse``.
 
     ``mode`` is the SDK client's: ``"legacy"`` (the ``initialize`` handshake, the default) or
     ``"auto"`` (try ``server/discover`` first). ``headers`` are sent with every request.
@@ -226,13 +227,19 @@ def connect(
 def _connect(
     url: str, *, mode: str, headers: Mapping[str, str] | None, server: SkillServer | None
 ) -> Iterator[McpTestClient]:
+    from urllib.parse import urlsplit
+
     from anyio.from_thread import start_blocking_portal
     from mcp.client import Client
 
     with contextlib.ExitStack() as stack:
         portal = stack.enter_context(start_blocking_portal())
         target: Any = url
-        if headers:
+        if urlsplit(url).path.rstrip("/").endswith("/sse"):
+            from mcp.client.sse import sse_client
+
+            target, mode = sse_client(url, headers=dict(headers or {})), "legacy"
+        elif headers:
             from mcp.client.streamable_http import streamable_http_client
             from mcp.shared._httpx_utils import create_mcp_http_client
 
