@@ -261,3 +261,34 @@ def test_a_tool_with_a_bad_signature_fails_start_in_the_caller() -> None:
 def test_python_version_is_reported() -> None:
     # The nox 'lifecycle' session runs this file on 3.12 and 3.13, where hypercorn #308 bites.
     assert sys.version_info >= (3, 11)
+
+
+def test_listening_socket_says_tcp_so_asyncio_disables_nagle() -> None:
+    """asyncio sets TCP_NODELAY on accepted sockets only when the listener's proto is TCP; without it
+    a response written as headers then body waits ~40 ms for a delayed ACK."""
+    from mcp_embed.runtime.thread import bind_socket
+
+    sock = bind_socket("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
+
+
+def test_registering_tools_loads_neither_the_sdk_nor_hypercorn() -> None:
+    """A host plugin registers its tools at import; the SDK (about a second) loads at start()."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from mcp_embed import create_skill_server, McpHttpConfig\n"
+        "s = create_skill_server('x', McpHttpConfig(port=0))\n"
+        "@s.tool()\n"
+        "def f(x: int) -> int:\n"
+        "    return x\n"
+        "s.add_tool(lambda y: y, name='g')\n"
+        "heavy = sorted(m for m in ('mcp', 'mcp_types', 'hypercorn', 'starlette') if m in sys.modules)\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "none"

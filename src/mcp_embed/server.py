@@ -278,24 +278,32 @@ class SkillServer:
 
     def notify_resource_updated(self, uri: str) -> None:
         """Tell subscribed clients that the resource at ``uri`` changed. Call from any thread."""
+        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
+            return
         from mcp.shared.subscriptions import ResourceUpdated
 
         self._publish(ResourceUpdated(uri=str(uri)))
 
     def notify_tools_changed(self) -> None:
         """Tell clients the tool list changed (done for you by ``add_tool``/``remove_tool``)."""
+        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
+            return
         from mcp.shared.subscriptions import ToolsListChanged
 
         self._publish(ToolsListChanged())
 
     def notify_prompts_changed(self) -> None:
         """Tell clients the prompt list changed (done for you by ``add_prompt``/``remove_prompt``)."""
+        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
+            return
         from mcp.shared.subscriptions import PromptsListChanged
 
         self._publish(PromptsListChanged())
 
     def notify_resources_changed(self) -> None:
         """Tell clients the resource list changed (done for you by ``add_resource``/``remove_resource``)."""
+        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
+            return
         from mcp.shared.subscriptions import ResourcesListChanged
 
         self._publish(ResourcesListChanged())
