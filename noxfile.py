@@ -22,6 +22,7 @@ nox.options.sessions = [
     "conformance",
     "bench",
     "docs",
+    "edge",
 ]
 
 ROOT = Path(__file__).parent
@@ -167,6 +168,33 @@ def conformance(session: nox.Session) -> None:
         "--out",
         str(ARTIFACTS / "conformance"),
         *session.posargs,
+    )
+
+
+@nox.session
+def edge(session: nox.Session) -> None:
+    """Auth: a real nginx (installed with apt-get when missing and running as root) in front of the
+    server with the rendered config, native JWT/API-key checks against a loopback JWKS, mcp-remote's
+    OAuth discovery, and the example Dockerfile's command."""
+    if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
+        if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+            apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
+            session.run("apt-get", "update", "-q", external=True, env=apt_env)
+            session.run("apt-get", "install", "-y", "-q", "nginx", external=True, env=apt_env)
+        else:
+            session.error("nginx is needed: `sudo apt-get install -y nginx` (or nginx-light), then rerun")
+    _install(session, "test")
+    session.run(
+        "pytest",
+        "tests/test_edge_nginx.py",
+        "tests/test_auth_native.py",
+        "tests/test_auth_config.py",
+        "tests/test_mcp_remote_discovery.py",
+        "tests/test_example_remote_server.py",
+        "-m",
+        "",
+        *session.posargs,
+        env={"MCP_EMBED_REQUIRE_NGINX": "1", "MCP_EMBED_REQUIRE_NODE": "1"},
     )
 
 

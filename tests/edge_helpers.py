@@ -31,7 +31,7 @@ def free_port() -> int:
 
 
 def main_conf(prefix: Path, site: str) -> Path:
-    """An nginx.conf that includes ``site`` (the rendered, http-level config) and keeps every path in ``prefix``."""
+    """An nginx.conf including ``site`` (the rendered http-level config), every path in ``prefix``."""
     (prefix / "site.conf").write_text(site)
     temps = "\n".join(
         f"    {kind}_temp_path {prefix / ('tmp-' + kind)};"

@@ -54,7 +54,7 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
 @pytest.mark.parametrize(
     ("make", "fragments"),
     [
-        (lambda: ApiKeyConfig(), ["no key"]),
+        (lambda: ApiKeyConfig(enforce="native"), ["no key", "enforce='native'"]),
         (lambda: ApiKeyConfig(key=KEY, key_env="X"), ["give one of"]),
         (lambda: ApiKeyConfig(key=KEY + " x"), ["may only hold"]),
         (lambda: ApiKeyConfig(key_env="1BAD"), ["ApiKeyConfig.key_env='1BAD'", "environment variable"]),
@@ -113,6 +113,11 @@ def test_the_dangerous_override_allows_http_and_warns_on_every_start(monkeypatch
                 pass
     warnings = [r for r in got if INSECURE in r.getMessage() and r.levelno == logging.WARNING]
     assert len(warnings) == 2
+
+
+def test_edge_api_keys_may_leave_the_keys_to_the_proxy() -> None:
+    c = McpHttpConfig.from_env({"MCP_EMBED_API_KEY_HEADER": "Authorization"})
+    assert isinstance(c.auth, ApiKeyConfig) and c.auth.all_keys() == () and c.auth.enforce == "edge"
 
 
 def test_dicts_are_accepted_for_auth() -> None:

@@ -361,7 +361,10 @@ header_values = st.one_of(  # h11 refuses values with surrounding whitespace: st
         lambda s: "Bearer " + K_OLD + s,
         st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=5),
     ),
-    st.builds(lambda s: "Bearer " + K_OLD[:-1] + s, st.sampled_from([c for c in "0123456789abcdefABCDEF-_.~+/=" if c != K_OLD[-1]])),
+    st.builds(
+        lambda s: "Bearer " + K_OLD[:-1] + s,
+        st.sampled_from([c for c in "0123456789abcdefABCDEF-_.~+/=" if c != K_OLD[-1]]),
+    ),
 )
 
 

@@ -168,6 +168,10 @@ def _nginx_keys(args: argparse.Namespace) -> int:
                 "no API keys are configured: set MCP_EMBED_API_KEY, MCP_EMBED_API_KEY_FILE or "
                 "MCP_EMBED_API_KEYS, or pass --api-key-env/--api-key-file"
             )
+        if not config.auth.all_keys():
+            raise ConfigError(
+                "API keys are configured without any key: set MCP_EMBED_API_KEYS or MCP_EMBED_API_KEY"
+            )
         text = render_key_map(config.auth)
     except (ConfigError, ValueError) as exc:
         print(f"mcp-embed: {exc}", file=sys.stderr)

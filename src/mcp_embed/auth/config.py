@@ -207,6 +207,8 @@ class ApiKeyConfig(_Strict):
     """Static API keys: ``ApiKeyConfig(key_env="MCP_API_KEY")``, or several with ids for rotation.
 
     Clients send ``<header>: <scheme> <key>`` (by default ``Authorization: Bearer <key>``).
+    With ``enforce="edge"`` the keys may be left out: the proxy holds them (``mcp-embed edge
+    nginx-keys`` renders its include from wherever they are given), and the server never sees them.
     """
 
     key: SecretStr | None = None
@@ -255,8 +257,10 @@ class ApiKeyConfig(_Strict):
         single = [n for n in ("key", "key_env", "key_file") if getattr(self, n) is not None]
         if len(single) > 1:
             raise ValueError(f"give one of key=, key_env= or key_file= (got {', '.join(single)})")
-        if not single and not self.keys:
-            raise ValueError("no key: give key=, key_env=, key_file= or keys=(ApiKey(...), ...)")
+        if not single and not self.keys and self.enforce == "native":
+            raise ValueError(
+                "no key: enforce='native' needs key=, key_env=, key_file= or keys=(ApiKey(...), ...)"
+            )
         ids = [k.id for k in self.all_keys()]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -393,7 +397,17 @@ def auth_from_env(env: Mapping[str, str]) -> AuthConfig | None:
 
     enforce: Any = get("MCP_EMBED_AUTH_ENFORCE") or "edge"
     issuer = get("MCP_EMBED_OAUTH_ISSUER")
-    api = [n for n in ("MCP_EMBED_API_KEY", "MCP_EMBED_API_KEY_FILE", "MCP_EMBED_API_KEYS") if get(n)]
+    api = [
+        n
+        for n in (
+            "MCP_EMBED_API_KEY",
+            "MCP_EMBED_API_KEY_FILE",
+            "MCP_EMBED_API_KEYS",
+            "MCP_EMBED_API_KEY_HEADER",
+            "MCP_EMBED_API_KEY_SCHEME",
+        )
+        if n in env
+    ]
     if issuer and api:
         raise ConfigError(f"both MCP_EMBED_OAUTH_ISSUER and {api[0]} are set: choose API keys or OAuth")
     if issuer:
