@@ -17,9 +17,12 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from mcp_embed.testing import McpTestClient
 
 __all__ = ["mcp_connect", "mcp_server", "mcp_skills"]
 
@@ -34,7 +37,7 @@ def _resolve(path: str | os.PathLike[str], test_dir: Path) -> str:
 
 
 @pytest.fixture
-def mcp_skills(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+def mcp_skills(request: pytest.FixtureRequest) -> Iterator[Callable[..., McpTestClient]]:
     """Serve skills for this test: ``mcp_skills("skills/greet").call("greet__greet", name="Ada")``.
 
     Arguments are those of :func:`mcp_embed.testing.serve_skills` (``app``, ``config``,
@@ -46,7 +49,7 @@ def mcp_skills(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     test_dir = Path(str(request.path)).parent
     with contextlib.ExitStack() as stack:
 
-        def start(*paths: str | os.PathLike[str], **kwargs: Any) -> Any:
+        def start(*paths: str | os.PathLike[str], **kwargs: Any) -> McpTestClient:
             resolved = [_resolve(p, test_dir) for p in paths]
             return stack.enter_context(serve_skills(*resolved, **kwargs))
 
@@ -54,7 +57,7 @@ def mcp_skills(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def mcp_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+def mcp_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., McpTestClient]]:
     """Serve a server object for this test: ``mcp_server(server).call("add", a=1, b=2)``.
 
     Arguments are those of :func:`mcp_embed.testing.serve` (``isolated``, ``mode``).
@@ -62,11 +65,15 @@ def mcp_server(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     from mcp_embed.testing import serve
 
     with contextlib.ExitStack() as stack:
-        yield lambda server, **kwargs: stack.enter_context(serve(server, **kwargs))
+
+        def start(server: Any, **kwargs: Any) -> McpTestClient:
+            return stack.enter_context(serve(server, **kwargs))
+
+        yield start
 
 
 @pytest.fixture
-def mcp_connect(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+def mcp_connect(request: pytest.FixtureRequest) -> Iterator[Callable[..., McpTestClient]]:
     """Connect to a running server for this test: ``mcp_connect("http://127.0.0.1:8765/mcp")``.
 
     Arguments are those of :func:`mcp_embed.testing.connect` (``mode``, ``headers``).
@@ -74,4 +81,8 @@ def mcp_connect(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     from mcp_embed.testing import connect
 
     with contextlib.ExitStack() as stack:
-        yield lambda url, **kwargs: stack.enter_context(connect(url, **kwargs))
+
+        def start(url: str, **kwargs: Any) -> McpTestClient:
+            return stack.enter_context(connect(url, **kwargs))
+
+        yield start
