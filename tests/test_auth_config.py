@@ -49,6 +49,9 @@ def test_secrets_never_show_in_repr_or_errors() -> None:
     with pytest.raises(ConfigError) as info:
         ApiKeyConfig(keys=({"id": "x", "key": "tiny-secret"},))
     assert "tiny-secret" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        McpHttpConfig(auth={"key": "small-secret"})
+    assert "small-secret" not in str(info.value) and "at least 16" in str(info.value)
 
 
 @pytest.mark.parametrize(

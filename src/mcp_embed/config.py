@@ -53,7 +53,7 @@ _ALLOWED: dict[str, str] = {
     "auth": "ApiKeyConfig(...) or OAuthConfig(...) from mcp_embed, or unset for none",
 }
 
-_SECRET_FIELDS = frozenset({"metrics_basic_auth"})  # never echoed in an error message
+_SECRET_FIELDS = frozenset({"metrics_basic_auth", "auth"})  # never echoed in an error message
 
 _RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
 
