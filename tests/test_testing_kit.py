@@ -77,6 +77,9 @@ def test_serve_stops_everything_and_gives_the_config_back() -> None:
         assert client.call("add", a=1, b=1) == 2
     assert not server.is_running
     assert server.config.port == 8765 and server.config.dispatcher == "auto"
+    server = demo_server()
+    with server.start(), pytest.raises(RuntimeError, match="already running"), serve(server):
+        pass
 
 
 def test_a_tests_own_assertion_reaches_pytest_unwrapped() -> None:

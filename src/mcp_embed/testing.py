@@ -301,6 +301,8 @@ def serve(server: SkillServer, *, isolated: bool = True, mode: str = "legacy") -
     ``isolated`` (the default) its skills come from its ``skill_paths`` only and, unless the config
     names a ``log_dir``, no log files are written.
     """
+    if server.is_running:
+        raise RuntimeError("the server is already running: stop() it first, or use connect(handle.mcp_url())")
     original = server.config
     update: dict[str, Any] = {"host": "127.0.0.1", "port": 0}
     if original.dispatcher == "auto" and server.dispatcher is None:
