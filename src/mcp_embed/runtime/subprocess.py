@@ -322,13 +322,15 @@ class SubprocessRuntime:
         self._detach_logs: Callable[[], None] | None = None
         self._catalog_seq = 0
         self._acks: dict[int, threading.Event] = {}
-        self._exe = python_executable(server.config.python_executable)
+        self._exe = ""
+        self._sent: dict[str, list[dict[str, Any]]] | None = None
 
     # -- control, from any thread -----------------------------------------------------------------
 
     def start(self) -> None:
         """Bind the port here (a port in use raises now), then spawn the child in the background."""
         cfg = self.server.config
+        self._exe = python_executable(cfg.python_executable)
         sock = bind_socket(cfg.host, self.port or cfg.port)
         self.bound_host, self.port = probe_address(sock)
         with self._state_lock:
@@ -428,8 +430,11 @@ class SubprocessRuntime:
 
                 self._bridge = _Bridge(ToolCaller(self.server, self.dispatcher), cfg.server_name)
             if self._detach_logs is None and cfg.enable_file_logging:
-                self._detach_logs = _attach_file_logging(cfg)
-            catalog = self._catalog()
+                try:
+                    self._detach_logs = _attach_file_logging(cfg)
+                except OSError as exc:  # the child's audit log meets the same folder and says so
+                    log.debug("no log file in this process: %s", exc)
+            catalog = self._sent = self._catalog()
             key = secrets.token_bytes(32)
             listener = Listener(authkey=key)
             with self._state_lock:
@@ -561,6 +566,8 @@ class SubprocessRuntime:
             elif kind == "ready":
                 log.info("server process %d is serving on port %d", self.pid, self.port)
                 self._ready.set()
+                if self._sent != build_catalog(self.server):  # changed while the child started
+                    self._push_catalog()
             elif kind == "failed":
                 self._error = str(msg[1])
                 self._ready.set()
@@ -603,6 +610,7 @@ class SubprocessRuntime:
             with self._send_lock:
                 if self._conn is None:
                     return
+                self._sent = catalog
                 self._catalog_seq += 1
                 seq = self._catalog_seq
                 event = self._acks[seq] = threading.Event()
