@@ -526,10 +526,17 @@ def test_json_log_format_writes_one_object_a_line(tmp_path: Path) -> None:
     server = demo_server(log_dir=str(tmp_path), log_format="json")
     with server.start():
         logging.getLogger("mcp_embed.tests").warning("structured %s", "line")
+        try:
+            raise KeyError("api_key=sk-in-a-traceback-123")
+        except KeyError:
+            logging.getLogger("mcp_embed.tests").exception("it failed")
     lines = [json.loads(ln) for ln in (tmp_path / "mcp-embed.log").read_text("utf-8").splitlines()]
     mine = [ln for ln in lines if ln["message"] == "structured line"]
     assert mine and mine[0]["level"] == "WARNING" and mine[0]["logger"] == "mcp_embed.tests"
     assert mine[0]["time"].endswith("Z")
+    failed = next(ln for ln in lines if ln["message"] == "it failed")
+    assert failed["level"] == "ERROR" and "Traceback" in failed["exc"] and "KeyError" in failed["exc"]
+    assert "sk-in-a-traceback-123" not in json.dumps(lines)
 
 
 def test_default_log_dir_is_per_server_and_file_logging_can_be_off(tmp_path: Path) -> None:

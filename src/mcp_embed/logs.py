@@ -111,6 +111,19 @@ def attach_file_logging(
     import logging.handlers
     import queue
 
+    class _QueueHandler(logging.handlers.QueueHandler):
+        """Hands the listener the merged message and the (redacted) traceback text separately,
+        so the JSON format can put the traceback in ``exc``."""
+
+        def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+            import copy
+
+            record = copy.copy(record)
+            record.msg = record.getMessage()
+            record.args = None
+            record.exc_info = None  # RedactingFilter kept it as text in exc_text
+            return record
+
     class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         """A ``RotatingFileHandler`` whose files are created mode 0600."""
 
@@ -130,7 +143,7 @@ def attach_file_logging(
     else:
         file_handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    queue_handler = logging.handlers.QueueHandler(q)
+    queue_handler = _QueueHandler(q)
     queue_handler.setLevel(level_number(level))
     queue_handler.addFilter(RedactingFilter())
     listener = logging.handlers.QueueListener(q, file_handler, respect_handler_level=True)
