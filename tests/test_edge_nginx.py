@@ -348,6 +348,11 @@ def test_oauth_edge_through_auth_request(tmp_path: Path) -> None:
                 )
                 assert r.status_code == 403
                 assert 'error="insufficient_scope"' in r.headers["www-authenticate"]
+                for malformed in ("Bearer", "Bearer a b", "Basic Zm9vOmJhcg=="):
+                    r = httpx.post(
+                        f"{base}/mcp", json=INIT, headers={**ACCEPT, "Authorization": malformed}, timeout=10
+                    )
+                    assert r.status_code == 401, malformed  # never a 500 from auth_request
                 expired = key.token(iss=stub.url, aud=f"{base}/mcp", sub="carol", scope="mcp", exp=1, iat=0)
                 r = httpx.post(
                     f"{base}/mcp",
@@ -366,6 +371,8 @@ def test_oauth_edge_through_auth_request(tmp_path: Path) -> None:
 
 
 def test_cli_renders_config_and_a_private_key_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [k for k in os.environ if k.startswith("MCP_EMBED_REQUIRE_")]:  # test switches
+        monkeypatch.delenv(name)
     monkeypatch.setenv("MCP_EMBED_API_KEYS", f"a:{KEY_A},b:{KEY_B}")
     monkeypatch.setenv("MCP_PUBLIC_URL", "https://mcp.example.com")
     keys, conf = tmp_path / "keys.map", tmp_path / "mcp.conf"

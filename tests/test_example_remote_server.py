@@ -59,7 +59,9 @@ def test_the_dockerfile_command_serves_and_passes_its_healthcheck(tmp_path: Path
     port = free_port()
     # The image's environment, but on loopback (tests never bind a public address) and a free port;
     # /app/skills is where the Dockerfile copies ./skills.
-    run_env = {**os.environ, **env, "MCP_HOST": "127.0.0.1", "MCP_PORT": str(port)}
+    # (MCP_EMBED_REQUIRE_* are the test sessions' own switches, not server settings.)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MCP_EMBED_REQUIRE_")}
+    run_env = {**base, **env, "MCP_HOST": "127.0.0.1", "MCP_PORT": str(port)}
     run_env["MCP_EMBED_LOG_DIR"] = str(tmp_path / "logs")
     run_env["PATH"] = f"{BIN}{os.pathsep}{run_env.get('PATH', '')}"
     argv = [str(EXAMPLE / "skills") if a == "/app/skills" else a for a in cmd]

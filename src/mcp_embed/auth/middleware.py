@@ -230,7 +230,10 @@ class AuthLayer:
                 scope=denied.scope or self._scopes_hint(),
                 scheme=self.scheme,
             )
-            await send_bytes(send, denied.status, b"", headers=[(b"www-authenticate", www.encode("latin-1"))])
+            # auth_request knows only 2xx, 401 and 403 (anything else becomes a 500): a malformed
+            # header is answered 401, its challenge still saying invalid_request.
+            status = 401 if denied.status == 400 else denied.status
+            await send_bytes(send, status, b"", headers=[(b"www-authenticate", www.encode("latin-1"))])
             return
         await send_bytes(send, 204, b"", headers=[(b"x-mcp-principal", principal.id.encode("utf-8"))])
 
