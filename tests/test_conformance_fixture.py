@@ -39,18 +39,18 @@ everything = _load("everything")
 run = _load("run")
 
 
-@pytest.fixture(scope="module")
-def stateful() -> Iterator[ServerHandle]:
-    handle = everything.build().start()
+@pytest.fixture(scope="module", params=["dedicated", "subprocess"])
+def stateful(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
+    handle = everything.build(spawn_mode=request.param).start()
     try:
         yield handle
     finally:
         handle.stop()
 
 
-@pytest.fixture(scope="module")
-def stateless() -> Iterator[ServerHandle]:
-    handle = everything.build(stateless=True).start()
+@pytest.fixture(scope="module", params=["dedicated", "subprocess"])
+def stateless(request: pytest.FixtureRequest) -> Iterator[ServerHandle]:
+    handle = everything.build(stateless=True, spawn_mode=request.param).start()
     try:
         yield handle
     finally:

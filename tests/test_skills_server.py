@@ -68,7 +68,10 @@ def test_example_skills_in_process_and_subprocess(isolated_skill_env: None, spaw
                 res = await client.read_resource("skill://hello-world/SKILL.md")
                 assert "hello" in res.contents[0].text.lower()
 
-        anyio.run(main)
+        try:
+            anyio.run(main)
+        finally:
+            clear_module_cache()  # and leave it empty for the next test
         assert server.skills is not None and not server.skills.errors
 
 

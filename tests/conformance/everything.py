@@ -73,7 +73,7 @@ def _answer(ctx: ToolContext, key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def build(*, stateless: bool = False, port: int = 0) -> SkillServer:
+def build(*, stateless: bool = False, port: int = 0, spawn_mode: str = "dedicated") -> SkillServer:
     server = create_skill_server(
         "conformance",
         McpHttpConfig(
@@ -81,6 +81,7 @@ def build(*, stateless: bool = False, port: int = 0) -> SkillServer:
             server_name="mcp-embed-conformance",
             stateless=stateless,
             retry_interval_ms=100,
+            spawn_mode=spawn_mode,
         ),
     )
     tool, resource, prompt = server.tool, server.resource, server.prompt

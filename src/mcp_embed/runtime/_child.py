@@ -129,20 +129,7 @@ class _BridgeDispatcher(QueueDispatcher):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[str, Any]] = loop.create_future()
         cid = next(self.child.ids)
-        meta: dict[str, Any] = {"emit": False}
-        if ctx is not None:
-            meta.update(
-                emit=ctx._emit is not None,
-                request_id=ctx.request_id,
-                session_id=ctx.session_id,
-                progress_token=ctx.progress_token,
-                principal=ctx.principal,
-                protocol_version=ctx.protocol_version,
-                client_capabilities=ctx.client_capabilities,
-                input_responses=ctx.input_responses,
-                request_state=ctx.request_state,
-                modern=_is_modern(ctx.protocol_version),
-            )
+        meta = _ctx_meta(ctx)
         self.child.pending[cid] = (loop, fut, ctx)
         try:
             self.child.send(("call", cid, spec.name, kwargs[_ARGS], meta))
@@ -165,6 +152,26 @@ class _BridgeDispatcher(QueueDispatcher):
         if kind == "cancelled":
             raise ToolError(f"Tool '{spec.name}' was cancelled in the host")
         raise ToolError(str(payload))
+
+
+def _ctx_meta(ctx: ToolContext | None) -> dict[str, Any]:
+    """What the host needs to rebuild a request's context (it cannot hold the child's)."""
+    if ctx is None:
+        return {"emit": False}
+    return {
+        "emit": ctx._emit is not None,
+        "request_id": ctx.request_id,
+        "session_id": ctx.session_id,
+        "progress_token": ctx.progress_token,
+        "principal": ctx.principal,
+        "protocol_version": ctx.protocol_version,
+        "client_capabilities": ctx.client_capabilities,
+        "input_responses": ctx.input_responses,
+        "request_state": ctx.request_state,
+        "modern": _is_modern(ctx.protocol_version),
+        "ask": ctx._request is not None,
+        "log_level": ctx._level() if ctx._level is not None else None,
+    }
 
 
 def _is_modern(version: str | None) -> bool:
@@ -323,7 +330,13 @@ class _Child:
             sock = socket.socket(fileno=int(where["fd"]))
         sock.setblocking(False)
 
-        server = SkillServer(init["app_name"], config)
+        server = SkillServer(init["app_name"], config, request_state_keys=init.get("request_state_keys"))
+        if init.get("completion"):
+
+            async def complete(ref: Any, argument: str, value: str, context: Any) -> Any:
+                return await self.request("complete", ref, argument, value, context)
+
+            server._completion = complete
         server._skills = SkillLoader(server)  # the host discovered them; never look here
         dispatcher = _BridgeDispatcher(self, init["dispatcher"])
         server.dispatcher = server._active_dispatcher = dispatcher
@@ -353,10 +366,35 @@ class _Child:
             elif kind == "catalog":
                 self._apply(msg[1], msg[2])
                 self.send(("ack", msg[1]))
+            elif kind == "ask":
+                _, aid, cid, method, params = msg
+                hit = self.pending.get(cid)
+                if hit is None:
+                    self.send(("answer", aid, "mcp_error", (-32603, "the call is no longer running", None)))
+                else:
+                    asyncio.run_coroutine_threadsafe(self._answer(aid, hit[2], method, params), hit[0])
             elif kind == "event" and msg[1] == "resource_updated" and self._server is not None:
                 self._server.notify_resource_updated(msg[2])
             elif kind == "stop":
                 return
+
+    async def _answer(self, aid: int, ctx: Any, method: str, params: dict[str, Any]) -> None:
+        """Ask the client on the host tool's behalf (elicitation, sampling) and send back its answer."""
+        from mcp.shared.exceptions import MCPError, NoBackChannelError
+
+        reply: tuple[Any, ...]
+        try:
+            if ctx is None or ctx._request is None:
+                raise NoBackChannelError(method)
+            reply = ("answer", aid, "ok", await ctx._request(method, params))
+        except NoBackChannelError:
+            reply = ("answer", aid, "no_back_channel", None)
+        except MCPError as exc:
+            reply = ("answer", aid, "mcp_error", (exc.error.code, exc.error.message, exc.error.data))
+        except Exception as exc:
+            reply = ("answer", aid, "mcp_error", (-32603, f"{type(exc).__name__}: {exc}", None))
+        with contextlib.suppress(Exception):
+            self.send(reply)
 
     def _apply(self, seq: int, catalog: dict[str, list[dict[str, Any]]]) -> None:
         """Make the registries match the host's catalogue: changed entries replaced, gone ones removed."""
@@ -390,7 +428,8 @@ class _Child:
             key = entry["uri"]
 
             async def read(_key: str = key, **args: Any) -> Any:
-                return await self.request("read", _key, args)
+                meta = _ctx_meta(args.pop(_CTX, None))
+                return await self.request("read", _key, args, meta)
 
             spec = build_resource(
                 key,
@@ -400,7 +439,7 @@ class _Child:
                 mime_type=entry["mime_type"],
                 title=entry["title"],
             )
-            spec.wants_context = None
+            spec.wants_context = _CTX if entry.get("context") else None
             server.resources.add(spec, replace=True)
         server.notify_resources_changed()
 
@@ -413,7 +452,8 @@ class _Child:
             name = entry["name"]
 
             async def get(_name: str = name, **args: Any) -> Any:
-                return await self.request("prompt", _name, args)
+                meta = _ctx_meta(args.pop(_CTX, None))
+                return await self.request("prompt", _name, args, meta)
 
             server.prompts.add(
                 PromptSpec(
@@ -423,6 +463,7 @@ class _Child:
                     title=entry["title"],
                     arguments=tuple(PromptArgument(n, d, r) for n, d, r in entry["arguments"]),
                     is_async=True,
+                    wants_context=_CTX if entry.get("context") else None,
                 ),
                 replace=True,
             )

@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -129,6 +130,7 @@ def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
             "description": r.description,
             "mime_type": r.mime_type,
             "title": r.title,
+            "context": r.wants_context is not None,
         }
         for r in server.resources
     ]
@@ -138,6 +140,7 @@ def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
             "description": p.description,
             "title": p.title,
             "arguments": [(a.name, a.description, a.required) for a in p.arguments],
+            "context": p.wants_context is not None,
         }
         for p in server.prompts
     ]
@@ -150,6 +153,8 @@ class _Bridge:
     def __init__(self, caller: ToolCaller, name: str) -> None:
         self.caller = caller
         self.loop = asyncio.new_event_loop()
+        self._asks: dict[int, asyncio.Future[tuple[str, Any]]] = {}  # touched on the loop only
+        self._ask_ids = itertools.count(1)
         self._calls: dict[tuple[int, int], concurrent.futures.Future[None]] = {}
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"mcp-embed-bridge:{name}", daemon=True)
@@ -196,9 +201,11 @@ class _Bridge:
             if kind == "call":
                 reply = ("result", cid, "ok", await self._call(send, *msg[1:]))
             elif kind == "read":
-                reply = ("result", cid, "ok", await self._read_resource(msg[2], msg[3]))
+                reply = ("result", cid, "ok", await self._read_resource(*msg[2:]))
             elif kind == "prompt":
-                reply = ("result", cid, "ok", await self._get_prompt(msg[2], msg[3]))
+                reply = ("result", cid, "ok", await self._get_prompt(*msg[2:]))
+            elif kind == "complete":
+                reply = ("result", cid, "ok", await self._complete(*msg[2:]))
             else:
                 reply = ("result", cid, "error", f"unknown request {kind!r}")
         except MCPError as exc:
@@ -227,6 +234,27 @@ class _Bridge:
         async def notify(kind: str, params: dict[str, Any]) -> None:
             send(("notify", cid, kind, params))
 
+        async def ask(method: str, params: dict[str, Any]) -> dict[str, Any]:
+            """elicitation/create, sampling/createMessage: asked by the child on the call's session."""
+            from mcp.shared.exceptions import MCPError, NoBackChannelError
+
+            aid = next(self._ask_ids)
+            fut: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+            self._asks[aid] = fut
+            try:
+                send(("ask", aid, cid, method, params))
+                outcome, payload = await fut
+            finally:
+                self._asks.pop(aid, None)
+            if outcome == "ok":
+                return dict(payload)
+            if outcome == "no_back_channel":
+                raise NoBackChannelError(method)
+            code, message, data = payload
+            raise MCPError(code=code, message=message, data=data)
+
+        level = meta.get("log_level")
+
         def make_context(emit: Callable[[str, dict[str, Any]], None] | None) -> ToolContext:
             return ToolContext(
                 tool_name=name,
@@ -239,6 +267,9 @@ class _Bridge:
                 client_capabilities=meta.get("client_capabilities"),
                 input_responses=meta.get("input_responses"),
                 request_state=meta.get("request_state"),
+                request=ask if meta.get("ask") else None,
+                loop=asyncio.get_running_loop(),
+                log_level=(lambda: level) if level is not None else None,
             )
 
         return await self.caller._call(
@@ -253,29 +284,50 @@ class _Bridge:
             principal=meta.get("principal"),
         )
 
-    async def _read_resource(self, uri: str, args: dict[str, Any]) -> Any:
+    def answer(self, aid: int, outcome: str, payload: Any) -> None:
+        """The child's answer to an ``ask`` (from the reader thread)."""
+
+        def settle() -> None:
+            fut = self._asks.get(aid)
+            if fut is not None and not fut.done():
+                fut.set_result((outcome, payload))
+
+        with contextlib.suppress(RuntimeError):  # the loop closed: the server stopped
+            self.loop.call_soon_threadsafe(settle)
+
+    async def _read_resource(self, uri: str, args: dict[str, Any], meta: dict[str, Any]) -> Any:
         """The raw value of a resource reader (the child turns it into ``contents``)."""
         from .._handlers import call_user
-        from ..context import ToolContext
 
         spec = next((r for r in self.caller.server.resources if r.uri == uri), None)
         if spec is None:
             raise LookupError(f"the resource {uri!r} is no longer registered")
         kwargs = dict(args)
         if spec.wants_context is not None:
-            kwargs[spec.wants_context] = ToolContext(tool_name=spec.name)
+            kwargs[spec.wants_context] = _context(spec.name, meta)
         return _picklable(await call_user(spec.read, spec.is_async, kwargs))
 
-    async def _get_prompt(self, name: str, args: dict[str, Any]) -> Any:
+    async def _complete(self, *args: Any) -> list[str]:
+        import inspect
+
+        handler = self.caller.server._completion
+        if handler is None:
+            return []
+        if inspect.iscoroutinefunction(handler):
+            values = await handler(*args)
+        else:
+            values = await asyncio.to_thread(handler, *args)
+        return [str(v) for v in (values or [])]
+
+    async def _get_prompt(self, name: str, args: dict[str, Any], meta: dict[str, Any]) -> Any:
         from .._handlers import call_user
-        from ..context import ToolContext
 
         spec = self.caller.server.prompts.get(name)
         if spec is None:
             raise LookupError(f"the prompt {name!r} is no longer registered")
         kwargs = dict(args)
         if spec.wants_context is not None:
-            kwargs[spec.wants_context] = ToolContext(tool_name=spec.name)
+            kwargs[spec.wants_context] = _context(spec.name, meta)
         return _picklable(await call_user(spec.fn, spec.is_async, kwargs))
 
     def close(self) -> None:
@@ -459,6 +511,8 @@ class SubprocessRuntime:
                 "socket": where,
                 "dispatcher": str(getattr(self.dispatcher, "name", "inline")),
                 "host_pid": os.getpid(),
+                "completion": self.server._completion is not None,
+                "request_state_keys": self.server.request_state_keys,
             }
             with self._send_lock:
                 self._conn = conn
@@ -553,10 +607,12 @@ class SubprocessRuntime:
             except (EOFError, OSError):
                 return
             kind = msg[0]
-            if kind in ("call", "read", "prompt"):
+            if kind in ("call", "read", "prompt", "complete"):
                 bridge.submit(gen, send, msg)
             elif kind == "cancel":
                 bridge.cancel(gen, msg[1])
+            elif kind == "answer":
+                bridge.answer(msg[1], msg[2], msg[3])
             elif kind == "log":
                 _log_from_child(msg[1])
             elif kind == "ack":
@@ -689,6 +745,22 @@ def _describe_exit(code: int | None) -> str:
             name = str(-code)
         return f"was killed by signal {-code} ({name})"
     return f"exited with code {code}"
+
+
+def _context(name: str, meta: dict[str, Any]) -> Any:
+    """A resource reader's or prompt's context, from what the child sent (no channel back)."""
+    from ..context import ToolContext
+
+    return ToolContext(
+        tool_name=name,
+        request_id=meta.get("request_id"),
+        session_id=meta.get("session_id"),
+        principal=meta.get("principal"),
+        protocol_version=meta.get("protocol_version"),
+        client_capabilities=meta.get("client_capabilities"),
+        input_responses=meta.get("input_responses"),
+        request_state=meta.get("request_state"),
+    )
 
 
 def _picklable(value: Any) -> Any:
