@@ -57,7 +57,7 @@ _noted = False
 
 
 class ToolCallError(Exception):
-    """A tool answered with ``isError: true``. ``str(exc)`` is the tool's own message.
+    """A tool answered with ``isError: true``: ``tool 'name' returned an error: <its message>``.
 
     Attributes: ``tool`` (its name), ``message`` (the text of the error) and ``result`` (the
     SDK's ``CallToolResult``).
