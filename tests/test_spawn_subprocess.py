@@ -396,3 +396,29 @@ def test_a_client_cancel_withdraws_the_queued_main_thread_call_in_the_host() -> 
         finally:
             handle.pump()  # never leave the caller thread waiting
             caller.join(10)
+
+
+def test_start_without_waiting_returns_the_bound_port_before_the_child_answers() -> None:
+    server = demo_server(spawn_mode="subprocess")
+    handle = server.start(wait=False)
+    try:
+        assert handle.port > 0 and not _port_free(handle.port)  # bound by start() itself
+        handle.wait_ready(60)
+        assert handle.is_ready and handle.pid not in (None, os.getpid())
+        assert httpx.get(handle.url + "/health", timeout=5).json()["tools"] == 5
+    finally:
+        pid = handle.pid
+        handle.stop()
+        _kill(pid)
+
+
+def test_a_child_that_cannot_start_is_a_clear_error(tmp_path: Path) -> None:
+    server = demo_server(spawn_mode="subprocess", python_executable=str(tmp_path / "no-such-python"))
+    with pytest.raises(ServerStartError, match="no-such-python"):
+        server.start(timeout=30)
+    assert not server.is_running
+    # An interpreter that exits at once: reported, not waited for until the timeout.
+    server = demo_server(spawn_mode="subprocess", python_executable="/bin/false")
+    with pytest.raises(ServerStartError, match="exited before it connected"):
+        server.start(timeout=60)
+    assert not server.is_running
