@@ -178,6 +178,10 @@ def test_protocol_answers_while_the_hosts_main_thread_sleeps(tmp_path: Path) -> 
             ).json()["result"]
         assert answer["isError"] is True
         assert "timed out before it started: main thread busy" in answer["content"][0]["text"]
+        with httpx.Client(timeout=1.0) as client:  # /health never waits for the host either
+            main_thread = client.get(f"http://127.0.0.1:{port}/health").json()["main_thread"]
+        assert main_thread["dispatcher"] == "manual" and main_thread["queue_depth"] == 0
+        assert "reported_s_ago" in main_thread
 
 
 def test_the_child_dies_with_a_killed_host_and_frees_the_port(tmp_path: Path) -> None:

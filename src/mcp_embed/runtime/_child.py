@@ -21,6 +21,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..dispatch._queue import QueueDispatcher
@@ -121,7 +122,15 @@ class _BridgeDispatcher(QueueDispatcher):
         self.name = host_dispatcher
 
     def status(self) -> dict[str, Any]:
-        return {"dispatcher": self.name, "process": "host", "host_pid": self.child.host_pid}
+        """The host's main-thread report (busy_for_s, queue_depth, ...), as last polled, and its age."""
+        out: dict[str, Any] = {"dispatcher": self.name}
+        polled = self.child.host_status
+        if polled is not None:
+            at, report = polled
+            out.update(report)
+            out["reported_s_ago"] = round(time.monotonic() - at, 3)
+        out["host_pid"] = self.child.host_pid
+        return out
 
     async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any:
         if spec.source != _PROXY:
@@ -247,6 +256,9 @@ class _Child:
         self.ids = itertools.count(1)
         self.pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[tuple[str, Any]], Any]] = {}
         self.host_pid = 0
+        #: (monotonic time, the host dispatcher's status()) from the last poll; see _poll_status.
+        self.host_status: tuple[float, dict[str, Any]] | None = None
+        self._done = threading.Event()
         self._send_lock = threading.Lock()
         self._server: SkillServer | None = None
         self._catalog_seq = 0
@@ -295,10 +307,12 @@ class _Child:
                 self.send(("failed", str(exc)))
                 return 1
             self.send(("ready", runtime.port))
+            threading.Thread(target=self._poll_status, name="mcp-embed-host-status", daemon=True).start()
             self._serve()
         except (_Terminate, EOFError, OSError, KeyboardInterrupt):
             pass  # the host died or told us to go: stop at once
         finally:
+            self._done.set()
             for loop, fut, _ in list(self.pending.values()):
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, fut, ("error", "the host went away"))
@@ -363,6 +377,8 @@ class _Child:
                 ctx = hit[2] if hit is not None else None
                 if ctx is not None and ctx._emit is not None:
                     ctx._emit(what, params)
+            elif kind == "status":
+                self.host_status = (time.monotonic(), dict(msg[1]))
             elif kind == "catalog":
                 self._apply(msg[1], msg[2])
                 self.send(("ack", msg[1]))
@@ -376,6 +392,17 @@ class _Child:
             elif kind == "event" and msg[1] == "resource_updated" and self._server is not None:
                 self._server.notify_resource_updated(msg[2])
             elif kind == "stop":
+                return
+
+    def _poll_status(self) -> None:
+        """Ask the host for its main-thread report once a second, for /health and metrics: a wedged
+        host shows as a growing ``reported_s_ago``, and /health itself never waits for it."""
+        while True:
+            try:
+                self.send(("status",))
+            except Exception:
+                return
+            if self._done.wait(1.0):
                 return
 
     async def _answer(self, aid: int, ctx: Any, method: str, params: dict[str, Any]) -> None:

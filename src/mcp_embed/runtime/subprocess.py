@@ -613,6 +613,10 @@ class SubprocessRuntime:
                 bridge.cancel(gen, msg[1])
             elif kind == "answer":
                 bridge.answer(msg[1], msg[2], msg[3])
+            elif kind == "status":
+                status = getattr(self.dispatcher, "status", None)
+                with contextlib.suppress(Exception):
+                    send(("status", dict(status()) if status is not None else {}))
             elif kind == "log":
                 _log_from_child(msg[1])
             elif kind == "ack":
