@@ -387,3 +387,37 @@ def test_no_request_gets_through_without_a_valid_credential(
         )
         assert r.status_code in (400, 401), (value, r.status_code)
         assert "www-authenticate" in r.headers
+
+
+# -- trusted proxies -------------------------------------------------------------------------------
+
+
+def test_forwarded_headers_count_only_from_trusted_proxies(tmp_path: Path) -> None:
+    forwarded = {"X-Forwarded-Host": "mcp.example.com", "X-Forwarded-Proto": "https", "X-User-Id": "root"}
+    for trusted, resource in ((("10.9.9.9",), None), (("127.0.0.1",), "https://mcp.example.com/mcp")):
+        h = _start(ApiKeyConfig(key=K_NEW, enforce="native"), tmp_path, trusted_proxies=trusted)
+        try:
+            prm = httpx.get(h.url + "/.well-known/oauth-protected-resource", headers=forwarded, timeout=10)
+            assert prm.json()["resource"] == (resource or h.mcp_url())
+            # an authenticated caller is named by its key, never by a forwarded X-User-Id
+            r = _post(h, _call("whoami"), f"Bearer {K_NEW}", **forwarded)
+            assert r.json()["result"]["content"][0]["text"] == "default"
+        finally:
+            h.stop()
+
+
+def test_edge_enforcement_refuses_whoever_is_not_the_proxy(tmp_path: Path) -> None:
+    h = _start(ApiKeyConfig(), tmp_path, trusted_proxies=("10.9.9.9",))  # edge: the proxy holds the keys
+    try:
+        r = _post(h, INIT, f"Bearer {K_NEW}")
+        assert r.status_code == 403 and "through its proxy" in r.json()["error"]["message"]
+        assert httpx.get(h.url + "/health", timeout=10).status_code == 200
+        assert httpx.get(h.url + "/.well-known/oauth-protected-resource", timeout=10).status_code == 200
+    finally:
+        h.stop()
+    h = _start(ApiKeyConfig(), tmp_path, trusted_proxies=("127.0.0.1",))
+    try:  # from the proxy: through, and its X-User-Id names the caller
+        r = _post(h, _call("whoami"), None, **{"X-User-Id": "key-7"})
+        assert r.status_code == 200 and r.json()["result"]["content"][0]["text"] == "key-7"
+    finally:
+        h.stop()
