@@ -6,10 +6,10 @@ import marshal
 from pathlib import Path
 
 import pytest
-from skills.skillkit import FIXTURES, write_skill
 
 from mcp_embed.skills import discover_skills
 from mcp_embed.skills.discovery import clear_cache
+from skills.skillkit import FIXTURES, write_skill
 
 HELLO = "def greet(name: str) -> str:\n    '''Greet.'''\n    return name\n"
 

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from skills.skillkit import EXAMPLES, FIXTURES, frontmatter, rules, write_skill
 
 from mcp_embed.skills import discover_skills, env_var_name, format_skills_table, skill_roots, validate_skill
+from skills.skillkit import EXAMPLES, FIXTURES, frontmatter, rules, write_skill
 
 HELLO = """
 def greet(name: str) -> str:

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from skills.skillkit import FIXTURES, write_skill
 
 from mcp_embed.errors import ToolError
 from mcp_embed.skills import SkillArgumentError, SkillCatalog, SkillTool, SkillToolError
+from skills.skillkit import FIXTURES, write_skill
 
 TOOLS = '''
 import os

@@ -8,11 +8,11 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from skills.skillkit import rules
 
 from mcp_embed.skills import SkillProblem
 from mcp_embed.skills.frontmatter import parse_skill_md, split_frontmatter
 from mcp_embed.skills.toolsyaml import parse_tools_yaml
+from skills.skillkit import rules
 
 PATH = "/skills/demo/SKILL.md"
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from skills.skillkit import write_skill
-
 from mcp_embed.skills import format_problems, format_skills_table
+from skills.skillkit import write_skill
 
 HELLO = "def greet(name: str) -> str:\n    '''Greet.'''\n    return name\n"
 

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
-from skills.skillkit import write_skill
 
 from mcp_embed.skills import SkillCatalog, SkillResourceError, list_skill_resources, read_skill_resource
+from skills.skillkit import write_skill
 
 
 @pytest.fixture
