@@ -290,5 +290,7 @@ def test_registering_tools_loads_neither_the_sdk_nor_hypercorn() -> None:
         "heavy = sorted(m for m in ('mcp', 'mcp_types', 'hypercorn', 'starlette') if m in sys.modules)\n"
         "print(','.join(heavy) or 'none')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert out.stdout.strip() == "none"
