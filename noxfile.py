@@ -66,7 +66,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package (with every optional extra, so their imports are checked too)."""
-    _install(session, "metrics")
+    _install(session, "metrics", "test")  # test: pytest, for the pytest plugin's types
     session.install("mypy>=1.13", "types-PyYAML", "types-jsonschema")
     session.run("mypy", "--strict", "src/mcp_embed")
 
