@@ -20,6 +20,20 @@ os.environ.setdefault("MCP_EMBED_LOG_DIR", _LOG_DIR)
 atexit.register(shutil.rmtree, _LOG_DIR, True)
 
 
+# The headers every Streamable HTTP POST carries, and a 2025-11-25 initialize request.
+ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INIT = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"},
+    },
+}
+
+
 def demo_server(**config: Any) -> SkillServer:
     """A server with the tools the core tests use."""
     config.setdefault("port", 0)

@@ -15,20 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from auth_helpers import SigningKey, StubServer, issuer
-from conftest import demo_server
+from conftest import ACCEPT, INIT, demo_server
 from mcp_embed import ApiKey, ApiKeyConfig, OAuthConfig, ServerHandle, ToolContext
 
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 KEY1 = SigningKey("k1")
 KEY2 = SigningKey("k2", "EC")
 SCOPE = "mcp:tools"

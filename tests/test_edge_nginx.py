@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from auth_helpers import SigningKey, issuer
-from conftest import demo_server
+from conftest import ACCEPT, INIT, demo_server
 from edge_helpers import free_port, nginx_binary, nginx_test, running_nginx, self_signed
 from mcp_embed import ApiKey, ApiKeyConfig, McpHttpConfig, OAuthConfig, ServerHandle, ToolContext
 from mcp_embed.auth.edge import NginxOptions, render_key_map, render_nginx
@@ -22,17 +22,6 @@ from mcp_embed.cli import main
 
 KEY_A = "edge-key-a-0123456789abcdef"
 KEY_B = "edge.key+b/0123456789ABCDEF=="
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 PRM = "/.well-known/oauth-protected-resource"
 
 

@@ -8,19 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import demo_server
+from conftest import ACCEPT, INIT, demo_server
 
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 REQUESTS = [
     {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
     {

@@ -14,6 +14,7 @@ import pytest
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
+from conftest import ACCEPT
 from mcp_embed import (
     EmbeddedResource,
     Image,
@@ -146,9 +147,6 @@ def test_content_mcperror_and_verbatim_schema_through_the_client() -> None:
                 assert wrong.is_error and "would deadlock" in wrong.content[0].text
 
         anyio.run(main)
-
-
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def _post_all(fast: bool, requests: list[dict[str, Any]]) -> list[Any]:

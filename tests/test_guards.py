@@ -5,19 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from conftest import serving
-
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
+from conftest import ACCEPT, INIT, serving
 
 
 def test_cors_preflight_allows_mcp_headers_for_a_listed_origin() -> None:

@@ -15,20 +15,8 @@ import time
 import httpx
 import pytest
 
-from conftest import demo_server, serving
+from conftest import ACCEPT, INIT, demo_server, serving
 from mcp_embed import McpHttpConfig, PortInUseError, ServerStartError, create_skill_server
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
-ACCEPT = {"Accept": "application/json, text/event-stream"}
 
 
 def _fds() -> int:

@@ -21,10 +21,8 @@ import anyio
 import httpx
 import pytest
 
-from conftest import demo_server, sdk_client
+from conftest import ACCEPT, demo_server, sdk_client
 from mcp_embed.audit import args_sha256
-
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def read_audit(log_dir: Path) -> list[dict[str, Any]]:

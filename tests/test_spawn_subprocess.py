@@ -22,22 +22,10 @@ import anyio
 import httpx
 import pytest
 
-from conftest import demo_server, sdk_client
+from conftest import ACCEPT, INIT, demo_server, sdk_client
 from mcp_embed import ConfigError, McpHttpConfig, ServerStartError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
-
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 def _gone(pid: int) -> bool:
