@@ -332,9 +332,15 @@ class SkillServer:
             self._skills = SkillLoader(self, interpreter=self.skill_interpreter)
         return self._skills.load()
 
+    def _has_skill_roots(self) -> bool:
+        # A host with no skill folders anywhere never loads the skill parsers (memory and time).
+        from .skills.roots import any_root_exists
+
+        return any_root_exists(self.app_name, self.skill_paths)
+
     @property
     def skills(self) -> SkillCatalog | None:
-        """The catalog last discovered (``None`` before the first ``start()`` or ``reload_skills()``)."""
+        """The catalog last discovered; ``None`` until ``start()`` finds a skill root or you reload."""
         return self._skills.catalog if self._skills is not None else None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -445,7 +451,7 @@ class SkillServer:
         from .transport import Transports
 
         self.registry.build_pending()
-        if self._skills is None:
+        if self._skills is None and self._has_skill_roots():
             self.reload_skills()
         dispatcher = self._active_dispatcher or self.dispatcher or InlineDispatcher()
         caller = ToolCaller(self, dispatcher)

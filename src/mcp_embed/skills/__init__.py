@@ -13,21 +13,63 @@ Importing this package is cheap: YAML, jsonschema and platformdirs load when fir
 
 from __future__ import annotations
 
-from ._model import (
-    DEFAULT_SUBPROCESS_TIMEOUT,
-    ShadowedSkill,
-    Skill,
-    SkillArgumentError,
-    SkillCatalog,
-    SkillProblem,
-    SkillResourceError,
-    SkillTool,
-    SkillToolError,
-)
-from .discovery import discover_skills, env_var_name, skill_roots, validate_skill
-from .naming import split_tool_name, tool_name
-from .report import format_problems, format_skills_table
-from .resources import SkillResource, SkillResourceContent, list_skill_resources, read_skill_resource
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._model import (
+        DEFAULT_SUBPROCESS_TIMEOUT,
+        ShadowedSkill,
+        Skill,
+        SkillArgumentError,
+        SkillCatalog,
+        SkillProblem,
+        SkillResourceError,
+        SkillTool,
+        SkillToolError,
+    )
+    from .discovery import discover_skills, env_var_name, skill_roots, validate_skill
+    from .naming import split_tool_name, tool_name
+    from .report import format_problems, format_skills_table
+    from .resources import SkillResource, SkillResourceContent, list_skill_resources, read_skill_resource
+    from .roots import any_root_exists
+
+# Names load on first use, so asking where skills live (``.roots``) does not load the parsers.
+_LAZY: dict[str, str] = {
+    "DEFAULT_SUBPROCESS_TIMEOUT": "_model",
+    "ShadowedSkill": "_model",
+    "Skill": "_model",
+    "SkillArgumentError": "_model",
+    "SkillCatalog": "_model",
+    "SkillProblem": "_model",
+    "SkillResource": "resources",
+    "SkillResourceContent": "resources",
+    "SkillResourceError": "_model",
+    "SkillTool": "_model",
+    "SkillToolError": "_model",
+    "any_root_exists": "roots",
+    "discover_skills": "discovery",
+    "env_var_name": "roots",
+    "format_problems": "report",
+    "format_skills_table": "report",
+    "list_skill_resources": "resources",
+    "read_skill_resource": "resources",
+    "skill_roots": "roots",
+    "split_tool_name": "naming",
+    "tool_name": "naming",
+    "validate_skill": "discovery",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_SUBPROCESS_TIMEOUT",
@@ -41,6 +83,7 @@ __all__ = [
     "SkillResourceError",
     "SkillTool",
     "SkillToolError",
+    "any_root_exists",
     "discover_skills",
     "env_var_name",
     "format_problems",
