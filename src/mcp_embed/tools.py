@@ -248,27 +248,35 @@ def build_tool(p: PendingTool) -> ToolSpec:
         text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         return ToolResult([{"type": "text", "text": text}], structured)
 
-    return ToolSpec(
-        name=p.name,
-        title=p.title,
-        description=p.description if p.description is not None else summary,
+    return _spec(
+        p,
+        summary,
         input_schema=input_schema,
         output_schema=output_schema,
-        annotations=p.annotations,
-        affinity=p.affinity,
-        timeout=p.timeout,
         validate=validate,
-        invoke=fn,
-        is_async=inspect.iscoroutinefunction(fn)
-        or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
         wants_context=ctx_param,
         to_result=to_result,
     )
 
 
-def _build_verbatim(
-    p: PendingTool, sig: inspect.Signature, hints: dict[str, Any], summary: str
-) -> ToolSpec:
+def _spec(p: PendingTool, summary: str, **fields: Any) -> ToolSpec:
+    """The ``ToolSpec`` of a callable: what the registration said, plus the built ``fields``."""
+    fn = p.fn
+    return ToolSpec(
+        name=p.name,
+        title=p.title,
+        description=p.description if p.description is not None else summary,
+        annotations=p.annotations,
+        affinity=p.affinity,
+        timeout=p.timeout,
+        invoke=fn,
+        is_async=inspect.iscoroutinefunction(fn)
+        or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
+        **fields,
+    )
+
+
+def _build_verbatim(p: PendingTool, sig: inspect.Signature, hints: dict[str, Any], summary: str) -> ToolSpec:
     """A tool whose input schema was given verbatim: validated with jsonschema, not pydantic."""
     from jsonschema import validators
 
@@ -290,21 +298,7 @@ def _build_verbatim(
         # Properties the function does not declare are dropped, unless it takes **kwargs.
         return dict(arguments) if takes_all else {k: v for k, v in arguments.items() if k in accepted}
 
-    fn = p.fn
-    return ToolSpec(
-        name=p.name,
-        title=p.title,
-        description=p.description if p.description is not None else summary,
-        input_schema=dict(schema),
-        annotations=p.annotations,
-        affinity=p.affinity,
-        timeout=p.timeout,
-        validate=validate,
-        invoke=fn,
-        is_async=inspect.iscoroutinefunction(fn)
-        or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
-        wants_context=ctx_param,
-    )
+    return _spec(p, summary, input_schema=dict(schema), validate=validate, wants_context=ctx_param)
 
 
 def format_validation_error(tool: str, exc: Any) -> str:
