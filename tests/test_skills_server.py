@@ -195,3 +195,38 @@ def test_cli_skills_list_and_validate(
     assert main(["skills", "validate", str(root / "bad-one")]) == 1
     out = capsys.readouterr().out
     assert "SKILL.md" in out and "name" in out and "error" in out
+
+
+def test_the_opt_in_watcher_adds_changes_and_removes_skills(isolated_skill_env: None, tmp_path: Path) -> None:
+    import shutil
+    import time
+
+    root = tmp_path / "skills"
+    root.mkdir()
+    server = create_skill_server(
+        "generic", McpHttpConfig(port=0, skills_watch_interval=0.05), skill_paths=[root]
+    )
+
+    def wait_for(predicate: object) -> bool:
+        for _ in range(400):  # bounded: about 20 s
+            if predicate():  # type: ignore[operator]
+                return True
+            time.sleep(0.05)
+        return False
+
+    with server.start():
+        assert not any(n.startswith("later__") for n in server.tool_names)
+        folder = _skill(root, "later", "def first() -> str:\n    '''First.'''\n    return '1'\n")
+        assert wait_for(lambda: "later__first" in server.tool_names), server.tool_names
+        (folder / "scripts" / "tool.py").write_text(
+            "def second() -> str:\n    '''Second.'''\n    return '2'\n"
+        )
+        assert wait_for(
+            lambda: "later__second" in server.tool_names and "later__first" not in server.tool_names
+        )
+        shutil.rmtree(folder)
+        assert wait_for(lambda: not any(n.startswith("later__") for n in server.tool_names))
+    # the watcher thread ends with the server
+    import threading
+
+    assert wait_for(lambda: not any(t.name == "mcp-embed:skills-watch" for t in threading.enumerate()))

@@ -25,6 +25,7 @@ _ALLOWED: dict[str, str] = {
     "endpoint_path": "an absolute path like /mcp, without a trailing slash",
     "public_url": "scheme://host[:port] with no path, e.g. https://mcp.example.com",
     "spawn_mode": "'dedicated' (a server thread in this process) or 'subprocess' (a child Python process)",
+    "skills_watch_interval": "a positive number of seconds, or unset for no watcher",
     "python_executable": "the path of a Python interpreter (mayapy, hython), or unset for this one",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "log_format": "'text' or 'json'",
@@ -97,6 +98,10 @@ class McpHttpConfig(BaseModel):
     """Where the server runs: ``"dedicated"`` is a thread of its own in this process;
     ``"subprocess"`` is a child Python process that answers the protocol even while the host is
     busy, forwards tool calls to the host over a local authenticated pipe, and dies with the host."""
+    skills_watch_interval: float | None = Field(default=None, gt=0)
+    """Poll the skill folders every this many seconds and reload what changed (adds, edits and
+    removals of skills, scripts and references become ``list_changed``). Unset: no watcher;
+    ``server.reload_skills()`` reloads on demand."""
     python_executable: str | None = None
     """The Python that runs the ``"subprocess"`` server. Unset: this interpreter (``sys.executable``).
     Inside a DCC ``sys.executable`` is the application (maya.exe, houdini), not Python: give its

@@ -381,6 +381,10 @@ class SkillServer:
             handle = ServerHandle(runtime, self.config, dispatcher=dispatcher)
             self._handle = handle
         self._warn_if_exposed(runtime.port)
+        if self.config.skills_watch_interval is not None:
+            from .skills.serve import SkillWatcher
+
+            SkillWatcher(self, self.config.skills_watch_interval).start()
         if wait:
             try:
                 handle.wait_ready(timeout)

@@ -150,3 +150,81 @@ def _reader(catalog: SkillCatalog, uri: str) -> Callable[[], str | bytes]:
         return content.blob or b""
 
     return read
+
+
+class SkillWatcher:
+    """Polls the skill roots' files and calls ``reload_skills()`` once they stop changing.
+
+    A daemon thread that ends by itself when the server stops. Polling (not inotify) works the
+    same on Windows, macOS, Linux and network shares, where studios keep their skills.
+    """
+
+    def __init__(self, server: SkillServer, interval: float) -> None:
+        self.server = server
+        self.interval = interval
+        self._thread = threading.Thread(target=self._run, name="mcp-embed:skills-watch", daemon=True)
+
+    def start(self) -> SkillWatcher:
+        self._thread.start()
+        return self
+
+    def snapshot(self) -> frozenset[tuple[str, int, int]]:
+        """(path, mtime_ns, size) of every file in every existing root, to a bounded depth."""
+        from .roots import skill_roots
+
+        loader = self.server._skills
+        env = getattr(loader, "env", None)
+        include_user_dir = getattr(loader, "include_user_dir", True)
+        seen: set[tuple[str, int, int]] = set()
+        for root, _ in skill_roots(
+            self.server.app_name, self.server.skill_paths, env=env, include_user_dir=include_user_dir
+        ):
+            _scan(str(root), 0, seen)
+        return frozenset(seen)
+
+    def _run(self) -> None:
+        import time
+
+        # Wait until the server is up, so the first snapshot matches what start() loaded.
+        while not self.server.is_running:
+            if self.server._runtime is None:
+                return
+            time.sleep(0.05)
+        last = self.snapshot()
+        pending = False
+        while self.server.is_running:
+            time.sleep(self.interval)
+            current = self.snapshot()
+            if current != last:
+                last, pending = current, True  # still changing: wait one more quiet interval
+                continue
+            if pending:
+                pending = False
+                try:
+                    self.server.reload_skills()
+                except Exception as exc:  # a broken edit must not end the watcher
+                    log.error("reloading skills failed: %s: %s", type(exc).__name__, exc)
+
+
+_WATCH_DEPTH = 4  # root / skill / references / sub / file
+
+
+def _scan(folder: str, depth: int, out: set[tuple[str, int, int]]) -> None:
+    import os
+
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(".") or entry.name == "__pycache__":
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if depth < _WATCH_DEPTH:
+                    _scan(entry.path, depth + 1, out)
+            else:
+                st = entry.stat(follow_symlinks=False)
+                out.add((entry.path, st.st_mtime_ns, st.st_size))
+        except OSError:
+            continue
