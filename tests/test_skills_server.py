@@ -230,3 +230,74 @@ def test_the_opt_in_watcher_adds_changes_and_removes_skills(isolated_skill_env: 
     import threading
 
     assert wait_for(lambda: not any(t.name == "mcp-embed:skills-watch" for t in threading.enumerate()))
+
+
+def test_many_skills_list_meta_tools_until_a_skill_is_activated(
+    isolated_skill_env: None, tmp_path: Path
+) -> None:
+    root = tmp_path / "skills"
+    _skill(
+        root,
+        "mesh-ops",
+        "def make_sphere(r: float) -> str:\n    '''Create a sphere.'''\n    return f's{r}'\n",
+    )
+    _skill(
+        root,
+        "light-ops",
+        "def add_lamp(power: int) -> int:\n    '''Add a lamp to the scene.'''\n    return power\n",
+    )
+    _skill(
+        root,
+        "cam-ops",
+        "def frame_all() -> str:\n    '''Frame every object in the camera.'''\n    return 'ok'\n",
+    )
+    server = create_skill_server("generic", McpHttpConfig(port=0, skills_list_limit=2), skill_paths=[root])
+
+    @server.tool()
+    def ping() -> str:
+        """Always listed: a Python tool."""
+        return "pong"
+
+    with server.start() as handle:
+
+        async def main() -> None:
+            changed = anyio.Event()
+
+            async def on_message(message: object) -> None:
+                if (
+                    "list_changed" in str(message)
+                    or "ListChanged" in type(getattr(message, "root", message)).__name__
+                ):
+                    changed.set()
+
+            from mcp.client import Client
+
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert names == {"ping", "search_tools", "describe_tool", "activate_skill"}
+                found = await client.call_tool("search_tools", {"query": "sphere"})
+                assert not found.is_error
+                assert found.structured_content["result"][0]["name"] == "mesh_ops__make_sphere"
+                described = await client.call_tool("describe_tool", {"name": "light_ops__add_lamp"})
+                schema = described.structured_content["result"]["inputSchema"]
+                assert schema["properties"]["power"]["type"] == "integer"
+                # hidden from the list, still callable by name
+                direct = await client.call_tool("mesh_ops__make_sphere", {"r": 2.5})
+                assert direct.content[0].text == "s2.5"
+                bad = await client.call_tool("activate_skill", {"skill": "mesh"})
+                assert bad.is_error and "mesh-ops" in bad.content[0].text
+                activated = await client.call_tool("activate_skill", {"skill": "mesh-ops"})
+                assert activated.structured_content["result"]["tools"] == ["mesh_ops__make_sphere"]
+                with anyio.fail_after(10):
+                    await changed.wait()
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert "mesh_ops__make_sphere" in names and "light_ops__add_lamp" not in names
+
+        anyio.run(main)
+
+
+def test_few_tools_are_all_listed(isolated_skill_env: None) -> None:
+    server = create_skill_server("generic", McpHttpConfig(port=0), skill_paths=[EXAMPLES])
+    with server.start():
+        assert "search_tools" not in server.tool_names
+        assert len(server.registry.listed()) == len(server.tool_names)

@@ -25,6 +25,7 @@ _ALLOWED: dict[str, str] = {
     "endpoint_path": "an absolute path like /mcp, without a trailing slash",
     "public_url": "scheme://host[:port] with no path, e.g. https://mcp.example.com",
     "spawn_mode": "'dedicated' (a server thread in this process) or 'subprocess' (a child Python process)",
+    "skills_list_limit": "a positive number of tools, or unset to always list every tool",
     "skills_watch_interval": "a positive number of seconds, or unset for no watcher",
     "python_executable": "the path of a Python interpreter (mayapy, hython), or unset for this one",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
@@ -98,6 +99,10 @@ class McpHttpConfig(BaseModel):
     """Where the server runs: ``"dedicated"`` is a thread of its own in this process;
     ``"subprocess"`` is a child Python process that answers the protocol even while the host is
     busy, forwards tool calls to the host over a local authenticated pipe, and dies with the host."""
+    skills_list_limit: int | None = Field(default=200, gt=0)
+    """Above this many tools, ``tools/list`` shows the Python tools, the tools of activated skills
+    and three meta-tools (``search_tools``, ``describe_tool``, ``activate_skill``) instead of every
+    schema. Every tool stays callable by name. Unset: always list everything."""
     skills_watch_interval: float | None = Field(default=None, gt=0)
     """Poll the skill folders every this many seconds and reload what changed (adds, edits and
     removals of skills, scripts and references become ``list_changed``). Unset: no watcher;

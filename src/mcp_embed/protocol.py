@@ -241,7 +241,8 @@ def build_lowlevel_server(
         version = registry.version
         if cache["version"] != version:
             ops = caller.ops
-            cache["tools"] = [spec.wire() for spec in registry if ops is None or ops.allowed(spec.name)]
+            listed = registry.listed()
+            cache["tools"] = [spec.wire() for spec in listed if ops is None or ops.allowed(spec.name)]
             cache["version"] = version
         return {"tools": cache["tools"]}
 

@@ -490,6 +490,7 @@ class ToolRegistry:
         self._tools: dict[str, ToolSpec] = {}
         self._version = 0
         self._listeners: list[Callable[[], None]] = []
+        self._list_filter: Callable[[ToolSpec], bool] | None = None
 
     @property
     def version(self) -> int:
@@ -555,6 +556,18 @@ class ToolRegistry:
         if self._pending:
             self.build_pending()
         return iter(sorted(self._tools.values(), key=lambda t: t.name))
+
+    def listed(self) -> list[ToolSpec]:
+        """The tools ``tools/list`` shows: all of them, unless a list filter hides some."""
+        flt = self._list_filter
+        return [spec for spec in self if flt is None or flt(spec)]
+
+    def set_list_filter(self, flt: Callable[[ToolSpec], bool] | None) -> None:
+        """Show only the tools ``flt`` accepts in ``tools/list`` (hidden tools stay callable)."""
+        with self._lock:
+            self._list_filter = flt
+            self._version += 1
+        self._changed()
 
     def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
         self._listeners.append(listener)

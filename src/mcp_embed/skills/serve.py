@@ -85,6 +85,8 @@ class SkillLoader:
         self.catalog: SkillCatalog | None = None
         self._tools: set[str] = set()
         self._resources: set[str] = set()
+        self._meta: set[str] = set()
+        self._active: set[str] = set()  # skills whose tools tools/list shows in catalog mode
         self._lock = threading.Lock()
 
     def load(self) -> SkillCatalog:
@@ -134,12 +136,139 @@ class SkillLoader:
                 replace=True,
             )
         self._resources = set(resources)
+        self._catalog_view(catalog)
         log.info(
             "serving %d skill(s) with %d tool(s) and %d resource(s)",
             len(catalog.skills),
             len(wanted),
             len(resources),
         )
+
+    # -- many skills: a searchable catalog instead of every schema ------------------------------
+
+    def _catalog_view(self, catalog: SkillCatalog) -> None:
+        registry = self.server.registry
+        limit = self.server.config.skills_list_limit
+        skill_tools = len(self._tools)
+        meta_names = {name for name, _ in _META_TOOLS}
+        total = len(registry) - len(meta_names & set(registry.names()))
+        if limit is None or total <= limit or not skill_tools:
+            for name in meta_names & self._meta:
+                registry.remove(name)
+            self._meta = set()
+            registry.set_list_filter(None)
+            return
+        self._active &= {s.name for s in catalog.skills}
+        for name, make in _META_TOOLS:
+            if name in registry and name not in self._meta:
+                log.warning("meta-tool %r is not served: a tool of that name is registered", name)
+                continue
+            registry.add(make(self), replace=True)
+            self._meta.add(name)
+        active = self._active
+        registry.set_list_filter(
+            lambda spec: not spec.source.startswith("skill:") or spec.source[6:] in active
+        )
+        log.info(
+            "%d tools exceed skills_list_limit=%d: tools/list shows meta-tools and activated skills only",
+            total,
+            limit,
+        )
+
+    def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        words = [w for w in query.lower().replace("_", " ").replace("-", " ").split() if w]
+        scored: list[tuple[int, str, dict[str, Any]]] = []
+        for spec in self.server.registry:
+            if not spec.source.startswith("skill:"):
+                continue
+            skill = spec.source[6:]
+            haystack = f"{spec.name} {skill} {spec.description}".lower().replace("_", " ").replace("-", " ")
+            score = sum(haystack.count(w) + (3 if w in spec.name.lower() else 0) for w in words)
+            if score or not words:
+                summary = (spec.description or "").strip().split("\n")[0]
+                scored.append(
+                    (-score, spec.name, {"name": spec.name, "skill": skill, "description": summary})
+                )
+        scored.sort(key=lambda x: (x[0], x[1]))
+        return [row for _, _, row in scored[: max(1, min(limit, 100))]]
+
+    def describe(self, name: str) -> dict[str, Any]:
+        spec = self.server.registry.get(name)
+        if spec is None:
+            raise ToolError(f"no tool named {name!r}; use search_tools to find one")
+        return spec.wire()
+
+    def activate(self, skill: str) -> dict[str, Any]:
+        catalog = self.catalog
+        found = catalog.skill(skill) if catalog is not None else None
+        if found is None:
+            names = sorted(s.name for s in catalog.skills) if catalog is not None else []
+            close = [n for n in names if skill.lower() in n or n in skill.lower()][:5]
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ToolError(f"no skill named {skill!r}{hint}")
+        source = f"skill:{skill}"
+        tools = sorted(spec.name for spec in self.server.registry if spec.source == source)
+        if skill not in self._active:
+            self._active.add(skill)
+            self.server.registry.set_list_filter(self.server.registry._list_filter)  # re-list, notify
+        return {"skill": skill, "tools": tools, "instructions": f"skill://{skill}/SKILL.md"}
+
+
+def _meta_search(loader: SkillLoader) -> ToolSpec:
+    def search_tools(query: str, limit: int = 10) -> list[dict[str, Any]]:
+        """Search the tools of every skill by words of their name, skill or description.
+
+        Args:
+            query: Words to look for, e.g. "create sphere".
+            limit: How many matches to return (1-100).
+        """
+        return loader.search(query, limit)
+
+    return _meta_spec(search_tools, readonly=True)
+
+
+def _meta_describe(loader: SkillLoader) -> ToolSpec:
+    def describe_tool(name: str) -> dict[str, Any]:
+        """The full definition of one tool (its input schema included), found with search_tools.
+
+        Args:
+            name: The tool's name.
+        """
+        return loader.describe(name)
+
+    return _meta_spec(describe_tool, readonly=True)
+
+
+def _meta_activate(loader: SkillLoader) -> ToolSpec:
+    def activate_skill(skill: str) -> dict[str, Any]:
+        """Load a skill: its tools are added to the tool list (clients are told it changed).
+
+        Args:
+            skill: The skill's name, as search_tools reports it.
+        """
+        return loader.activate(skill)
+
+    return _meta_spec(activate_skill, readonly=False)
+
+
+def _meta_spec(fn: Callable[..., Any], *, readonly: bool) -> ToolSpec:
+    from ..tools import PendingTool, build_tool
+
+    hints = {"readOnlyHint": True} if readonly else {"readOnlyHint": False, "destructiveHint": False}
+    spec = build_tool(
+        PendingTool(
+            fn, name=None, description=None, annotations=hints, affinity="any", timeout=None, title=None
+        )
+    )
+    spec.source = "meta"
+    return spec
+
+
+_META_TOOLS: list[tuple[str, Callable[[SkillLoader], ToolSpec]]] = [
+    ("search_tools", _meta_search),
+    ("describe_tool", _meta_describe),
+    ("activate_skill", _meta_activate),
+]
 
 
 def _reader(catalog: SkillCatalog, uri: str) -> Callable[[], str | bytes]:
