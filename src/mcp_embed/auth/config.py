@@ -18,10 +18,11 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -125,6 +126,22 @@ class _Strict(BaseModel):
             raise ConfigError(_describe(type(self).__name__, exc, data, type(self).model_fields)) from None
 
 
+def _key_text(v: SecretStr) -> SecretStr:
+    _check_key_text(v.get_secret_value())
+    return v
+
+
+def _env_name(v: str) -> str:
+    if not _ENV_NAME.match(v):
+        raise ValueError("not an environment variable name")
+    return v
+
+
+# Field types shared by ApiKey and ApiKeyConfig: one rule each, wherever a key or a variable is named.
+_KeyText = Annotated[SecretStr, AfterValidator(_key_text)]
+_EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
 class ApiKey(_Strict):
     """One API key with an id. Give exactly one of ``key``, ``env`` or ``file``.
 
@@ -133,9 +150,9 @@ class ApiKey(_Strict):
     """
 
     id: str = "default"
-    key: SecretStr | None = None
+    key: _KeyText | None = None
     """The key itself (kept as a secret; never printed)."""
-    env: str | None = None
+    env: _EnvName | None = None
     """Name of an environment variable holding the key, read when the server starts."""
     file: str | None = None
     """Path of a file holding the key (surrounding whitespace ignored), read when the server starts."""
@@ -145,20 +162,6 @@ class ApiKey(_Strict):
     def _check_id(cls, v: str) -> str:
         if not _KEY_ID.match(v):
             raise ValueError("not a valid key id")
-        return v
-
-    @field_validator("key")
-    @classmethod
-    def _check_key(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            _check_key_text(v.get_secret_value())
-        return v
-
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_NAME.match(v):
-            raise ValueError("not an environment variable name")
         return v
 
     @model_validator(mode="after")
@@ -211,9 +214,9 @@ class ApiKeyConfig(_Strict):
     nginx-keys`` renders its include from wherever they are given), and the server never sees them.
     """
 
-    key: SecretStr | None = None
+    key: _KeyText | None = None
     """A single key (id ``default``)."""
-    key_env: str | None = None
+    key_env: _EnvName | None = None
     """Name of an environment variable holding a single key (id ``default``)."""
     key_file: str | None = None
     """Path of a file holding a single key (id ``default``)."""
@@ -223,20 +226,6 @@ class ApiKeyConfig(_Strict):
     scheme: str = "Bearer"
     """Auth scheme before the key; ``""`` when ``header`` holds the bare key (e.g. ``X-API-Key``)."""
     enforce: Enforce = "edge"
-
-    @field_validator("key")
-    @classmethod
-    def _check_key(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None:
-            _check_key_text(v.get_secret_value())
-        return v
-
-    @field_validator("key_env")
-    @classmethod
-    def _check_env(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_NAME.match(v):
-            raise ValueError("not an environment variable name")
-        return v
 
     @field_validator("header")
     @classmethod
