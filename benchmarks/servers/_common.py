@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+from typing import Any
 
 
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:
@@ -26,3 +27,19 @@ def announce(url: str) -> None:
     """Tell the harness where to connect: one line on stdout."""
     sys.stdout.write(f"URL {url}\n")
     sys.stdout.flush()
+
+
+def serve_hypercorn(app: Any, sock: socket.socket) -> None:
+    """Serve ``app`` with hypercorn on ``sock`` (already listening), after announcing its URL."""
+    import asyncio
+
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    host, port = sock.getsockname()[:2]
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    announce(f"http://{host}:{port}/mcp")
+    asyncio.run(serve(app, config))

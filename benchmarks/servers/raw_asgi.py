@@ -5,13 +5,10 @@ It answers any POST with a JSON-RPC result shaped like a tools/call echo result,
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from _common import announce, listening_socket
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
+from _common import listening_socket, serve_hypercorn
 
 _HEADERS = [(b"content-type", b"application/json")]
 
@@ -48,14 +45,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def main() -> None:
-    sock = listening_socket()
-    host, port = sock.getsockname()[:2]
-    config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
-    config.accesslog = None
-    config.errorlog = None
-    announce(f"http://{host}:{port}/mcp")
-    asyncio.run(serve(app, config))  # type: ignore[arg-type]
+    serve_hypercorn(app, listening_socket())
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from _common import announce, listening_socket
+from _common import announce, listening_socket, serve_hypercorn
 from mcp.server.mcpserver import MCPServer
 
 
@@ -30,15 +30,7 @@ def main() -> None:
     sock = listening_socket()
     host, port = sock.getsockname()[:2]
     if runner == "hypercorn":
-        from hypercorn.asyncio import serve
-        from hypercorn.config import Config
-
-        config = Config()
-        config.bind = [f"fd://{sock.fileno()}"]
-        config.accesslog = None
-        config.errorlog = None
-        announce(f"http://{host}:{port}/mcp")
-        asyncio.run(serve(app, config))  # type: ignore[arg-type]
+        serve_hypercorn(app, sock)
     elif runner == "uvicorn":
         import uvicorn
 
