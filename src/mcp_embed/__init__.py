@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .events import EventStore, InMemoryEventStore
     from .handle import ServerHandle
     from .server import SkillServer, create_skill_server
+    from .tasks import InMemoryTaskStore, Task, TaskStore, TaskSupport
 
 __all__ = [
     "ApiKey",
@@ -42,6 +43,7 @@ __all__ = [
     "EventStore",
     "Image",
     "InMemoryEventStore",
+    "InMemoryTaskStore",
     "InputRequired",
     "McpEmbedError",
     "McpError",
@@ -55,6 +57,9 @@ __all__ = [
     "ServerHandle",
     "ServerStartError",
     "SkillServer",
+    "Task",
+    "TaskStore",
+    "TaskSupport",
     "Text",
     "ToolContext",
     "ToolError",
@@ -90,6 +95,10 @@ _LAZY = {
     "ServerHandle": "handle",
     "SkillServer": "server",
     "create_skill_server": "server",
+    "InMemoryTaskStore": "tasks",
+    "Task": "tasks",
+    "TaskStore": "tasks",
+    "TaskSupport": "tasks",
 }
 
 

@@ -101,6 +101,7 @@ class FastPath:
             if (
                 spec is None
                 or spec.wants_context is not None
+                or spec.task != "forbidden"  # task-enabled: tasks.py decides, on the SDK path
                 or (isinstance(meta, dict) and "progressToken" in meta)
                 or not isinstance(params.get("arguments", {}), (dict, type(None)))
             ):

@@ -7,10 +7,11 @@ version, so building pydantic result models here would only be paid for twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .audit import Operations
     from .dispatch import Dispatcher
     from .server import SkillServer
+    from .tasks import TaskRuntime
 
 log = get_logger("protocol")
 
@@ -64,10 +66,7 @@ class ToolCaller:
         """
         ops = self.ops
         if scope is not None and "principal" not in kw:
-            # Who the auth layer (or a trusted proxy's X-User-Id) says is calling (auth/, audit.py).
-            from .audit import TrustedProxies, peer
-
-            kw["principal"] = peer(scope, ops.proxies if ops is not None else TrustedProxies(()))[1]
+            kw["principal"] = self._principal(scope)
         if ops is None:
             return await self._call(name, arguments, **kw)
         started = time.perf_counter()
@@ -111,6 +110,18 @@ class ToolCaller:
             ops.in_flight -= 1
             _TIMED_OUT.reset(token)
             audit(status=status, error=error)
+
+    def _principal(self, scope: Any) -> str | None:
+        """Who the auth layer (or a trusted proxy's X-User-Id) says is calling (auth/, audit.py)."""
+        from .audit import TrustedProxies, peer
+
+        ops = self.ops
+        return peer(scope, ops.proxies if ops is not None else TrustedProxies(()))[1]
+
+    def principal_of(self, ctx: Any) -> str | None:
+        """The caller of an SDK request, as :meth:`call` records it."""
+        scope = _scope_of(ctx)
+        return self._principal(scope) if scope is not None else None
 
     async def _call(
         self,
@@ -228,9 +239,12 @@ class ToolCaller:
 
 
 def build_lowlevel_server(
-    server: SkillServer, caller: ToolCaller
+    server: SkillServer, caller: ToolCaller, tasks: TaskRuntime | None = None
 ) -> tuple[Server[Any], Callable[[], dict[str, Any]]]:
-    """The SDK ``Server`` whose handlers read the registry, and the ``tools/list`` result builder."""
+    """The SDK ``Server`` whose handlers read the registry, and the ``tools/list`` result builder.
+
+    ``tasks`` serves the SEP-2663 tasks extension (``tasks.py``).
+    """
     from . import _handlers
 
     registry = server.registry
@@ -281,27 +295,39 @@ def build_lowlevel_server(
             assert live is not None
             return _handlers.request_context(ctx, live, params.name, params, emit=emit, progress_token=token)
 
-        # The 2026-07-28 result shape requires resultType; the SDK drops it for older versions.
-        return {
-            "resultType": "complete",
-            **await caller.call(
-                params.name,
-                params.arguments,
-                request_id=ctx.request_id,
-                session_id=_handlers.session_key(ctx),
-                progress_token=token,
-                send=send,
-                make_context=make_context,
-                modern=_handlers.is_modern(ctx),
-                scope=_scope_of(ctx),
-                client=_client_of(ctx, meta),
-            ),
-        }
+        async def invoke(make: Any = make_context, deliver: Any = send) -> dict[str, Any]:
+            # The 2026-07-28 result shape requires resultType; the SDK drops it for older versions.
+            return {
+                "resultType": "complete",
+                **await caller.call(
+                    params.name,
+                    params.arguments,
+                    request_id=ctx.request_id,
+                    session_id=_handlers.session_key(ctx),
+                    progress_token=token,
+                    send=deliver,
+                    make_context=make,
+                    modern=_handlers.is_modern(ctx),
+                    scope=_scope_of(ctx),
+                    client=_client_of(ctx, meta),
+                ),
+            }
+
+        spec = registry.get(params.name) if tasks is not None else None
+        if (
+            tasks is not None
+            and spec is not None
+            and spec.task != "forbidden"
+            and (caller.ops is None or caller.ops.allowed(spec.name))  # a denied call is audited below
+        ):
+            return await tasks.call_tool(ctx, spec, invoke, make_context, send)
+        return await invoke()
 
     low: Server[Any] = _Server(
         server.config.server_name,
         version=server.config.effective_server_version,
         instructions=server.config.instructions,
+        lifespan=_stopping(tasks),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
         get_tool_input_schema=lambda name: (spec.input_schema if (spec := registry.get(name)) else None),
@@ -310,6 +336,14 @@ def build_lowlevel_server(
     )
     # Resources, prompts, completion, logging level, subscriptions (resources.py, prompts.py).
     live = _handlers.install(low, server)
+    if tasks is not None:
+        from .tasks import TASKS_EXTENSION, params_types
+
+        TaskIdParams, UpdateTaskParams = params_types()
+        low.add_request_handler("tasks/get", TaskIdParams, tasks.get)
+        low.add_request_handler("tasks/update", UpdateTaskParams, tasks.update)
+        low.add_request_handler("tasks/cancel", TaskIdParams, tasks.cancel)
+        low.extensions[TASKS_EXTENSION] = {}
     if caller.ops is not None:
         low.middleware.append(_SessionAudit(caller.ops))
     server._live = live
@@ -325,12 +359,31 @@ class _Server(Server[Any]):
         experimental_capabilities: dict[str, dict[str, Any]] | None = None,
         extensions: dict[str, dict[str, Any]] | None = None,
     ) -> Any:
+        if extensions is None:
+            from .tasks import TASKS_EXTENSION
+
+            # initialize is the 2025 handshake; tasks are served on the 2026-07-28 wire only.
+            extensions = {k: v for k, v in self.extensions.items() if k != TASKS_EXTENSION}
         return super().create_initialization_options(
             notification_options
             or NotificationOptions(tools_changed=True, prompts_changed=True, resources_changed=True),
             experimental_capabilities,
             extensions,
         )
+
+
+def _stopping(tasks: TaskRuntime | None) -> Callable[[Any], contextlib.AbstractAsyncContextManager[Any]]:
+    """The server's lifespan: running tasks are cancelled when it stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Any) -> AsyncIterator[dict[str, Any]]:
+        try:
+            yield {}
+        finally:
+            if tasks is not None:
+                await tasks.close()
+
+    return lifespan
 
 
 # -- audit: who is calling, from the SDK's request context ----------------------------------------

@@ -16,7 +16,7 @@ from .handle import ServerHandle
 from .logs import get_logger
 from .prompts import PromptRegistry, build_prompt
 from .resources import ResourceRegistry, build_resource
-from .tools import Affinity, PendingTool, ToolRegistry, ToolSpec
+from .tools import Affinity, PendingTool, TaskSupport, ToolRegistry, ToolSpec
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http import EventStore
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .runtime import Runtime
     from .skills import SkillCatalog
     from .skills.serve import SkillLoader
+    from .tasks import TaskStore
 
 __all__ = ["SkillServer", "create_skill_server"]
 
@@ -49,6 +50,7 @@ class SkillServer:
         skill_paths: Sequence[str | os.PathLike[str]] | None = None,
         event_store: EventStore | None = None,
         request_state_keys: Sequence[bytes | str] | None = None,
+        task_store: TaskStore | None = None,
     ) -> None:
         if not app_name or not isinstance(app_name, str):
             raise ValueError("app_name must be a non-empty string such as 'maya' or 'blender'")
@@ -73,6 +75,15 @@ class SkillServer:
         self.event_store = event_store
         #: Keys (>= 32 bytes) sealing InputRequired state; share them across replicas. None: per process.
         self.request_state_keys = list(request_state_keys) if request_state_keys else None
+        #: Where SEP-2663 task state lives; None: an :class:`InMemoryTaskStore` per run.
+        self.task_store = task_store
+        #: Seconds a ``task=`` tool may run before the client is handed a task (sooner if it
+        #: reports progress or asks the client something).
+        self.task_handoff = 1.0
+        #: Seconds a task stays readable after its creation (``ttlMs``); None: until evicted.
+        self.task_ttl: float | None = 3600.0
+        #: The polling interval suggested to clients (``pollIntervalMs``), in seconds.
+        self.task_poll_interval: float | None = 1.0
         self._completion: CompletionFn | None = None
         self._live: Live | None = None
         self.registry.subscribe(self.notify_tools_changed)
@@ -92,6 +103,7 @@ class SkillServer:
         timeout: float | None = None,
         title: str | None = None,
         input_schema: Mapping[str, Any] | None = None,
+        task: TaskSupport = "forbidden",
     ) -> Callable[[F], F]: ...
     def tool(  # type: ignore[misc]  # mypy rejects a keyword-only overload beside a positional-only one
         self,
@@ -105,6 +117,7 @@ class SkillServer:
         timeout: float | None = None,
         title: str | None = None,
         input_schema: Mapping[str, Any] | None = None,
+        task: TaskSupport = "forbidden",
     ) -> Any:
         """Register a function as a tool: ``@server.tool()`` or ``@server.tool``.
 
@@ -113,6 +126,8 @@ class SkillServer:
         A parameter annotated :class:`ToolContext` receives the call's context.
         ``input_schema`` publishes that JSON Schema verbatim instead, and arguments are then
         validated with ``jsonschema`` (the draft named by ``$schema``; 2020-12 by default).
+        ``task="optional"`` lets a call run as a SEP-2663 task the client polls, when the client
+        declares the tasks extension; ``task="required"`` refuses clients that do not (-32021).
         """
 
         def register(f: F) -> F:
@@ -125,6 +140,7 @@ class SkillServer:
                 timeout=timeout,
                 title=title,
                 input_schema=input_schema,
+                task=task,
             )
             return f
 
@@ -142,6 +158,7 @@ class SkillServer:
         title: str | None = None,
         replace: bool = False,
         input_schema: Mapping[str, Any] | None = None,
+        task: TaskSupport = "forbidden",
     ) -> None:
         """Register ``fn`` as a tool (see :meth:`tool`). Safe while the server runs."""
         pending = PendingTool(
@@ -153,6 +170,7 @@ class SkillServer:
             timeout=timeout,
             title=title,
             input_schema=input_schema,
+            task=task,
         )
         if self.is_running:
             # Build now so a bad signature fails here, in the caller, not on the next tools/list.
@@ -452,6 +470,7 @@ class SkillServer:
         from .events import InMemoryEventStore
         from .fastpath import FastPath
         from .protocol import ToolCaller, build_lowlevel_server
+        from .tasks import InMemoryTaskStore, TaskRuntime
         from .transport import Transports
 
         self.registry.build_pending()
@@ -461,7 +480,14 @@ class SkillServer:
         caller = ToolCaller(self, dispatcher)
         # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.
         caller.ops = self.operations = build_operations(self.config, dispatcher, self.registry)
-        low, list_tools = build_lowlevel_server(self, caller)
+        tasks = TaskRuntime(
+            caller,
+            self.task_store if self.task_store is not None else InMemoryTaskStore(),
+            ttl=self.task_ttl,
+            poll_interval=self.task_poll_interval,
+            handoff=self.task_handoff,
+        )
+        low, list_tools = build_lowlevel_server(self, caller, tasks)
         cfg = self.config
         store = (
             (
@@ -557,6 +583,7 @@ def create_skill_server(
     skill_paths: Sequence[str | os.PathLike[str]] | None = None,
     event_store: EventStore | None = None,
     request_state_keys: Sequence[bytes | str] | None = None,
+    task_store: TaskStore | None = None,
 ) -> SkillServer:
     """Create the MCP server of one host application (``"maya"``, ``"blender"``, ...).
 
@@ -564,7 +591,8 @@ def create_skill_server(
     ``event_store`` replaces the built-in :class:`InMemoryEventStore` that lets clients resume
     a stream with ``Last-Event-ID`` (stateful mode; subclass :class:`EventStore`).
     ``request_state_keys`` seal :class:`InputRequired` state across processes (default: a
-    per-process key). Call ``start()`` on the result to serve.
+    per-process key). ``task_store`` keeps the state of SEP-2663 tasks (default: an
+    :class:`InMemoryTaskStore` per run). Call ``start()`` on the result to serve.
     """
     return SkillServer(
         app_name,
@@ -572,4 +600,5 @@ def create_skill_server(
         skill_paths=skill_paths,
         event_store=event_store,
         request_state_keys=request_state_keys,
+        task_store=task_store,
     )

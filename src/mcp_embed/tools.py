@@ -21,9 +21,11 @@ from .errors import ToolError
 if TYPE_CHECKING:
     from pydantic import BaseModel, TypeAdapter
 
-__all__ = ["Affinity", "ToolSpec"]
+__all__ = ["Affinity", "TaskSupport", "ToolSpec"]
 
 Affinity = Literal["main", "any"]
+TaskSupport = Literal["forbidden", "optional", "required"]
+"""Whether a tool may answer with a SEP-2663 task: never, when the client can take one, or only so."""
 
 # SEP-986 (2025-11-25): 1-128 chars of ASCII letters, digits, '_', '-' and '.'.
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
@@ -78,6 +80,7 @@ class ToolSpec:
     affinity: Affinity = "any"
     timeout: float | None = None
     title: str | None = None
+    task: TaskSupport = "forbidden"
     # Validates and converts raw arguments; raises ToolError naming the field.
     validate: Callable[[dict[str, Any]], dict[str, Any]] = field(default=lambda a: a, repr=False)
     # Runs the tool with validated arguments. ``is_async`` tools are awaited on the event loop,
@@ -137,7 +140,17 @@ def normalize_annotations(annotations: Mapping[str, Any] | Any | None) -> dict[s
 class PendingTool:
     """A callable registered before start; turned into a ``ToolSpec`` by :func:`build_tool`."""
 
-    __slots__ = ("affinity", "annotations", "description", "fn", "input_schema", "name", "timeout", "title")
+    __slots__ = (
+        "affinity",
+        "annotations",
+        "description",
+        "fn",
+        "input_schema",
+        "name",
+        "task",
+        "timeout",
+        "title",
+    )
 
     def __init__(
         self,
@@ -150,11 +163,14 @@ class PendingTool:
         timeout: float | None,
         title: str | None,
         input_schema: Mapping[str, Any] | None = None,
+        task: TaskSupport = "forbidden",
     ) -> None:
         if not callable(fn):
             raise TypeError(f"a tool must be callable, got {type(fn).__name__}")
         if affinity not in ("main", "any"):
             raise ValueError(f"affinity must be 'main' or 'any', not {affinity!r}")
+        if task not in ("forbidden", "optional", "required"):
+            raise ValueError(f"task must be 'forbidden', 'optional' or 'required', not {task!r}")
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
         self.fn = fn
@@ -164,6 +180,7 @@ class PendingTool:
         self.affinity = affinity
         self.timeout = timeout
         self.title = title
+        self.task: TaskSupport = task
         if input_schema is not None:
             if not isinstance(input_schema, Mapping) or input_schema.get("type") != "object":
                 raise ValueError('input_schema must be a JSON Schema object with "type": "object"')
@@ -269,6 +286,7 @@ def _spec(p: PendingTool, summary: str, **fields: Any) -> ToolSpec:
         annotations=p.annotations,
         affinity=p.affinity,
         timeout=p.timeout,
+        task=p.task,
         invoke=fn,
         is_async=inspect.iscoroutinefunction(fn)
         or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004

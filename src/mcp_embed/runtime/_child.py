@@ -225,6 +225,7 @@ def proxy_spec(entry: dict[str, Any]) -> ToolSpec:
         annotations=wire.get("annotations"),
         affinity=entry["affinity"],
         timeout=entry["timeout"],
+        task=entry.get("task", "forbidden"),
         validate=_pass_through,
         wants_context=_CTX if entry.get("context") else None,
         to_result=_from_wire,

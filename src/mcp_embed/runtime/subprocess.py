@@ -104,6 +104,7 @@ def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
             "affinity": spec.affinity,
             "timeout": spec.timeout,
             "context": spec.wants_context is not None,
+            "task": spec.task,
         }
         skill = local.get(spec.name)
         if skill is not None and spec.source == f"skill:{skill.skill}":
