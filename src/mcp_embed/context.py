@@ -172,10 +172,10 @@ class ToolContext:
     async def elicit(self, message: str, schema: Mapping[str, Any]) -> Elicited:
         """Ask the user to fill a form (``elicitation/create``) and wait for the answer.
 
-        ``schema`` is a flat JSON Schema object of primitive properties. Needs a stateful
-        2025-era session, else it raises :class:`~mcp_embed.ToolError` (on the 2026-07-28
-        protocol return :class:`~mcp_embed.InputRequired`). A client error raises
-        :class:`~mcp_embed.McpError`.
+        ``schema`` is a flat JSON Schema object of primitive properties. Needs a 2025-era
+        request answered as an SSE stream (stateful or stateless, not ``json_response``), else it
+        raises :class:`~mcp_embed.ToolError` (on the 2026-07-28 protocol return
+        :class:`~mcp_embed.InputRequired`). A client error raises :class:`~mcp_embed.McpError`.
         """
         from .content import ElicitInput
 
@@ -230,8 +230,8 @@ class ToolContext:
             return await self._request(wire["method"], wire.get("params") or {})
         except NoBackChannelError:
             raise ToolError(
-                f"cannot send {wire['method']} to this client: its session has no channel for "
-                "server requests (stateless server or 2026-07-28 protocol); return InputRequired instead"
+                f"cannot send {wire['method']} to this client: this request has no channel for "
+                "server requests (JSON responses or the 2026-07-28 protocol); return InputRequired instead"
             ) from None
         except MCPError as exc:  # the client answered with an error, or the call went away
             raise McpError(exc.code, exc.message, exc.data) from None

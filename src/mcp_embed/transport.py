@@ -1,6 +1,7 @@
 """Glue to the SDK transports: Streamable HTTP (session manager) and legacy HTTP+SSE.
 
 A ``StreamableHTTPSessionManager`` runs once per instance, so each ``start()`` builds new ones.
+In stateless mode a :class:`~mcp_embed.backchannel.BackChannel` serves the 2025-era requests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from mcp.server.lowlevel.server import Server
 
     from ._asgi.http import Receive, Scope, Send
+    from .backchannel import BackChannel
     from .config import McpHttpConfig
 
 log = get_logger("transport")
@@ -44,6 +46,12 @@ class Transports:
             max_request_body_size=config.max_body_bytes,
             max_sessions=config.max_sessions,
         )
+        if config.stateless:
+            from .audit import TrustedProxies, peer
+            from .backchannel import BackChannel
+
+            proxies = TrustedProxies(config.trusted_proxies)
+            self.manager.backchannel = BackChannel(lambda scope: peer(scope, proxies)[1])
         self.sse = (
             SseServerTransport(MESSAGES_PATH, None, max_request_body_size=config.max_body_bytes)
             if config.enable_sse
@@ -72,12 +80,38 @@ class Transports:
 
 
 class _SessionManager(StreamableHTTPSessionManager):
-    """The SDK's session manager, giving each session its own view of the event store.
+    """The SDK's session manager, giving each session its own view of the event store, and
+    serving stateless requests through a back-channel.
 
     The SDK shares one store among all sessions and names streams by request id, so a client
     resuming its request 1 was also replayed other clients' request 1. See
     :class:`~mcp_embed.events.SessionScopedEventStore`.
+
+    Its stateless path refuses server-to-client requests inside a tool call; overriding that one
+    method (after the SDK's own era routing) lets :class:`~mcp_embed.backchannel.BackChannel`
+    route the client's answer back instead.
     """
+
+    backchannel: BackChannel | None = None
+
+    async def _handle_stateless_request(
+        self, protocol_version_hint: str | None, scope: Any, receive: Any, send: Any
+    ) -> None:
+        if self.backchannel is None:
+            await super()._handle_stateless_request(protocol_version_hint, scope, receive, send)
+            return
+        assert self._task_group is not None  # checked by the SDK before it gets here
+        await self.backchannel.serve(
+            self.app,
+            scope,
+            receive,
+            send,
+            protocol_version=protocol_version_hint,
+            json_response=self.json_response,
+            security_settings=self.security_settings,
+            task_group=self._task_group,
+            lifespan_state=self._lifespan_state,
+        )
 
     def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
         transport = super()._admit_session(requestor)
