@@ -167,6 +167,46 @@ def test_an_answer_comes_once(stateless: ServerHandle) -> None:
     assert _pending(stateless) == 0
 
 
+@pytest.mark.parametrize(
+    ("mode", "stateless"), [("dedicated", True), ("subprocess", True), ("dedicated", False)]
+)
+def test_a_client_that_never_answers_gets_a_clean_tool_error(mode: str, stateless: bool) -> None:
+    """``client_request_timeout`` bounds the wait, in sessions too."""
+    handle = _server(client_request_timeout=0.5, spawn_mode=mode, stateless=stateless)
+    url = handle.mcp_url()
+    late: list[int] = []
+    gave_up = anyio.Event()
+
+    async def sampling(context: Any, params: Any) -> types.CreateMessageResult:
+        try:
+            await anyio.sleep_forever()
+        finally:  # the server's notifications/cancelled ends the wait
+            with anyio.CancelScope(shield=True):
+                body = {"jsonrpc": "2.0", "id": context.request_id, "result": {"role": "assistant"}}
+                late.append((await _post(url, body)).status_code)
+            gave_up.set()
+        raise AssertionError("unreachable")
+
+    async def main() -> None:
+        with anyio.fail_after(WAIT):
+            async with _client(url, sampling_callback=sampling) as c:
+                r = await c.call_tool("ask_model", {"prompt": "hello?"})
+                assert r.is_error
+                assert r.content[0].text == (
+                    "the client did not answer sampling/createMessage within 0.5 s (client_request_timeout)"
+                )
+                await gave_up.wait()
+
+    try:
+        anyio.run(main)
+        if mode == "dedicated" and stateless:
+            assert _pending(handle) == 0
+    finally:
+        handle.stop()
+    if stateless:  # (the raw POST carries no session id, so a session would refuse it anyway)
+        assert late == [404]
+
+
 def test_the_tools_own_timeout_also_unregisters_the_request(stateless: ServerHandle) -> None:
     url = stateless.mcp_url()
     late: list[int] = []

@@ -75,8 +75,14 @@ def dump(model: Any) -> dict[str, Any]:
     return out
 
 
-def requester(ctx: ServerRequestContext[Any]) -> Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]:
-    """Send a server→client request on this request's stream and return the wire result."""
+def requester(
+    ctx: ServerRequestContext[Any], timeout: float | None = None
+) -> Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """Send a server→client request on this request's stream and return the wire result.
+
+    An answer that does not come within ``timeout`` seconds raises ``MCPError(REQUEST_TIMEOUT)``,
+    and the client is told the request was cancelled.
+    """
     session = ctx.session
     related = ctx.request_id
 
@@ -85,9 +91,20 @@ def requester(ctx: ServerRequestContext[Any]) -> Callable[[str, dict[str, Any]],
         if kinds is None:
             raise ValueError(f"cannot send {method!r} to the client")
         req = kinds[0].model_validate({"method": method, "params": params})
-        res = await session.send_request(
-            req, kinds[1], metadata=ServerMessageMetadata(related_request_id=related)
-        )
+        try:
+            res = await session.send_request(
+                req,
+                kinds[1],
+                request_read_timeout_seconds=timeout,
+                metadata=ServerMessageMetadata(related_request_id=related),
+            )
+        except MCPError as exc:
+            if exc.code != types.REQUEST_TIMEOUT or timeout is None:
+                raise
+            raise MCPError(
+                code=types.REQUEST_TIMEOUT,
+                message=f"the client did not answer {method} within {timeout:g} s (client_request_timeout)",
+            ) from None
         return dump(res)
 
     return ask
@@ -116,7 +133,7 @@ def request_context(
         client_capabilities=dump(caps) if caps is not None else None,
         input_responses={k: dump(v) for k, v in responses.items()} if responses else None,
         request_state=getattr(params, "request_state", None),
-        request=requester(ctx),
+        request=requester(ctx, live.ask_timeout),
         loop=asyncio.get_running_loop(),
         log_level=(lambda: live.levels.get(key)) if key is not None else None,
     )
@@ -141,6 +158,7 @@ class Live:
         self.levels: dict[str, str] = {}
         self.subscriptions: dict[str, set[str]] = {}
         self.sessions: dict[str, ServerSession] = {}
+        self.ask_timeout: float | None = None  # client_request_timeout
         self._lock = threading.Lock()
         self._pending: set[ServerEvent] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -243,6 +261,7 @@ class _Track:
 def install(low: Server[Any], server: SkillServer) -> Live:
     """Register the resource, prompt, completion, logging and subscription handlers on ``low``."""
     live = Live()
+    live.ask_timeout = server.config.client_request_timeout
     # Built inside the server's event loop: host threads can notify from the start.
     # (Outside a loop, the first request sets it instead.)
     with contextlib.suppress(RuntimeError):

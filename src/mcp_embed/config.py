@@ -33,6 +33,7 @@ _ALLOWED: dict[str, str] = {
     "max_body_bytes": "a positive number of bytes",
     "max_sessions": "a positive integer, or unset for no limit",
     "session_idle_timeout": "a positive number of seconds, or unset to never expire",
+    "client_request_timeout": "a positive number of seconds, or unset to wait as long as the call runs",
     "cors_origins": "exact origins like https://app.example.com, or '*'",
     "allowed_hosts": "Host header values like example.com:443 or example.com:*",
     "allowed_origins": "origins like https://app.example.com or http://localhost:*",
@@ -131,6 +132,9 @@ class McpHttpConfig(BaseModel):
     session_idle_timeout: float | None = Field(default=1800.0, gt=0)
     max_sessions: int | None = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    client_request_timeout: float | None = Field(default=300.0, gt=0)
+    """How long a tool's ``ctx.elicit``/``ctx.sample`` (or a roots request) waits for the client's
+    answer before it raises :class:`~mcp_embed.ToolError`. Unset: as long as the call runs."""
 
     enable_event_store: bool = True
     """Keep recent stream events in memory so a client can resume with ``Last-Event-ID`` (stateful only)."""

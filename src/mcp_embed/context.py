@@ -175,7 +175,8 @@ class ToolContext:
         ``schema`` is a flat JSON Schema object of primitive properties. Needs a 2025-era
         request answered as an SSE stream (stateful or stateless, not ``json_response``), else it
         raises :class:`~mcp_embed.ToolError` (on the 2026-07-28 protocol return
-        :class:`~mcp_embed.InputRequired`). A client error raises :class:`~mcp_embed.McpError`.
+        :class:`~mcp_embed.InputRequired`), as does a client that does not answer within
+        ``client_request_timeout``. A client error raises :class:`~mcp_embed.McpError`.
         """
         from .content import ElicitInput
 
@@ -223,6 +224,7 @@ class ToolContext:
         if self._request is None:
             raise RuntimeError("this call has no connection back to the client (not called over MCP)")
         from mcp.shared.exceptions import MCPError, NoBackChannelError
+        from mcp_types import REQUEST_TIMEOUT
 
         from .errors import McpError, ToolError
 
@@ -233,7 +235,10 @@ class ToolContext:
                 f"cannot send {wire['method']} to this client: this request has no channel for "
                 "server requests (JSON responses or the 2026-07-28 protocol); return InputRequired instead"
             ) from None
-        except MCPError as exc:  # the client answered with an error, or the call went away
+        except MCPError as exc:
+            if exc.code == REQUEST_TIMEOUT:  # client_request_timeout
+                raise ToolError(exc.message) from None
+            # The client answered with an error, or the call went away.
             raise McpError(exc.code, exc.message, exc.data) from None
 
     def _block(self, coro: Coroutine[Any, Any, T]) -> T:
