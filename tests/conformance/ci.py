@@ -13,9 +13,9 @@ alpha legs force every scenario onto one wire (``--spec-version 2025-11-25`` and
 wire only.
 
 The only expected failures (``--allow-fail``, XFAIL in the tables) are the ones documented with
-evidence in REQUIREMENTS.md §9: the SEP-2663 tasks extension, which SDK 2.3 does not implement
-(alpha, both modes), and in stateless mode the four 2025-wire scenarios that need a
+evidence in REQUIREMENTS.md §9: in stateless mode the four 2025-wire scenarios that need a
 server-to-client request inside a tool call, which a server without sessions has no channel for.
+The SEP-2663 tasks scenarios pass since mcp-embed serves the extension (``src/mcp_embed/tasks.py``).
 """
 
 from __future__ import annotations
@@ -31,18 +31,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
-# SEP-2663 tasks: an extension SDK 2.3 has no server side for (REQUIREMENTS.md §3.10, §9).
-TASKS = (
-    "tasks-lifecycle",
-    "tasks-capability-negotiation",
-    "tasks-wire-fields",
-    "tasks-request-state-removal",
-    "tasks-mrtr-input",
-    "tasks-request-headers",
-    "tasks-dispatch-and-envelope",
-    "tasks-required-task-error",
-    "tasks-mrtr-composition",
-)
 # Server-to-client requests inside tools/call on the 2025 wire: no back-channel without a session.
 BACK_CHANNEL = (
     "tools-call-sampling",
@@ -61,8 +49,6 @@ LEGS: dict[str, tuple[tuple[str, str | None], ...]] = {
 
 def allowed(version: str, spec: str | None, mode: str) -> tuple[str, ...]:
     out: tuple[str, ...] = ()
-    if version == "alpha" and spec is None:
-        out += TASKS  # extension scenarios run only in the default (mixed) selection
     if mode == "stateless" and spec != "2026-07-28":
         out += BACK_CHANNEL  # 2025-wire scenarios; at 2026 they are replaced by InputRequired ones
     return out

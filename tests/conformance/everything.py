@@ -10,6 +10,7 @@ calls, with the exact names, arguments and outputs of tests/conformance/REQUIREM
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import signal
@@ -38,6 +39,7 @@ from mcp_embed import (
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 WAV = "UklGRiYAAABXQVZFZm10IBAAAAABAAEAQB8AAAB9AAACABAAZGF0YQIAAAA="
 MISSING_REQUIRED_CLIENT_CAPABILITY = -32021
+INTERNAL_ERROR = -32603
 
 JSON_SCHEMA_2020_12: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -65,6 +67,16 @@ JSON_SCHEMA_2020_12: dict[str, Any] = {
 
 NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
 CONFIRM_SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+CONFIRM_DELETE_SCHEMA = {
+    "type": "object",
+    "properties": {"confirm": {"type": "boolean"}},
+    "required": ["confirm"],
+}
+NAME_CONFIRM_SCHEMA = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "confirm": {"type": "boolean"}},
+    "required": ["name"],
+}
 
 
 def _answer(ctx: ToolContext, key: str) -> dict[str, Any] | None:
@@ -403,6 +415,73 @@ def build(*, stateless: bool = False, port: int = 0, spawn_mode: str = "dedicate
         if ctx.client_capabilities is None or ctx.supports("elicitation"):
             requests["ask"] = ElicitInput("What is your name?", NAME_SCHEMA)
         return InputRequired(requests, state="capability-gated")
+
+    # -- SEP-2663 tasks (io.modelcontextprotocol/tasks, 2026-07-28) -------------------------------
+
+    @tool()
+    def greet(name: str) -> str:
+        """Greets by name; never runs as a task.
+
+        Args:
+            name: Who to greet.
+        """
+        return f"Hello, {name}!"
+
+    @tool(task="optional")
+    def slow_compute(ctx: ToolContext, seconds: float = 0, label: str = "") -> str:
+        """Works for `seconds` seconds, as a task when the client can take one.
+
+        Args:
+            seconds: How long to work; 0 answers at once.
+            label: Echoed in the result.
+        """
+        if seconds > 0:
+            ctx.report_progress(0, seconds, f"{label or 'slow_compute'}: working")  # hands over the task
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not ctx.cancelled:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        return f"{label or 'slow_compute'}: computed for {seconds:g} s"
+
+    @tool(task="required")
+    def failing_job(ctx: ToolContext) -> str:
+        """Runs only as a task and ends with a tool error after about a second."""
+        ctx.report_progress(0, 1, "failing_job: working")
+        time.sleep(1.0)
+        raise RuntimeError("failing_job always fails")
+
+    @tool(task="optional")
+    def protocol_error_job(ctx: ToolContext) -> str:
+        """Fails with a JSON-RPC error, which fails its task."""
+        ctx.report_progress(0, 1, "protocol_error_job: working")
+        raise McpError(INTERNAL_ERROR, "protocol_error_job failed at the protocol level")
+
+    @tool(task="optional")
+    async def confirm_delete(filename: str, ctx: ToolContext) -> str:
+        """Asks the user to confirm (inside the task), then reports what it did.
+
+        Args:
+            filename: The file to delete.
+        """
+        answer = await ctx.elicit(f"Delete {filename}?", CONFIRM_DELETE_SCHEMA)
+        confirmed = answer.action == "accept" and bool((answer.content or {}).get("confirm"))
+        return f"{'Deleted' if confirmed else 'Kept'} {filename}"
+
+    @tool(task="optional")
+    async def multi_input(ctx: ToolContext) -> str:
+        """Asks two questions at once, so two input requests are pending together."""
+        first, second = await asyncio.gather(
+            ctx.elicit("First: your name?", NAME_CONFIRM_SCHEMA),
+            ctx.elicit("Second: your name?", NAME_CONFIRM_SCHEMA),
+        )
+        return f"Got {(first.content or {}).get('name')} and {(second.content or {}).get('name')}"
+
+    @tool(task="required")
+    def test_tool_with_task(ctx: ToolContext) -> str | InputRequired:
+        """Asks for a name on the request itself (SEP-2322), then answers as a task."""
+        answer = _answer(ctx, "user_name")
+        if answer is None:
+            return InputRequired({"user_name": ElicitInput("What is your name?", NAME_SCHEMA)})
+        return f"Hello, {(answer.get('content') or {}).get('name', 'stranger')}! (from a task)"
 
     # -- resources ------------------------------------------------------------------------------
 

@@ -91,6 +91,15 @@ REQUIRED_TOOLS: Final[dict[str, tuple[str, ...]]] = {
     "input-required-result-multi-round": ("test_input_required_result_multi_round",),
     "input-required-result-tampered-state": ("test_input_required_result_tampered_state",),
     "input-required-result-capability-check": ("test_input_required_result_capabilities",),
+    "tasks-lifecycle": ("greet", "slow_compute", "failing_job", "protocol_error_job"),
+    "tasks-capability-negotiation": ("greet", "slow_compute"),
+    "tasks-wire-fields": ("slow_compute",),
+    "tasks-request-state-removal": ("slow_compute",),
+    "tasks-mrtr-input": ("confirm_delete", "multi_input"),
+    "tasks-request-headers": ("greet", "slow_compute"),
+    "tasks-dispatch-and-envelope": ("greet", "slow_compute", "confirm_delete", "failing_job"),
+    "tasks-required-task-error": ("failing_job",),
+    "tasks-mrtr-composition": ("test_tool_with_task",),
 }
 # Same, for single checks: (scenario, check id) -> tools.
 CHECK_TOOLS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
