@@ -12,10 +12,9 @@ alpha legs force every scenario onto one wire (``--spec-version 2025-11-25`` and
 ``2026-07-28``, into ``OUT/alpha@<rev>-<mode>/``), which catches a feature that works on one
 wire only.
 
-The only expected failures (``--allow-fail``, XFAIL in the tables) are the ones documented with
-evidence in REQUIREMENTS.md §9: in stateless mode the four 2025-wire scenarios that need a
-server-to-client request inside a tool call, which a server without sessions has no channel for.
-The SEP-2663 tasks scenarios pass since mcp-embed serves the extension (``src/mcp_embed/tasks.py``).
+No scenario is an expected failure (``--allow-fail``, XFAIL in the tables): REQUIREMENTS.md §9.
+The SEP-2663 tasks scenarios, XFAIL while SDK 2.3 had no server side for the extension, pass
+since mcp-embed serves it itself (``src/mcp_embed/tasks.py``).
 """
 
 from __future__ import annotations
@@ -31,15 +30,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
-# Server-to-client requests inside tools/call on the 2025 wire: no back-channel without a session.
-BACK_CHANNEL = (
-    "tools-call-sampling",
-    "tools-call-elicitation",
-    "elicitation-sep1034-defaults",
-    "elicitation-sep1330-enums",
-)
-
-
 # (harness version, forced --spec-version or None)
 LEGS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "stable": (("stable", None),),
@@ -48,10 +38,9 @@ LEGS: dict[str, tuple[tuple[str, str | None], ...]] = {
 
 
 def allowed(version: str, spec: str | None, mode: str) -> tuple[str, ...]:
-    out: tuple[str, ...] = ()
-    if mode == "stateless" and spec != "2026-07-28":
-        out += BACK_CHANNEL  # 2025-wire scenarios; at 2026 they are replaced by InputRequired ones
-    return out
+    """Scenarios passed with ``--allow-fail`` (XFAIL) for one leg: none. Add one only with
+    evidence in REQUIREMENTS.md §9 that the suite, not mcp-embed, is at fault."""
+    return ()
 
 
 class Fixture:
