@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._flatyaml import load_flat
 from ._model import Severity, SkillProblem
 
 __all__ = ["SkillHeader", "load_yaml", "parse_skill_md", "split_frontmatter"]
@@ -236,7 +237,9 @@ def parse_skill_md(text: str, path: str, folder: str | None) -> tuple[SkillHeade
         report.add("error", "frontmatter-size", f"the frontmatter exceeds {FRONTMATTER_MAX} bytes", line=2)
         return None, report.problems
     try:
-        fm = load_yaml(yaml_text)
+        fm = load_flat(yaml_text)
+        if fm is None:
+            fm = load_yaml(yaml_text)
     except Exception as exc:  # a safe loader raises many types on hostile input; all are "bad YAML"
         inner = yaml_error_line(exc)
         detail = str(getattr(exc, "problem", None) or exc).strip().splitlines()
