@@ -301,3 +301,40 @@ def test_few_tools_are_all_listed(isolated_skill_env: None) -> None:
     with server.start():
         assert "search_tools" not in server.tool_names
         assert len(server.registry.listed()) == len(server.tool_names)
+
+
+def test_above_the_limit_hidden_skills_are_analysed_when_first_needed(
+    isolated_skill_env: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "skills"
+    for i in range(6):
+        _skill(root, f"ops-{i}", f"def run_{i}(n: int) -> int:\n    '''Step {i}.'''\n    return n + {i}\n")
+    _skill(root, "zz-broken", "def oops(:\n")
+    server = create_skill_server("generic", McpHttpConfig(port=0, skills_list_limit=2), skill_paths=[root])
+    with server.start() as handle:
+        catalog = server.skills
+        assert catalog is not None
+        # Deciding "over the limit" needed three skills; the other four are not analysed yet.
+        assert catalog.pending == ["ops-3", "ops-4", "ops-5", "zz-broken"]
+        assert "ops_4__run_4" not in server.tool_names
+
+        async def main() -> None:
+            async with sdk_client(handle.mcp_url()) as client:
+                called = await client.call_tool("ops_4__run_4", {"n": 1})  # hidden and never analysed
+                assert not called.is_error and called.content[0].text == "5"
+                assert catalog.pending == ["ops-3", "ops-5", "zz-broken"]
+                described = await client.call_tool("describe_tool", {"name": "ops_5__run_5"})
+                assert described.structured_content["result"]["description"] == "Step 5."
+                from mcp.shared.exceptions import MCPError
+
+                with pytest.raises(MCPError, match="Unknown tool: ops_9__run_9"):
+                    await client.call_tool("ops_9__run_9", {"n": 1})
+                found = await client.call_tool("search_tools", {"query": "step 3"})
+                assert found.structured_content["result"][0]["name"] == "ops_3__run_3"
+                assert catalog.pending == []
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert names == {"search_tools", "describe_tool", "activate_skill"}
+
+        with caplog.at_level("ERROR", logger="mcp_embed.skills"):
+            anyio.run(main)
+        assert any("zz-broken" in r.getMessage() and "syntax" in r.getMessage() for r in caplog.records)

@@ -509,6 +509,7 @@ class ToolRegistry:
         self._version = 0
         self._listeners: list[Callable[[], None]] = []
         self._list_filter: Callable[[ToolSpec], bool] | None = None
+        self._resolver: Callable[[str], bool] | None = None
 
     @property
     def version(self) -> int:
@@ -533,7 +534,8 @@ class ToolRegistry:
             self._version += 1
         self._changed()
 
-    def add(self, spec: ToolSpec, *, replace: bool = False) -> None:
+    def add(self, spec: ToolSpec, *, replace: bool = False, notify: bool = True) -> None:
+        """Register ``spec``. ``notify=False`` is for a tool the list filter hides: the list is unchanged."""
         check_tool_name(spec.name)
         with self._lock:
             if not replace and (spec.name in self._tools or spec.name in self._pending):
@@ -541,7 +543,8 @@ class ToolRegistry:
             self._pending.pop(spec.name, None)
             self._tools[spec.name] = spec
             self._version += 1
-        self._changed()
+        if notify:
+            self._changed()
 
     def remove(self, name: str) -> bool:
         with self._lock:
@@ -568,7 +571,17 @@ class ToolRegistry:
         if spec is None and name in self._pending:
             self.build_pending()
             spec = self._tools.get(name)
+        resolver = self._resolver
+        if spec is None and resolver is not None and resolver(name):
+            spec = self._tools.get(name)
         return spec
+
+    def set_resolver(self, resolver: Callable[[str], bool] | None) -> None:
+        """On a miss, ``get`` calls ``resolver(name)``; true means it may have registered ``name`` since.
+
+        Lazily discovered skills use it: a hidden skill's tools are analysed when first called.
+        """
+        self._resolver = resolver
 
     def __iter__(self) -> Iterator[ToolSpec]:
         if self._pending:

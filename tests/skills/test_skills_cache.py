@@ -109,3 +109,19 @@ def test_declared_tools_survive_the_cache(tmp_path: Path, monkeypatch: pytest.Mo
         (t.function, t.execution, t.affinity, t.timeout) for t in first.tools
     ]
     assert second.problems == first.problems
+
+
+def test_a_lazy_discovery_keeps_what_an_earlier_run_analysed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("first", "second"):
+        write_skill(tmp_path / "root", name, scripts={"k.py": HELLO})
+    full = run(tmp_path / "root", tmp_path / "cache")  # analyses and caches every script
+    clear_cache()
+    lazy = run(tmp_path / "root", tmp_path / "cache", lazy=True)
+    assert lazy.pending == ["first", "second"]
+    lazy.tools_of("first")  # saves the cache again, having used only one script
+    clear_cache()
+    _no_parsing(monkeypatch)
+    again = run(tmp_path / "root", tmp_path / "cache")
+    assert [t.to_dict() for t in again.tools] == [t.to_dict() for t in full.tools]

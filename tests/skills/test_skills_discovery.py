@@ -504,3 +504,27 @@ def test_discovery_restores_the_garbage_collector(tmp_path: Path, discover) -> N
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_lazy_discovery_reads_scripts_only_when_their_tools_are_asked_for(tmp_path: Path) -> None:
+    write_skill(tmp_path, "a-good", scripts={"k.py": HELLO})
+    write_skill(tmp_path, "b-broken", scripts={"k.py": "def f(:\n"})
+    write_skill(tmp_path, "c-good", scripts={"k.py": HELLO})
+    seen: list[tuple[str, list[str]]] = []
+
+    catalog = discover_skills("maya", [tmp_path], env={}, include_user_dir=False, lazy=True)
+    catalog.on_resolve(lambda skill, tools: seen.append((skill, [t.name for t in tools])))
+
+    assert [s.name for s in catalog.skills] == ["a-good", "b-broken", "c-good"]
+    assert catalog.pending == ["a-good", "b-broken", "c-good"]
+    assert not catalog.problems  # no script was parsed yet
+    assert catalog.tools_of("b-broken") == []
+    assert rules(catalog.problems) == {"script-syntax"}
+    assert catalog.pending == ["a-good", "c-good"]
+    assert [t.name for t in catalog.tools] == ["a_good__greet", "c_good__greet"]
+    assert catalog.pending == []
+    assert seen == [("b-broken", []), ("a-good", ["a_good__greet"]), ("c-good", ["c_good__greet"])]
+    assert catalog.skill("c-good").tool_names == ("c_good__greet",)  # type: ignore[union-attr]
+
+    eager = discover_skills("maya", [tmp_path], env={}, include_user_dir=False)
+    assert eager.pending == [] and rules(eager.problems) == {"script-syntax"}

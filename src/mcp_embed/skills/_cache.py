@@ -197,12 +197,25 @@ class ParseCache:
                 _MEMORY.setdefault(key, entry)
             _ON_DISK[self.file] = {key: (entry[0], entry[1]) for key, entry in loaded.items()}
 
-    def save(self) -> None:
-        """Write the entries this discovery used when they differ from the disk copy; failures are logged."""
-        if self.file is None or (not self.changed and _ON_DISK.get(self.file) == self.used):
+    def save(self, keep: tuple[str, ...] = ()) -> None:
+        """Write the entries this discovery used when they differ from the disk copy; failures are logged.
+
+        Entries of the disk copy under a ``keep`` folder stay even when unused: a lazy discovery analyses
+        scripts on demand, and a script another run analysed must not be dropped just because this one
+        has not needed it yet.
+        """
+        if self.file is None:
             return
+        disk = _ON_DISK.get(self.file, {})
+        if not self.changed and all(disk.get(key) == stamp for key, stamp in self.used.items()):
+            return
+        entries = dict(self.used)
+        if keep:
+            for key, stamp in disk.items():
+                if key not in entries and key[1].startswith(keep):
+                    entries[key] = stamp
         rows = []
-        for key, stamp in self.used.items():
+        for key, stamp in entries.items():
             entry = _MEMORY.get(key)
             if entry is not None and (entry[0], entry[1]) == stamp:
                 rows.append((key[0], key[1], stamp[0], stamp[1], entry[2]))
@@ -220,5 +233,5 @@ class ParseCache:
             _log.debug("cannot write skill cache %s: %s", self.file, exc)
             return
         with _LOCK:
-            _ON_DISK[self.file] = dict(self.used)
+            _ON_DISK[self.file] = {(row[0], row[1]): (row[2], row[3]) for row in rows}
         self.changed = False

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -138,24 +140,99 @@ class SkillTool:
         return entry
 
 
-@dataclass
 class SkillCatalog:
-    """Everything one discovery found: the winners, their tools, the problems and the shadowed copies."""
+    """Everything one discovery found: the winners, their tools, the problems and the shadowed copies.
 
-    skills: list[Skill] = field(default_factory=list)
-    tools: list[SkillTool] = field(default_factory=list)
-    problems: list[SkillProblem] = field(default_factory=list)
-    shadowed: list[ShadowedSkill] = field(default_factory=list)
-    other_hosts: list[Skill] = field(default_factory=list)
-    roots: list[Path] = field(default_factory=list)
+    A catalog from ``discover_skills(..., lazy=True)`` knows every skill (its header and ``tools.yaml``)
+    but analyses a skill's scripts only when its tools are first asked for: :attr:`tools` analyses all
+    of them, :meth:`tools_of` one skill. The problems found on the way are appended to :attr:`problems`.
+    """
+
+    def __init__(self) -> None:
+        self.skills: list[Skill] = []
+        self.problems: list[SkillProblem] = []
+        self.shadowed: list[ShadowedSkill] = []
+        self.other_hosts: list[Skill] = []
+        self.roots: list[Path] = []
+        self._tools: dict[str, list[SkillTool]] = {}
+        self._pending: dict[str, Callable[[], list[SkillTool]]] = {}
+        self._index: dict[str, int] = {}  # skill name -> its place in ``skills``
+        self._listeners: list[Callable[[str, list[SkillTool]], None]] = []
+        self._after: Callable[[], None] | None = None  # runs after a batch of resolutions (cache save)
+        self._batching = False
+        self._lock = threading.RLock()
 
     def skill(self, name: str) -> Skill | None:
         """The skill called ``name``, or ``None``."""
         return next((s for s in self.skills if s.name == name), None)
 
+    @property
+    def tools(self) -> list[SkillTool]:
+        """Every tool of every skill, in skill order (analysing the scripts not analysed yet)."""
+        self.resolve()
+        return [t for s in self.skills for t in self._tools.get(s.name, ())]
+
+    def tools_of(self, skill: str) -> list[SkillTool]:
+        """The tools of one skill (``[]`` for an unknown skill), analysing its scripts if needed."""
+        self.resolve([skill])
+        return list(self._tools.get(skill, ()))
+
     def tool(self, name: str) -> SkillTool | None:
         """The tool called ``name``, or ``None``."""
         return next((t for t in self.tools if t.name == name), None)
+
+    @property
+    def pending(self) -> list[str]:
+        """The skills whose scripts are not analysed yet, in skill order."""
+        with self._lock:
+            return [s.name for s in self.skills if s.name in self._pending]
+
+    def is_pending(self, skill: str) -> bool:
+        """Whether ``skill``'s scripts are still to be analysed."""
+        return skill in self._pending
+
+    def resolve(self, skills: Iterable[str] | None = None) -> None:
+        """Analyse the scripts of ``skills`` (default: all) that are still pending."""
+        with self._lock:
+            names = list(self._pending) if skills is None else [n for n in skills if n in self._pending]
+            if not names:
+                return
+            for name in names:
+                self._resolve_one(name)
+            if self._after is not None and not self._batching:
+                self._after()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Resolve several skills one by one and save the parse cache once, at the end."""
+        with self._lock:
+            outer, self._batching = self._batching, True
+            try:
+                yield
+            finally:
+                self._batching = outer
+                if not outer and self._after is not None:
+                    self._after()
+
+    def _resolve_one(self, name: str) -> None:
+        tools = self._pending.pop(name)()
+        self._tools[name] = tools
+        i = self._index[name]
+        self.skills[i] = replace(self.skills[i], tool_names=tuple(t.name for t in tools))
+        for listener in list(self._listeners):
+            listener(name, tools)
+
+    def on_resolve(self, listener: Callable[[str, list[SkillTool]], None]) -> None:
+        """Call ``listener(skill, tools)`` whenever a pending skill's tools are analysed."""
+        self._listeners.append(listener)
+
+    def _add(self, skill: Skill, tools: Callable[[], list[SkillTool]] | list[SkillTool]) -> None:
+        self._index[skill.name] = len(self.skills)
+        self.skills.append(skill)
+        if callable(tools):
+            self._pending[skill.name] = tools
+        else:
+            self._tools[skill.name] = tools
 
     @property
     def errors(self) -> list[SkillProblem]:

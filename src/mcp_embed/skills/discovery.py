@@ -8,6 +8,7 @@ Nothing here raises on a bad skill: problems are collected and the skill, or jus
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -190,11 +191,13 @@ class _SkillLoader:
             return []
         return sorted(((e.name, e) for e in entries), key=lambda pair: pair[0])
 
-    def load(self) -> list[SkillTool]:
-        decls = self.declarations()
+    def load(self, decls: list[ToolDecl] | None = None) -> list[SkillTool]:
+        """The skill's tools: from ``decls`` (its ``tools.yaml``, read now when not given) or inferred."""
         if decls is None:
-            self.failed = True
-            return []
+            decls = self.declarations()
+            if decls is None:
+                self.failed = True
+                return []
         if self.analyze_all or not decls:
             scripts = self.python_scripts()
             for _name, entry in scripts:
@@ -406,7 +409,7 @@ class _SkillLoader:
         )
 
 
-def _skill(c: _Candidate, tools: list[SkillTool]) -> Skill:
+def _skill(c: _Candidate, tools: Sequence[SkillTool] = ()) -> Skill:
     h = c.header
     return Skill(
         name=h.name,
@@ -448,6 +451,7 @@ def discover_skills(
     interpreter: str | None = None,
     include_user_dir: bool = True,
     cache: bool = True,
+    lazy: bool = False,
 ) -> SkillCatalog:
     """Find the skills for host ``app_name`` and their tools. Never raises on a bad skill.
 
@@ -455,9 +459,15 @@ def discover_skills(
     user data folder ``mcp-embed/skills/<app>`` (unless ``include_user_dir`` is false). ``env`` replaces
     ``os.environ``; ``interpreter`` runs subprocess tools (default: the running interpreter). ``cache``
     keeps parse results on disk between processes (see ``MCP_EMBED_SKILL_CACHE_DIR``).
+
+    ``lazy`` reads every ``SKILL.md`` and ``tools.yaml`` now but each skill's scripts only when its tools
+    are first asked for (see :class:`SkillCatalog`): how a server starts fast with hundreds of skills.
     """
     with _gc_paused():
-        return _discover(app_name, paths, env, interpreter, include_user_dir, cache)
+        catalog = _discover(app_name, paths, env, interpreter, include_user_dir, cache)
+        if not lazy:
+            catalog.resolve()
+        return catalog
 
 
 def _discover(
@@ -502,13 +512,24 @@ def _discover(
                 winners[name] = candidate
     for candidate in winners.values():
         loader = _SkillLoader(candidate.path, candidate.header, interpreter, parsed, catalog.problems)
-        tools = loader.load()
-        if loader.failed:
+        decls = loader.declarations()  # an unusable tools.yaml leaves the whole skill out, so read it now
+        if decls is None:
             continue
-        catalog.tools.extend(tools)
-        catalog.skills.append(_skill(candidate, tools))
-    parsed.save()
+        catalog._add(_skill(candidate), functools.partial(_resolve, loader, decls))
+    folders = tuple(os.path.join(c.path, "") for c in winners.values())
+
+    def save() -> None:
+        with _gc_paused():
+            parsed.save(keep=folders)
+
+    catalog._after = save
+    save()
     return catalog
+
+
+def _resolve(loader: _SkillLoader, decls: list[ToolDecl]) -> list[SkillTool]:
+    with _gc_paused():
+        return loader.load(decls)
 
 
 def validate_skill(path: str | os.PathLike[str]) -> list[SkillProblem]:

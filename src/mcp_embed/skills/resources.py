@@ -92,6 +92,7 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
     """Every resource of every skill: its instructions first, then its references and assets."""
     resources: list[SkillResource] = []
     for skill in _skills(source):
+        base = str(skill.path)
         resources.append(
             SkillResource(
                 uri=f"{SCHEME}{skill.name}/{INSTRUCTIONS}",
@@ -103,18 +104,16 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
             )
         )
         for folder in FOLDERS:
-            top = os.path.join(skill.path, folder)
+            top = os.path.join(base, folder)
+            if not os.path.isdir(top):
+                continue
             for dirpath, dirnames, filenames in os.walk(top):  # symlinked folders are listed, not entered
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for filename in sorted(filenames):
                     full = os.path.join(dirpath, filename)
-                    if (
-                        filename.startswith(".")
-                        or not _within(full, str(skill.path))
-                        or not os.path.isfile(full)
-                    ):
+                    if filename.startswith(".") or not _within(full, base) or not os.path.isfile(full):
                         continue
-                    rel = Path(os.path.relpath(full, skill.path)).as_posix()
+                    rel = Path(os.path.relpath(full, base)).as_posix()
                     resources.append(
                         SkillResource(
                             uri=f"{SCHEME}{skill.name}/{quote(rel)}",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError
 from ..logs import get_logger
+from ..resources import ResourceSpec
 from ..tools import ToolResult, ToolSpec, _default_result
 from . import (
     SkillArgumentError,
@@ -21,6 +22,7 @@ from . import (
     list_skill_resources,
     read_skill_resource,
 )
+from .naming import split_tool_name
 
 if TYPE_CHECKING:
     from ..server import SkillServer
@@ -87,10 +89,15 @@ class SkillLoader:
         self._resources: set[str] = set()
         self._meta: set[str] = set()
         self._active: set[str] = set()  # skills whose tools tools/list shows in catalog mode
+        self._logged = 0  # how many of the catalog's problems are logged already
         self._lock = threading.Lock()
 
     def load(self) -> SkillCatalog:
-        """Discover and register. Broken skills are logged and skipped; the rest still load."""
+        """Discover and register. Broken skills are logged and skipped; the rest still load.
+
+        Discovery is lazy: scripts are analysed only for the skills ``tools/list`` shows. Above
+        ``skills_list_limit`` the others wait until a meta-tool or a call needs them.
+        """
         with self._lock:
             catalog = discover_skills(
                 self.server.app_name,
@@ -98,25 +105,52 @@ class SkillLoader:
                 env=self.env,
                 interpreter=self.interpreter,
                 include_user_dir=self.include_user_dir,
+                lazy=True,
             )
-            self._apply(catalog)
             self.catalog = catalog
+            self._logged = 0
+            self._apply(catalog)
+            catalog.on_resolve(self._resolved)
+            self.server.registry.set_resolver(self._resolve_tool)
             return catalog
 
-    def _apply(self, catalog: SkillCatalog) -> None:
-        for problem in catalog.problems:
+    def _log_problems(self, catalog: SkillCatalog) -> None:
+        for problem in catalog.problems[self._logged :]:
             (log.error if problem.severity == "error" else log.warning)("skill problem: %s", problem)
+        self._logged = len(catalog.problems)
+
+    def _resolve_until_over_limit(self, catalog: SkillCatalog) -> bool:
+        """Analyse skills in order until the tools exceed ``skills_list_limit``; true when they do.
+
+        Deciding costs at most the skills that fit under the limit, plus one: the rest stay unread.
+        """
+        registry = self.server.registry
+        limit = self.server.config.skills_list_limit
+        own = {*self._tools, *self._meta}
+        count = sum(1 for name in registry.names() if name not in own)  # the host's Python tools
+        with catalog.batch():
+            catalog.resolve(self._active & {s.name for s in catalog.skills})
+            resolved = [s.name for s in catalog.skills if not catalog.is_pending(s.name)]
+            count += sum(len(catalog.tools_of(name)) for name in resolved)
+            for name in catalog.pending:
+                if limit is not None and count > limit:
+                    return True
+                count += len(catalog.tools_of(name))
+        return limit is not None and count > limit
+
+    def _apply(self, catalog: SkillCatalog) -> None:
+        over = self._resolve_until_over_limit(catalog)
+        self._log_problems(catalog)
         for sh in catalog.shadowed:
             log.warning("skill %r at %s is shadowed by the one at %s", sh.name, sh.path, sh.shadowed_by)
         registry = self.server.registry
         wanted: dict[str, ToolSpec] = {}
-        for tool in catalog.tools:
-            if tool.name in registry and tool.name not in self._tools:
-                log.warning(
-                    "skill tool %r is not served: a Python tool of that name is registered", tool.name
-                )
-                continue
-            wanted[tool.name] = skill_tool_spec(tool)
+        for skill in catalog.skills:
+            if not catalog.is_pending(skill.name):
+                for tool in catalog.tools_of(skill.name):
+                    spec = self._spec(tool)
+                    if spec is not None:
+                        wanted[tool.name] = spec
         for name in self._tools - set(wanted):
             registry.remove(name)
         for spec in wanted.values():
@@ -124,35 +158,57 @@ class SkillLoader:
         self._tools = set(wanted)
 
         resources = {r.uri: r for r in list_skill_resources(catalog)}
+        registered = self.server.resources
         for uri in self._resources - set(resources):
-            self.server.remove_resource(uri)
+            registered.remove(uri)
         for uri, res in resources.items():
-            self.server.add_resource(
-                uri,
-                _reader(catalog, uri),
-                name=res.name,
-                description=res.description,
-                mime_type=res.mime_type,
-                replace=True,
-            )
+            # Built directly: every reader has the same known shape, so nothing to inspect.
+            entry = ResourceSpec(uri, res.name, _reader(catalog, uri), res.description, res.mime_type)
+            registered.add(entry, replace=True)
         self._resources = set(resources)
-        self._catalog_view(catalog)
+        self.server.notify_resources_changed()
+        self._catalog_view(catalog, over)
+        pending = len(catalog.pending)
         log.info(
-            "serving %d skill(s) with %d tool(s) and %d resource(s)",
+            "serving %d skill(s) with %d tool(s)%s and %d resource(s)",
             len(catalog.skills),
             len(wanted),
+            f" ({pending} skill(s) analysed when first needed)" if pending else "",
             len(resources),
         )
 
+    def _spec(self, tool: SkillTool) -> ToolSpec | None:
+        """The registry entry for ``tool``, or ``None`` when a Python tool already has its name."""
+        if tool.name in self.server.registry and tool.name not in self._tools:
+            log.warning("skill tool %r is not served: a Python tool of that name is registered", tool.name)
+            return None
+        return skill_tool_spec(tool)
+
+    def _resolved(self, skill: str, tools: list[SkillTool]) -> None:
+        """A hidden skill was analysed on demand: serve its tools (the listed tools do not change)."""
+        if self.catalog is not None:
+            self._log_problems(self.catalog)
+        for tool in tools:
+            spec = self._spec(tool)
+            if spec is not None:
+                self.server.registry.add(spec, replace=True, notify=skill in self._active)
+                self._tools.add(tool.name)
+
+    def _resolve_tool(self, name: str) -> bool:
+        parts = split_tool_name(name)
+        catalog = self.catalog
+        if parts is None or catalog is None or parts[0] not in catalog.pending:
+            return False
+        catalog.resolve([parts[0]])
+        return True
+
     # -- many skills: a searchable catalog instead of every schema ------------------------------
 
-    def _catalog_view(self, catalog: SkillCatalog) -> None:
+    def _catalog_view(self, catalog: SkillCatalog, over: bool) -> None:
         registry = self.server.registry
         limit = self.server.config.skills_list_limit
-        skill_tools = len(self._tools)
         meta_names = {name for name, _ in _META_TOOLS}
-        total = len(registry) - len(meta_names & set(registry.names()))
-        if limit is None or total <= limit or not skill_tools:
+        if limit is None or not over or not (self._tools or catalog.pending):
             for name in meta_names & self._meta:
                 registry.remove(name)
             self._meta = set()
@@ -170,12 +226,14 @@ class SkillLoader:
             lambda spec: not spec.source.startswith("skill:") or spec.source[6:] in active
         )
         log.info(
-            "%d tools exceed skills_list_limit=%d: tools/list shows meta-tools and activated skills only",
-            total,
+            "the skills have more than skills_list_limit=%d tools: tools/list shows meta-tools and "
+            "activated skills only",
             limit,
         )
 
     def search(self, query: str, limit: int = 10) -> list[dict[str, Any]]:
+        if self.catalog is not None:
+            self.catalog.resolve()  # once: every skill's tools, from the parse cache when it has them
         words = [w for w in query.lower().replace("_", " ").replace("-", " ").split() if w]
         scored: list[tuple[int, str, dict[str, Any]]] = []
         for spec in self.server.registry:
@@ -200,12 +258,12 @@ class SkillLoader:
 
     def activate(self, skill: str) -> dict[str, Any]:
         catalog = self.catalog
-        found = catalog.skill(skill) if catalog is not None else None
-        if found is None:
+        if catalog is None or catalog.skill(skill) is None:
             names = sorted(s.name for s in catalog.skills) if catalog is not None else []
             close = [n for n in names if skill.lower() in n or n in skill.lower()][:5]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ToolError(f"no skill named {skill!r}{hint}")
+        catalog.resolve([skill])
         source = f"skill:{skill}"
         tools = sorted(spec.name for spec in self.server.registry if spec.source == source)
         if skill not in self._active:
