@@ -107,13 +107,14 @@ class BackChannel:
             None, is_json_response_enabled=json_response, security_settings=security_settings
         )
         principal = self._principal_of(scope)
+        sent: dict[RequestId, str] = {}  # this POST's requests to the client, by dispatcher id
 
         async def run(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
             async with transport.connect() as (read_stream, write_stream):
                 task_status.started()
                 dispatcher: JSONRPCDispatcher[TransportContext] = JSONRPCDispatcher(
                     read_stream,
-                    _Outgoing(write_stream, self, transport, principal),
+                    _Outgoing(write_stream, self, transport, principal, sent),
                     inline_methods=frozenset({"initialize"}),
                     transport_builder=_transport_context,
                 )
@@ -130,7 +131,8 @@ class BackChannel:
             await task_group.start(run)
             await transport.handle_request(scope, receive, send)
         finally:
-            self._forget(transport)
+            for wire_id in sent.values():
+                self._drop(wire_id)
             with anyio.CancelScope(shield=True):
                 await transport.terminate()
 
@@ -158,10 +160,6 @@ class BackChannel:
     def _drop(self, wire_id: str) -> None:
         self._pending.pop(wire_id, None)
 
-    def _forget(self, transport: StreamableHTTPServerTransport) -> None:
-        for wire_id in [k for k, e in self._pending.items() if e.transport is transport]:
-            del self._pending[wire_id]
-
     async def _deliver(self, answer: dict[str, Any], scope: Scope, receive: Receive, send: Send) -> None:
         wire_id = answer["id"]
         entry = self._take(wire_id, self._principal_of(scope)) if isinstance(wire_id, str) else None
@@ -183,12 +181,13 @@ class _Outgoing:
         channel: BackChannel,
         transport: StreamableHTTPServerTransport,
         principal: str | None,
+        sent: dict[RequestId, str],
     ) -> None:
         self._inner = inner
         self._channel = channel
         self._transport = transport
         self._principal = principal
-        self._wire_ids: dict[RequestId, str] = {}
+        self._wire_ids = sent
 
     async def send(self, item: SessionMessage, /) -> None:
         msg = item.message
@@ -230,7 +229,7 @@ def _response(body: bytes) -> dict[str, Any] | None:
         msg = json.loads(body)
     except ValueError:
         return None
-    if type(msg) is not dict or "method" in msg or "id" not in msg:
+    if type(msg) is not dict or msg.get("jsonrpc") != "2.0" or "method" in msg or "id" not in msg:
         return None
     return msg if ("result" in msg) != ("error" in msg) else None
 
