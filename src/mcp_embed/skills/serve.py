@@ -110,7 +110,7 @@ class SkillLoader:
             self.catalog = catalog
             self._logged = 0
             self._apply(catalog)
-            catalog.on_resolve(self._resolved)
+            catalog.on_resolve(lambda skill, tools: self._resolved(catalog, skill, tools))
             self.server.registry.set_resolver(self._resolve_tool)
             return catalog
 
@@ -184,10 +184,11 @@ class SkillLoader:
             return None
         return skill_tool_spec(tool)
 
-    def _resolved(self, skill: str, tools: list[SkillTool]) -> None:
+    def _resolved(self, catalog: SkillCatalog, skill: str, tools: list[SkillTool]) -> None:
         """A hidden skill was analysed on demand: serve its tools (the listed tools do not change)."""
-        if self.catalog is not None:
-            self._log_problems(self.catalog)
+        if catalog is not self.catalog:
+            return  # a reload replaced that catalog; its tools are not served any more
+        self._log_problems(catalog)
         for tool in tools:
             spec = self._spec(tool)
             if spec is not None:
