@@ -143,12 +143,15 @@ def clients(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the SDK's MCPServer and a raw ASGI echo, in one run (quick mode in CI)."""
+    """Benchmarks against the SDK's MCPServer and a raw ASGI echo, in one run (quick mode in CI), and
+    skill discovery against a plain read of the same files."""
     _install(session, "test")
     session.install("uvicorn")
     ARTIFACTS.mkdir(exist_ok=True)
     args = session.posargs or ["--quick"]
     session.run("python", "benchmarks/run.py", *args, "--json", str(ARTIFACTS / "bench.json"))
+    # Skill discovery: 1,000 skills and 5,000 tools against a plain read of the same files.
+    session.run("python", "benchmarks/bench_skills.py", *(["--repeat", "3"] if "--quick" in args else []))
 
 
 @nox.session

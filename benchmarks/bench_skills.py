@@ -4,13 +4,22 @@
 
 Prints, in milliseconds (best of ``--repeat``):
 
-- baseline: an ``os.scandir`` walk that reads every SKILL.md and script, and nothing more;
-- first discovery: no cache at all: every SKILL.md parsed with YAML and every script with ``ast``;
-- host start: a new process (empty memory) with the disk parse cache a previous run left;
-- reload: ``discover_skills`` again in the same process, nothing changed;
-- tools/list: turning the 5,000 SkillTools into the plain dicts ``tools/list`` sends.
+- baseline: an ``os.scandir`` walk that reads every SKILL.md and script of the skills, and nothing more;
+  and the same walk reading only the SKILL.md files, which is all a lazy discovery reads;
+- discovery, no cache: what a server does at start (``lazy=True``): every SKILL.md (and tools.yaml)
+  parsed and validated, no script read;
+- server start, no cache: ``reload_skills()`` on a server, that discovery plus analysing just enough
+  skills to know the tools exceed ``skills_list_limit``, registering them and every skill's resources;
+- full analysis, no cache: every script parsed with ``ast`` as well (``skills list``, a server whose
+  skills fit under the limit, or the first ``search_tools`` pays this once; the cache keeps it);
+- full analysis, disk cache: a new process (empty memory) with the parse cache a previous run left;
+- reload: a full discovery again in the same process, nothing changed;
+- tools/list: the 5,000 SkillTools as the plain dicts ``tools/list`` would send, and what the server's
+  ``tools/list`` holds above the limit (meta-tools only).
 
-Targets: discovery <= 300 ms and <= 3x the baseline. The ratios printed are from this one run.
+Targets (judged on the discovery row, the one discovery a server does): <= 300 ms and <= 3x the
+all-files baseline; tools/list of 5,000 tools <= 50 ms. The other rows are there to be read, with
+their ratios; every ratio is from this one run.
 """
 
 from __future__ import annotations
@@ -26,8 +35,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from mcp_embed import McpHttpConfig, create_skill_server
 from mcp_embed.skills import SkillCatalog, discover_skills
 from mcp_embed.skills.discovery import clear_cache
+from mcp_embed.skills.serve import SkillLoader
 
 TARGET_MS = 300.0
 TARGET_RATIO = 3.0
@@ -71,8 +82,8 @@ def generate(root: Path, skills: int, functions: int) -> None:
         )
 
 
-def baseline(root: Path) -> int:
-    """Walk the roots with os.scandir and read every SKILL.md and script: the floor for discovery."""
+def baseline(root: Path, scripts: bool = True) -> int:
+    """Walk the roots with os.scandir and read every SKILL.md (and script): the floor for discovery."""
     total = 0
     with os.scandir(root) as skills:
         for skill in skills:
@@ -80,8 +91,10 @@ def baseline(root: Path) -> int:
                 continue
             with open(os.path.join(skill.path, "SKILL.md"), "rb") as fh:
                 total += len(fh.read())
-            with os.scandir(os.path.join(skill.path, "scripts")) as scripts:
-                for script in scripts:
+            if not scripts:
+                continue
+            with os.scandir(os.path.join(skill.path, "scripts")) as scripts_dir:
+                for script in scripts_dir:
                     if script.name.endswith(".py"):
                         with open(script.path, "rb") as fh:
                             total += len(fh.read())
@@ -113,9 +126,20 @@ def main() -> int:
         generate(root, args.skills, args.functions)
 
         env = {"MCP_EMBED_SKILL_CACHE_DIR": str(root.parent / f"{root.name}-cache")}
+        no_cache = {"MCP_EMBED_SKILL_CACHE_DIR": ""}
 
-        def discover(cache: bool = True) -> SkillCatalog:
-            return discover_skills("maya", [root], env=env, include_user_dir=False, cache=cache)
+        def discover(cache: bool = True, lazy: bool = False) -> SkillCatalog:
+            return discover_skills(
+                "maya", [root], env=env if cache else no_cache, include_user_dir=False, lazy=lazy
+            )
+
+        config = McpHttpConfig(port=0)  # skills_list_limit at its default
+
+        def server_start() -> SkillLoader:
+            server = create_skill_server("maya", config, skill_paths=[root])
+            loader = SkillLoader(server, env=no_cache, include_user_dir=False)
+            loader.load()
+            return loader
 
         discover()  # imports (yaml, platformdirs) and OS caches out of the way, for both sides alike
         baseline(root)
@@ -124,12 +148,22 @@ def main() -> int:
         tools = catalog.tools
         expected_tools = args.skills * args.functions
         assert len(tools) == expected_tools, len(tools)
+        lazy = discover(cache=False, lazy=True)
+        assert len(lazy.skills) == args.skills and len(lazy.pending) == args.skills
+        loader = server_start()
+        listed = loader.server.registry.listed()
+        assert {t.name for t in listed} == {"search_tools", "describe_tool", "activate_skill"}, len(listed)
+        assert loader.catalog is not None and len(loader.catalog.pending) > args.skills // 2
 
         base = best_ms(lambda: baseline(root), args.repeat)
+        base_md = best_ms(lambda: baseline(root, scripts=False), args.repeat)
+        lazy_ms = best_ms(lambda: discover(cache=False, lazy=True), args.repeat, before=clear_cache)
+        server_ms = best_ms(server_start, args.repeat, before=clear_cache)
         first = best_ms(lambda: discover(cache=False), args.repeat, before=clear_cache)
         start = best_ms(discover, args.repeat, before=clear_cache)
         reload = best_ms(discover, args.repeat)
         listing = best_ms(lambda: [t.to_dict() for t in tools], args.repeat)
+        meta_listing = best_ms(lambda: [s.wire() for s in loader.server.registry.listed()], args.repeat)
         shutil.rmtree(env["MCP_EMBED_SKILL_CACHE_DIR"], ignore_errors=True)
 
     def verdict(ms: float) -> str:
@@ -137,18 +171,21 @@ def main() -> int:
         return "meets" if ok else "MISSES"
 
     print(f"{args.skills} skills, {expected_tools} tools, best of {args.repeat}")
-    print(f"baseline (scandir + read)       {base:8.1f} ms")
+    print(f"{'baseline: scandir + read all files':<36} {base:8.1f} ms")
+    print(f"{'baseline: scandir + read SKILL.md':<36} {base_md:8.1f} ms")
     rows = (
-        ("first discovery (no cache)", first),
-        ("host start (disk cache)", start),
-        ("reload (same process)", reload),
+        ("discovery, no cache (server, lazy)", lazy_ms, True),
+        ("server start, no cache", server_ms, False),
+        ("full analysis, no cache", first, False),
+        ("full analysis, disk cache", start, False),
+        ("reload (same process)", reload, False),
     )
-    for label, ms in rows:
-        print(
-            f"{label:<31} {ms:8.1f} ms  {ms / base:5.1f}x baseline  "
-            f"{verdict(ms)} <= {TARGET_MS:.0f} ms and <= {TARGET_RATIO:.0f}x"
-        )
-    print(f"tools/list dicts ({expected_tools} tools)  {listing:8.1f} ms")
+    for label, ms, target in rows:
+        ratios = f"{ms / base:5.1f}x baseline  {ms / base_md:5.1f}x SKILL.md-only"
+        judged = f"  {verdict(ms)} <= {TARGET_MS:.0f} ms and <= {TARGET_RATIO:.0f}x" if target else ""
+        print(f"{label:<36} {ms:8.1f} ms  {ratios}{judged}")
+    print(f"{f'tools/list dicts, {expected_tools} tools':<36} {listing:8.1f} ms  (target <= 50 ms)")
+    print(f"{f'tools/list above the limit, {len(listed)} tools':<36} {meta_listing:8.1f} ms")
     return 0
 
 
