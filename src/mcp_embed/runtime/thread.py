@@ -31,9 +31,12 @@ _WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind and listen on host:port. Raises ``PortInUseError`` or ``ServerStartError``."""
+    # An ASCII name goes as bytes: a str is always run through the "idna" codec, and importing it
+    # (with its stringprep tables) costs ~100 KB of memory for the same bytes.
+    name: str | bytes | None = (host.encode("ascii") if host.isascii() else host) or None
     try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
+        infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
         raise ServerStartError(f"cannot bind {host}:{port}: the host does not resolve ({exc})") from None
     family, _, proto, _, addr = infos[0]
     # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say so, and
