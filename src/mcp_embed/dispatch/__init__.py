@@ -46,6 +46,9 @@ class Dispatcher(Protocol):
     async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any: ...
 
 
+QT_BINDINGS = ("PySide6", "PyQt6", "PySide2", "PyQt5")
+"""The Qt bindings a ``qt`` host may have imported, in the order they are looked for."""
+
 # Executable names (lower case, without extension) that identify a host before its module loads.
 _EXE_HOSTS: tuple[tuple[tuple[str, ...], HostName], ...] = (
     (("blender",), "blender"),
@@ -76,12 +79,14 @@ def detect_host(modules: Mapping[str, Any] | None = None, executable: str | None
         if exe.startswith(prefixes):
             return host
     if modules is None:
-        from .qt import qt_application
+        # qt.py loads only in a process that has imported a Qt binding (its memory is not free).
+        if any(name in mods for name in QT_BINDINGS):
+            from .qt import qt_application
 
-        if qt_application() is not None:
-            return "qt"
+            if qt_application() is not None:
+                return "qt"
     else:
-        for name in ("PySide6", "PyQt6", "PySide2", "PyQt5"):
+        for name in QT_BINDINGS:
             core = mods.get(f"{name}.QtCore")
             app = getattr(core, "QCoreApplication", None)
             if app is not None and app.instance() is not None:

@@ -8,10 +8,12 @@ The queue's depth, timeouts and ``/health`` report apply as for every other disp
 from __future__ import annotations
 
 import contextlib
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._queue import Job, QueueDispatcher
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 
 class InlineDispatcher(QueueDispatcher):
@@ -25,6 +27,8 @@ class InlineDispatcher(QueueDispatcher):
         # One pump per job, each running at most one job: a withdrawn job leaves a pump that
         # finds nothing to do. One worker thread keeps main-affinity tools strictly serial.
         if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor  # only once a main tool is called
+
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcp-embed-main")
         with contextlib.suppress(RuntimeError):  # shut down: close() failed the job already
             self._executor.submit(self.queue.pump, 0.0, blocking=True)

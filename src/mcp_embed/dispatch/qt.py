@@ -17,11 +17,10 @@ from typing import Any
 
 from ..errors import ServerStartError
 from ..logs import get_logger
+from . import QT_BINDINGS
 from ._queue import QueueDispatcher
 
 log = get_logger("dispatch.qt")
-
-QT_BINDINGS = ("PySide6", "PyQt6", "PySide2", "PyQt5")
 
 
 def imported_qt_core() -> ModuleType | None:
