@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-# Loaded only when used: the idna codec (bind a non-ASCII host name), the Qt adapter (a process with
-# a Qt binding imported) and the thread pool of main-affinity tools under the inline dispatcher.
-UNUSED = ("encodings.idna", "mcp_embed.dispatch.qt", "concurrent.futures.thread")
+# Loaded only when used: the idna codec (bind a non-ASCII host name), content.py (a tool, prompt or
+# resource that uses its types), the Qt adapter (a process with a Qt binding imported) and the
+# thread pool of main-affinity tools under the inline dispatcher.
+UNUSED = ("encodings.idna", "mcp_embed.content", "mcp_embed.dispatch.qt", "concurrent.futures.thread")
 
 # A raw socket to a literal address, so the client itself resolves nothing (that loads idna too).
 _SERVE_AND_CALL = """

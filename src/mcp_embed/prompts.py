@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .content import InputRequired, Message, content_block
-
 __all__ = ["PromptArgument", "PromptRegistry", "PromptSpec"]
 
 
@@ -124,6 +122,8 @@ class PromptRegistry:
 
 def messages_to_wire(spec: PromptSpec, value: Any) -> dict[str, Any]:
     """A prompt function's return value as a ``prompts/get`` result (or an input request)."""
+    from .content import InputRequired, Message, content_block
+
     if isinstance(value, InputRequired):
         return value.to_wire()
     items = value if isinstance(value, (list, tuple)) else [value]

@@ -21,11 +21,10 @@ from mcp.server.connection import allowed_log_levels
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
-from .content import InputRequired
 from .context import ToolContext
 from .errors import McpError, ToolError
 from .logs import get_logger
-from .tools import ToolResult, ToolSpec
+from .tools import ToolResult, ToolSpec, is_input_required
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -201,7 +200,7 @@ class ToolCaller:
                     value = await self.dispatcher.run(spec, kwargs, ctx)
             else:
                 value = await self.dispatcher.run(spec, kwargs, ctx)
-            if isinstance(value, InputRequired):
+            if is_input_required(value):
                 if not modern:
                     return ToolResult.error(
                         f"Tool '{spec.name}' asked for client input (InputRequired), which needs protocol "

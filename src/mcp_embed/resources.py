@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .content import EmbeddedResource, InputRequired
-
 __all__ = ["ResourceRegistry", "ResourceSpec"]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -174,6 +172,8 @@ class ResourceRegistry:
 
 def contents_to_wire(uri: str, spec: ResourceSpec, value: Any) -> dict[str, Any]:
     """A read function's return value as a ``resources/read`` result (or an input request)."""
+    from .content import EmbeddedResource, InputRequired
+
     if isinstance(value, InputRequired):
         return value.to_wire()
     items = value if isinstance(value, (list, tuple)) else [value]

@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,10 @@ TaskSupport = Literal["forbidden", "optional", "required"]
 
 # SEP-986 (2025-11-25): 1-128 chars of ASCII letters, digits, '_', '-' and '.'.
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+
+# content.py loads when a tool, prompt or resource first uses its types, not with every server:
+# before that, no value or annotation can be one of them.
+_CONTENT = f"{__package__}.content"
 
 _ANNOTATION_KEYS = {
     "title": "title",
@@ -418,10 +423,21 @@ def _is_context(ann: Any) -> bool:
     return ann is ToolContext or ToolContext in typing.get_args(ann)
 
 
-def _is_content_type(ann: Any) -> bool:
-    from . import content
+def is_input_required(value: Any) -> bool:
+    """``value`` is an :class:`~mcp_embed.InputRequired` (checked without loading content.py)."""
+    content = sys.modules.get(_CONTENT)
+    return content is not None and isinstance(value, content.InputRequired)
 
-    if ann in (content.Text, content.Image, content.Audio, content.EmbeddedResource, content.InputRequired):
+
+def _is_content_type(ann: Any) -> bool:
+    content = sys.modules.get(_CONTENT)
+    if content is not None and ann in (
+        content.Text,
+        content.Image,
+        content.Audio,
+        content.EmbeddedResource,
+        content.InputRequired,
+    ):
         return True
     mod = getattr(ann, "__module__", "") or ""
     name = getattr(ann, "__name__", "")
