@@ -240,6 +240,35 @@ def test_notifications_reach_2025_sessions_from_any_thread() -> None:
         assert "notifications/resources/updated" in got
 
 
+def test_a_2025_session_is_told_each_change_once() -> None:
+    # initialize has no Mcp-Session-Id header yet: it was tracked under a key of its own, so every
+    # list_changed went out twice, and the session's initialize request stayed in memory.
+    server = feature_server()
+    with server.start() as handle:
+        got: list[str] = []
+
+        async def on_message(message: Any) -> None:
+            if not isinstance(message, Exception):
+                got.append(message.method)
+
+        async def main() -> None:
+            async with _client(handle.mcp_url(), message_handler=on_message) as c:
+                await c.list_tools()
+
+                def extra() -> str:
+                    """Added while running."""
+                    return "x"
+
+                server.add_tool(extra)
+                with anyio.fail_after(20):
+                    while "notifications/tools/list_changed" not in got:
+                        await anyio.sleep(0.02)
+                await anyio.sleep(0.5)  # a second copy follows the first at once
+
+        anyio.run(main)
+        assert got.count("notifications/tools/list_changed") == 1
+
+
 def test_listen_streams_get_change_events_on_the_2026_protocol() -> None:
     server = feature_server()
     with server.start() as handle:

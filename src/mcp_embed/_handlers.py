@@ -37,9 +37,9 @@ from .prompts import messages_to_wire
 from .resources import contents_to_wire
 
 if TYPE_CHECKING:
+    from mcp.server.connection import Connection
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.lowlevel.server import Server
-    from mcp.server.session import ServerSession
 
     from .server import SkillServer
 
@@ -63,7 +63,12 @@ def session_key(ctx: ServerRequestContext[Any]) -> str | None:
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
         return None  # per-request era: nothing outlives the request
     conn = getattr(ctx.session, "_connection", None)
-    return f"conn-{id(conn)}" if conn is not None else None
+    if conn is None:
+        return None
+    # ``initialize`` carries no header yet, but its connection knows the id it opens: one key for
+    # the whole session, not one for initialize and another for the requests after it.
+    sid = getattr(conn, "session_id", None)
+    return str(sid) if sid else f"conn-{id(conn)}"
 
 
 def is_modern(ctx: ServerRequestContext[Any]) -> bool:
@@ -157,7 +162,9 @@ class Live:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.levels: dict[str, str] = {}
         self.subscriptions: dict[str, set[str]] = {}
-        self.sessions: dict[str, ServerSession] = {}
+        # 2025-era sessions by key: their connection, which is all a notification needs. Not the
+        # request's ServerSession proxy: that holds the whole request (scope, streams) it came with.
+        self.sessions: dict[str, Connection] = {}
         self.ask_timeout: float | None = None  # client_request_timeout
         self._lock = threading.Lock()
         self._pending: set[ServerEvent] = set()
@@ -167,14 +174,14 @@ class Live:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
         key = session_key(ctx)
-        if key is not None and not is_modern(ctx):
+        conn: Connection | None = getattr(ctx.session, "_connection", None)
+        if key is not None and conn is not None and not is_modern(ctx):
             with self._lock:
                 new = key not in self.sessions
                 if new and len(self.sessions) >= _MAX_TRACKED_SESSIONS:
                     self.sessions.pop(next(iter(self.sessions)))
-                self.sessions[key] = ctx.session
-            conn = getattr(ctx.session, "_connection", None)
-            if new and conn is not None:
+                self.sessions[key] = conn
+            if new:
                 # Forget the session (its level, subscriptions) when its connection closes.
                 conn.exit_stack.callback(self.forget, key)
 
@@ -231,17 +238,19 @@ class Live:
         with self._lock:
             sessions = list(self.sessions.items())
             subs = {k: set(v) for k, v in self.subscriptions.items()}
-        for key, session in sessions:
+        for key, conn in sessions:
+            # The connection's own (standalone) channel, as ServerSession.send_*_list_changed and
+            # send_resource_updated use.
             try:
                 if isinstance(event, ResourceUpdated):
                     if event.uri in subs.get(key, ()):
-                        await session.send_resource_updated(event.uri)
+                        await conn.outbound.notify("notifications/resources/updated", {"uri": str(event.uri)})
                 elif isinstance(event, ToolsListChanged):
-                    await session.send_tool_list_changed()
+                    await conn.outbound.notify("notifications/tools/list_changed", None)
                 elif isinstance(event, PromptsListChanged):
-                    await session.send_prompt_list_changed()
+                    await conn.outbound.notify("notifications/prompts/list_changed", None)
                 elif isinstance(event, ResourcesListChanged):
-                    await session.send_resource_list_changed()
+                    await conn.outbound.notify("notifications/resources/list_changed", None)
             except Exception as exc:  # a closed session: stop tracking it
                 log.debug("dropping session %s from notifications: %s", key, exc)
                 self.forget(key)
