@@ -42,7 +42,7 @@ from mcp_types import (
     RequestId,
 )
 
-from ._asgi.http import Message, Receive, Scope, Send, send_jsonrpc_error
+from ._asgi.http import Receive, Scope, Send, read_body, replay, send_jsonrpc_error
 from .logs import get_logger
 
 if TYPE_CHECKING:
@@ -97,12 +97,12 @@ class BackChannel:
         """One stateless request: an answer to a pending request, or anything else, as the SDK
         serves it (``StreamableHTTPSessionManager._handle_stateless_request``)."""
         if scope["method"] == "POST":
-            body = await _read_body(receive)
+            body, _ = await read_body(receive)  # bounded by the body limit in front of every route
             answer = _response(body)
             if answer is not None:
                 await self._deliver(answer, scope, receive, send)
                 return
-            receive = _replay(body, receive)
+            receive = replay(body, False, receive)
         transport = StreamableHTTPServerTransport(
             None, is_json_response_enabled=json_response, security_settings=security_settings
         )
@@ -168,7 +168,7 @@ class BackChannel:
             return
         body = json.dumps({**answer, "id": entry.request_id}, separators=(",", ":")).encode()
         # The asking POST's transport validates the message, answers 202 and wakes the tool.
-        await entry.transport.handle_request(scope, _replay(body, receive), send)
+        await entry.transport.handle_request(scope, replay(body, False, receive), send)
 
 
 class _Outgoing:
@@ -232,30 +232,3 @@ def _response(body: bytes) -> dict[str, Any] | None:
     if type(msg) is not dict or msg.get("jsonrpc") != "2.0" or "method" in msg or "id" not in msg:
         return None
     return msg if ("result" in msg) != ("error" in msg) else None
-
-
-async def _read_body(receive: Receive) -> bytes:
-    # The size is already bounded by the body limit in front of every route.
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that gives ``body`` as the whole request, then continues the real stream."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

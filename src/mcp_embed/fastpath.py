@@ -23,7 +23,7 @@ import anyio
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from ._asgi.http import Message, Receive, Scope, Send
+from ._asgi.http import Message, Receive, Scope, Send, read_body, replay
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -84,14 +84,14 @@ class FastPath:
             await fallback(scope, receive, send)
             return
 
-        body, more = await _read_body(receive, _MAX_FAST_BODY)
-        replay = _replayer(body, more, receive)
+        body, more = await read_body(receive, _MAX_FAST_BODY)
+        replayed = replay(body, more, receive)
         message = _plain_request(body) if not more else None
         if message is None and self._inflight and self._cancel_inflight(body, session_id):
             await _accepted(send, session_id)
             return
         if message is None:
-            await fallback(scope, replay, send)
+            await fallback(scope, replayed, send)
             return
         req_id, method, params = message
         if method == "tools/call":
@@ -105,7 +105,7 @@ class FastPath:
                 or (isinstance(meta, dict) and "progressToken" in meta)
                 or not isinstance(params.get("arguments", {}), (dict, type(None)))
             ):
-                await fallback(scope, replay, send)
+                await fallback(scope, replayed, send)
                 return
 
         if transport is None:
@@ -267,34 +267,3 @@ def _plain_request(body: bytes) -> tuple[Any, str, dict[str, Any]] | None:
     if method == "tools/list" and params.get("cursor") is not None:
         return None
     return req_id, method, params
-
-
-async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """Read the body up to ``limit`` bytes. ``more`` is True if it did not end within that."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(chunks), True
-        chunk = message.get("body", b"")
-        chunks.append(chunk)
-        size += len(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks), False
-        if size > limit:
-            return b"".join(chunks), True
-
-
-def _replayer(body: bytes, more: bool, receive: Receive) -> Receive:
-    """A ``receive`` that first gives back what was read, then continues the real stream."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": more}
-        return await receive()
-
-    return replay

@@ -43,3 +43,37 @@ async def send_jsonrpc_error(
     """A JSON-RPC error body with no request id, for errors found before the message is parsed."""
     body = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
     await send_json(send, status, body, headers)
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> tuple[bytes, bool]:
+    """Read the request body, stopping once more than ``limit`` bytes came (``None``: to the end).
+
+    ``more`` is true when the body did not end: over the limit, or the client went away.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), True
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), False
+        if limit is not None and size > limit:
+            return b"".join(chunks), True
+
+
+def replay(body: bytes, more: bool, receive: Receive) -> Receive:
+    """A ``receive`` that first gives back ``body`` (already read), then continues the real stream."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": more}
+        return await receive()
+
+    return replayed
