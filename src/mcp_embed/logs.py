@@ -131,7 +131,6 @@ def attach_file_logging(
             fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
-
     path = os.path.join(os.fspath(directory), APP_LOG_FILE)
     os.makedirs(os.fspath(directory), exist_ok=True)
     file_handler = _PrivateRotatingFileHandler(
@@ -167,4 +166,3 @@ def attach_file_logging(
         file_handler.close()
 
     return detach
-

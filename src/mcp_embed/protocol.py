@@ -329,7 +329,7 @@ def build_lowlevel_server(
         lifespan=_stopping(tasks),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
-        get_tool_input_schema=lambda name: (spec.input_schema if (spec := registry.get(name)) else None),
+        get_tool_input_schema=lambda name: spec.input_schema if (spec := registry.get(name)) else None,
         # 2026-07-28 results carry freshness hints: tools change at run time, so never cache.
         cache_hints=cast(Any, {m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS}),
     )

@@ -35,7 +35,7 @@ class _Patterns:
         v = value.lower()
         if v in self.exact:
             return True
-        return any(v.startswith(pre) and v[len(pre):].isdigit() for pre in self.prefixes)
+        return any(v.startswith(pre) and v[len(pre) :].isdigit() for pre in self.prefixes)
 
 
 class HostOriginGuard:
