@@ -8,7 +8,7 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import serving
+from conftest import INIT, serving
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -76,17 +76,7 @@ def test_random_posts_never_get_a_5xx() -> None:
 
         check()
         assert client.get(handle.url + "/health").json()["status"] == "healthy"
-        init = {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "t", "version": "1"},
-            },
-        }
         r = client.post(
-            handle.mcp_url(), json=init, headers={"Accept": "application/json, text/event-stream"}
+            handle.mcp_url(), json=INIT, headers={"Accept": "application/json, text/event-stream"}
         )
         assert r.status_code == 200

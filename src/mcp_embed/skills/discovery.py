@@ -409,7 +409,8 @@ class _SkillLoader:
         )
 
 
-def _skill(c: _Candidate, tools: Sequence[SkillTool] = ()) -> Skill:
+def _skill(c: _Candidate) -> Skill:
+    """The skill of a candidate; its ``tool_names`` are filled in when its tools are analysed."""
     h = c.header
     return Skill(
         name=h.name,
@@ -422,7 +423,6 @@ def _skill(c: _Candidate, tools: Sequence[SkillTool] = ()) -> Skill:
         compatibility=h.compatibility,
         allowed_tools=h.allowed_tools,
         version=h.version,
-        tool_names=tuple(t.name for t in tools),
     )
 
 
@@ -505,7 +505,7 @@ def _discover(
                 continue
             candidate = _Candidate(name, folder, root, header)
             if not _for_host(header, app):
-                catalog.other_hosts.append(_skill(candidate, []))
+                catalog.other_hosts.append(_skill(candidate))
             elif name in winners:
                 catalog.shadowed.append(ShadowedSkill(name, Path(folder), Path(winners[name].path)))
             else:
