@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from .auth.config import ENV_VARS as _AUTH_ENV_VARS
-from .auth.config import ApiKeyConfig, OAuthConfig
+from .auth.config import ApiKeyConfig, OAuthConfig, is_loopback_host
 from .errors import ConfigError
 
 __all__ = ["McpHttpConfig"]
@@ -264,7 +264,7 @@ class McpHttpConfig(BaseModel):
     @property
     def is_loopback(self) -> bool:
         """True when ``host`` only accepts connections from this machine."""
-        return _is_loopback_host(self.host)
+        return is_loopback_host(self.host)
 
     @property
     def effective_server_version(self) -> str:
@@ -377,15 +377,6 @@ def _validate_public_url(v: str) -> str:
     except ValueError:
         raise ValueError(f"its port is not a number from 0 to 65535; {advice}") from None
     return v
-
-
-def _is_loopback_host(host: str) -> bool:
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:

@@ -90,7 +90,11 @@ def insecure_override(environ: Mapping[str, str] | None = None) -> bool:
 
 
 def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    return is_loopback_host(urlsplit(url).hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a name or an IP literal) is this machine's loopback."""
     if host in ("localhost", "localhost.localdomain"):
         return True
     try:
