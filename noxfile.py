@@ -149,6 +149,8 @@ def bench(session: nox.Session) -> None:
     session.install("uvicorn")
     ARTIFACTS.mkdir(exist_ok=True)
     args = session.posargs or ["--quick"]
+    # The harness checks itself first (parsing, verdicts, one bounded exchange; no timings asserted).
+    session.run("pytest", "benchmarks/test_harness.py", "-q", "-o", "pythonpath=benchmarks")
     session.run("python", "benchmarks/run.py", *args, "--json", str(ARTIFACTS / "bench.json"))
     # Skill discovery: 1,000 skills and 5,000 tools against a plain read of the same files.
     session.run("python", "benchmarks/bench_skills.py", *(["--repeat", "3"] if "--quick" in args else []))

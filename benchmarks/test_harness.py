@@ -1,6 +1,8 @@
 """Checks of the benchmark harness itself: parsing, verdicts, and one bounded real exchange.
 
-Nothing here asserts on timings. Run with: python -m pytest benchmarks -q
+Nothing here asserts on timings. `nox -s bench` runs it first; by hand:
+``python -m pytest benchmarks/test_harness.py -q -o pythonpath=benchmarks`` (the project's
+importlib import mode finds ``harness`` only through that pythonpath).
 """
 
 from __future__ import annotations
