@@ -37,6 +37,8 @@ def test_immutable() -> None:
         ({"spawn_mode": "fork"}, ["spawn_mode='fork'", "dedicated"]),
         ({"max_body_bytes": 0}, ["max_body_bytes=0", "positive"]),
         ({"cors_origins": ("https://a.com/path",)}, ["not an origin"]),
+        ({"task_handoff": -1}, ["task_handoff=-1", "0 or more"]),
+        ({"task_ttl": 0}, ["task_ttl=0", "unset to keep tasks"]),
         ({"prot": 1}, ["no field 'prot'", "port"]),
     ],
 )

@@ -323,14 +323,15 @@ def test_a_fast_tool_answers_plainly(served: ServerHandle) -> None:
     assert r["resultType"] == "complete" and r["content"][0]["text"] == "quick"
 
 
-def test_a_silent_tool_is_handed_over_after_task_handoff(gates: Gates) -> None:
-    server = build(gates)
-    server.task_handoff = 0.05
-    handle = server.start()
+def test_a_silent_tool_is_handed_over_after_task_handoff(gates: Gates, spawn_mode: str) -> None:
+    # The task_* settings are config: the subprocess child honours them as the thread does.
+    config = {"task_handoff": 0.05, "task_ttl": 90.0, "task_poll_interval": 0.25}
+    handle = build(gates, spawn_mode=spawn_mode, **config).start()
     try:
         url = handle.mcp_url()
         created = result(url, "tools/call", {"name": "silent", "arguments": {}})
         assert created["resultType"] == "task"  # the tool is still blocked on gates.release
+        assert (created["ttlMs"], created["pollIntervalMs"]) == (90_000, 250)
         gates.release.set()
         done = wait_for(url, created["taskId"], "completed")
         assert done["result"]["content"][0]["text"] == "silent done"

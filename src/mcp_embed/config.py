@@ -34,6 +34,9 @@ _ALLOWED: dict[str, str] = {
     "max_sessions": "a positive integer, or unset for no limit",
     "session_idle_timeout": "a positive number of seconds, or unset to never expire",
     "client_request_timeout": "a positive number of seconds, or unset to wait as long as the call runs",
+    "task_handoff": "a number of seconds, 0 or more",
+    "task_ttl": "a positive number of seconds, or unset to keep tasks until evicted",
+    "task_poll_interval": "a positive number of seconds, or unset to send no hint",
     "cors_origins": "exact origins like https://app.example.com, or '*'",
     "allowed_hosts": "Host header values like example.com:443 or example.com:*",
     "allowed_origins": "origins like https://app.example.com or http://localhost:*",
@@ -135,6 +138,15 @@ class McpHttpConfig(BaseModel):
     client_request_timeout: float | None = Field(default=300.0, gt=0)
     """How long a tool's ``ctx.elicit``/``ctx.sample`` (or a roots request) waits for the client's
     answer before it raises :class:`~mcp_embed.ToolError`. Unset: as long as the call runs."""
+
+    # -- SEP-2663 tasks (tasks.py) --------------------------------------------------------------
+    task_handoff: float = Field(default=1.0, ge=0)
+    """Seconds a ``task=`` tool may run before the client is handed a task (sooner when it reports
+    progress or asks the client something)."""
+    task_ttl: float | None = Field(default=3600.0, gt=0)
+    """Seconds a task stays readable after its creation (``ttlMs``). Unset: until evicted."""
+    task_poll_interval: float | None = Field(default=1.0, gt=0)
+    """The polling interval suggested to clients (``pollIntervalMs``), in seconds. Unset: no hint."""
 
     enable_event_store: bool = True
     """Keep recent stream events in memory so a client can resume with ``Last-Event-ID`` (stateful only)."""

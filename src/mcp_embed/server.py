@@ -77,13 +77,6 @@ class SkillServer:
         self.request_state_keys = list(request_state_keys) if request_state_keys else None
         #: Where SEP-2663 task state lives; None: an :class:`InMemoryTaskStore` per run.
         self.task_store = task_store
-        #: Seconds a ``task=`` tool may run before the client is handed a task (sooner if it
-        #: reports progress or asks the client something).
-        self.task_handoff = 1.0
-        #: Seconds a task stays readable after its creation (``ttlMs``); None: until evicted.
-        self.task_ttl: float | None = 3600.0
-        #: The polling interval suggested to clients (``pollIntervalMs``), in seconds.
-        self.task_poll_interval: float | None = 1.0
         self._completion: CompletionFn | None = None
         self._live: Live | None = None
         self.registry.subscribe(self.notify_tools_changed)
@@ -483,9 +476,9 @@ class SkillServer:
         tasks = TaskRuntime(
             caller,
             self.task_store if self.task_store is not None else InMemoryTaskStore(),
-            ttl=self.task_ttl,
-            poll_interval=self.task_poll_interval,
-            handoff=self.task_handoff,
+            ttl=self.config.task_ttl,
+            poll_interval=self.config.task_poll_interval,
+            handoff=self.config.task_handoff,
         )
         low, list_tools = build_lowlevel_server(self, caller, tasks)
         cfg = self.config

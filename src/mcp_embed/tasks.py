@@ -8,7 +8,7 @@ state with ``tasks/get``, answers its questions with ``tasks/update`` and stops 
 ``input_required`` until the client answers, on every transport, stateless included.
 
 The client is handed the task at the tool's first progress report or question to the client, or
-once it has run ``SkillServer.task_handoff`` seconds; a tool that is done before that answers like
+once it has run ``McpHttpConfig.task_handoff`` seconds; a tool that is done before that answers like
 a plain call (an ``InputRequired`` it returns is a SEP-2322 round on the request itself).
 """
 
