@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -344,7 +345,8 @@ def write_private(path: str, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600 (also when the file already existed)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.fchmod(fd, 0o600)
+        if sys.platform != "win32":  # no os.fchmod on Windows before 3.13; there the ACL applies
+            os.fchmod(fd, 0o600)
         os.write(fd, text.encode("utf-8"))
     finally:
         os.close(fd)

@@ -192,7 +192,7 @@ def _script_command(script: Path, interpreter: str) -> list[str]:
 
 def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
     """Kill ``proc`` and everything it started (its session on POSIX, its tree on Windows)."""
-    if os.name == "nt":
+    if sys.platform == "win32":
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             subprocess.run(
                 ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10, check=False
@@ -236,7 +236,7 @@ def _run_subprocess(tool: SkillTool, arguments: dict[str, Any]) -> Any:
         payload = arguments
     timeout = tool.timeout or DEFAULT_SUBPROCESS_TIMEOUT
     kwargs: dict[str, Any] = {}
-    if os.name == "nt":
+    if sys.platform == "win32":
         kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
     else:
         kwargs["start_new_session"] = True
