@@ -1,4 +1,4 @@
-"""Skill resources: stable URIs, instructions without frontmatter, and path safety."""
+"""Skill resources: stable URIs, SKILL.md read whole (frontmatter included), and path safety."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mcp_embed.skills import SkillCatalog, SkillResourceError, list_skill_resources, read_skill_resource
+from mcp_embed.skills.resources import read_skill_instructions
 from skills.skillkit import write_skill
 
 
@@ -44,10 +45,15 @@ def test_listing_gives_stable_uris(catalog: SkillCatalog) -> None:
     assert "A test skill." in first.description
 
 
-def test_reading_the_instructions_strips_the_frontmatter(catalog: SkillCatalog) -> None:
+def test_reading_skill_md_gives_the_whole_file(catalog: SkillCatalog) -> None:
+    # SEP-2640: the SKILL.md resource is the file itself, frontmatter included, byte for byte.
     content = read_skill_resource(catalog, "skill://docs/SKILL.md")
-    assert content.text == "# Instructions\n\nUse it well.\n"
+    skill = catalog.skill("docs")
+    assert skill is not None and content.text is not None
+    assert content.text.encode() == skill.skill_md.read_bytes()
+    assert content.text.startswith("---\nname: docs\n") and content.text.endswith("Use it well.\n")
     assert content.mime_type == "text/markdown"
+    assert read_skill_instructions(skill) == "# Instructions\n\nUse it well.\n"  # the body alone
 
 
 def test_reading_text_and_binary_files(catalog: SkillCatalog) -> None:

@@ -2,9 +2,11 @@
 
 URIs are stable and derived from the skill's name and the file's place in it:
 
-- ``skill://<name>/SKILL.md``: the instructions (the ``SKILL.md`` body below the frontmatter);
+- ``skill://<name>/SKILL.md``: the whole ``SKILL.md``, frontmatter included, byte for byte;
 - ``skill://<name>/references/<path>`` and ``skill://<name>/assets/<path>``: the files in those folders.
 
+A text file is read as UTF-8 with nothing stripped (a byte-order mark stays), so its UTF-8 bytes are
+the file's: the digests ``skills/list`` advertises (``extension.py``) hold for what this returns.
 A URI with ``..``, or a file that resolves (through a symlink) outside its skill folder, is refused.
 """
 
@@ -27,6 +29,7 @@ __all__ = [
     "list_skill_resources",
     "read_skill_instructions",
     "read_skill_resource",
+    "walk_skill",
 ]
 
 SCHEME = "skill://"
@@ -88,43 +91,64 @@ def _skills(source: SkillCatalog | Iterable[Skill]) -> list[Skill]:
     return list(source.skills if isinstance(source, SkillCatalog) else source)
 
 
+def walk_skill(skill: Skill) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The files a skill serves besides ``SKILL.md`` and the folders holding them, in a stable order.
+
+    Files are ``(path relative to the skill, full path)``; folders are relative paths (``references``,
+    ``references/deep``). Hidden entries, symlinked folders and files resolving outside the skill are
+    left out.
+    """
+    base = str(skill.path)
+    files: list[tuple[str, Path]] = []
+    dirs: list[str] = []
+    for folder in FOLDERS:
+        top = os.path.join(base, folder)
+        if not os.path.isdir(top) or not _within(top, base):
+            continue
+        dirs.append(folder)
+        for dirpath, dirnames, filenames in os.walk(top):  # symlinked folders are not entered
+            dirnames[:] = sorted(
+                d for d in dirnames if not d.startswith(".") and not os.path.islink(os.path.join(dirpath, d))
+            )
+            dirs.extend(Path(os.path.relpath(os.path.join(dirpath, d), base)).as_posix() for d in dirnames)
+            for filename in sorted(filenames):
+                full = os.path.join(dirpath, filename)
+                if filename.startswith(".") or not _within(full, base) or not os.path.isfile(full):
+                    continue
+                files.append((Path(os.path.relpath(full, base)).as_posix(), Path(full)))
+    return files, dirs
+
+
 def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillResource]:
-    """Every resource of every skill: its instructions first, then its references and assets."""
+    """Every resource of every skill: its ``SKILL.md`` first, then its references and assets.
+
+    The ``SKILL.md`` resource is named after the skill and described by its frontmatter description.
+    """
     resources: list[SkillResource] = []
     for skill in _skills(source):
-        base = str(skill.path)
         resources.append(
             SkillResource(
                 uri=f"{SCHEME}{skill.name}/{INSTRUCTIONS}",
-                name=f"{skill.name}/{INSTRUCTIONS}",
-                description=f"Instructions for the {skill.name} skill: {skill.description}",
+                name=skill.name,
+                description=skill.description,
                 mime_type="text/markdown",
                 skill=skill.name,
                 path=skill.skill_md,
             )
         )
-        for folder in FOLDERS:
-            top = os.path.join(base, folder)
-            if not os.path.isdir(top):
-                continue
-            for dirpath, dirnames, filenames in os.walk(top):  # symlinked folders are listed, not entered
-                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-                for filename in sorted(filenames):
-                    full = os.path.join(dirpath, filename)
-                    if filename.startswith(".") or not _within(full, base) or not os.path.isfile(full):
-                        continue
-                    rel = Path(os.path.relpath(full, base)).as_posix()
-                    resources.append(
-                        SkillResource(
-                            uri=f"{SCHEME}{skill.name}/{quote(rel)}",
-                            name=f"{skill.name}/{rel}",
-                            description=f"{folder[:-1].capitalize()} file of the {skill.name} skill",
-                            mime_type=_mime(full),
-                            skill=skill.name,
-                            path=Path(full),
-                            size=os.path.getsize(full),
-                        )
-                    )
+        for rel, full in walk_skill(skill)[0]:
+            folder = rel.partition("/")[0]
+            resources.append(
+                SkillResource(
+                    uri=f"{SCHEME}{skill.name}/{quote(rel)}",
+                    name=f"{skill.name}/{rel}",
+                    description=f"{folder[:-1].capitalize()} file of the {skill.name} skill",
+                    mime_type=_mime(str(full)),
+                    skill=skill.name,
+                    path=full,
+                    size=os.path.getsize(full),
+                )
+            )
     return resources
 
 
@@ -164,10 +188,7 @@ def read_skill_resource(source: SkillCatalog | Iterable[Skill], uri: str) -> Ski
     """Read one skill resource now; raises :class:`SkillResourceError` for unknown or unsafe URIs."""
     skill, path = resolve_resource(source, uri)
     if path is None:
-        try:
-            return SkillResourceContent(uri, "text/markdown", text=read_skill_instructions(skill))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SkillResourceError(f"{uri!r}: cannot read: {exc}") from None
+        path = skill.skill_md
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
@@ -178,7 +199,7 @@ def read_skill_resource(source: SkillCatalog | Iterable[Skill], uri: str) -> Ski
     mime = _mime(str(path))
     if _is_text(mime):
         try:
-            return SkillResourceContent(uri, mime, text=data.decode("utf-8-sig"))
+            return SkillResourceContent(uri, mime, text=data.decode("utf-8"))
         except UnicodeDecodeError:
             pass
     return SkillResourceContent(uri, mime, blob=data)
