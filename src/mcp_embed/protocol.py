@@ -335,6 +335,10 @@ def build_lowlevel_server(
     )
     # Resources, prompts, completion, logging level, subscriptions (resources.py, prompts.py).
     live = _handlers.install(low, server)
+    from .skills import extension as skills_extension
+
+    if server._skills_remote is not None or skills_extension.serves_skills(server):
+        skills_extension.install(low, server, server._skills_remote)  # SEP-2640
     if tasks is not None:
         from .tasks import TASKS_EXTENSION, params_types
 

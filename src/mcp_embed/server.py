@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .config import McpHttpConfig
@@ -60,6 +60,8 @@ class SkillServer:
         # The Python that runs subprocess skills; inside a DCC pass its batch interpreter (mayapy, hython).
         self.skill_interpreter: str | None = None
         self._skills: SkillLoader | None = None
+        # In a spawn_mode="subprocess" child: answers the skills extension's methods from the host.
+        self._skills_remote: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
         self.registry = ToolRegistry()
         self.dispatcher: Dispatcher | None = None
         self._active_dispatcher: Dispatcher | None = None  # this run's; start() picks it

@@ -353,6 +353,12 @@ class _Child:
 
             server._completion = complete
         server._skills = SkillLoader(server)  # the host discovered them; never look here
+        if init.get("skills"):
+
+            async def skills(method: str, params: dict[str, Any]) -> dict[str, Any]:
+                return dict(await self.request("skills", method, params))
+
+            server._skills_remote = skills  # skills/list, skills/get, directory reads: the host answers
         dispatcher = _BridgeDispatcher(self, init["dispatcher"])
         server.dispatcher = server._active_dispatcher = dispatcher
         self._server = server

@@ -90,6 +90,12 @@ def python_executable(configured: str | None) -> str:
     return exe
 
 
+def _serves_skills(server: SkillServer) -> bool:
+    from ..skills.extension import serves_skills
+
+    return serves_skills(server)
+
+
 def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
     """What the child serves without asking the host: the tools (and what it needs to run
     subprocess skills itself), the resources and templates, and the prompts."""
@@ -207,6 +213,10 @@ class _Bridge:
                 reply = ("result", cid, "ok", await self._get_prompt(*msg[2:]))
             elif kind == "complete":
                 reply = ("result", cid, "ok", await self._complete(*msg[2:]))
+            elif kind == "skills":  # SEP-2640 methods: the host holds the skills (skills/extension.py)
+                from ..skills.extension import answer
+
+                reply = ("result", cid, "ok", await answer(self.caller.server, *msg[2:]))
             else:
                 reply = ("result", cid, "error", f"unknown request {kind!r}")
         except MCPError as exc:
@@ -514,6 +524,7 @@ class SubprocessRuntime:
                 "host_pid": os.getpid(),
                 "completion": self.server._completion is not None,
                 "request_state_keys": self.server.request_state_keys,
+                "skills": _serves_skills(self.server),
             }
             with self._send_lock:
                 self._conn = conn
@@ -608,7 +619,7 @@ class SubprocessRuntime:
             except (EOFError, OSError):
                 return
             kind = msg[0]
-            if kind in ("call", "read", "prompt", "complete"):
+            if kind in ("call", "read", "prompt", "complete", "skills"):
                 bridge.submit(gen, send, msg)
             elif kind == "cancel":
                 bridge.cancel(gen, msg[1])
