@@ -233,7 +233,7 @@ def test_the_opt_in_watcher_adds_changes_and_removes_skills(isolated_skill_env: 
 
 
 def test_many_skills_list_meta_tools_until_a_skill_is_activated(
-    isolated_skill_env: None, tmp_path: Path
+    isolated_skill_env: None, tmp_path: Path, spawn_mode: str
 ) -> None:
     root = tmp_path / "skills"
     _skill(
@@ -251,7 +251,8 @@ def test_many_skills_list_meta_tools_until_a_skill_is_activated(
         "cam-ops",
         "def frame_all() -> str:\n    '''Frame every object in the camera.'''\n    return 'ok'\n",
     )
-    server = create_skill_server("generic", McpHttpConfig(port=0, skills_list_limit=2), skill_paths=[root])
+    config = McpHttpConfig(port=0, skills_list_limit=2, spawn_mode=spawn_mode)
+    server = create_skill_server("generic", config, skill_paths=[root])
 
     @server.tool()
     def ping() -> str:
@@ -304,13 +305,19 @@ def test_few_tools_are_all_listed(isolated_skill_env: None) -> None:
 
 
 def test_above_the_limit_hidden_skills_are_analysed_when_first_needed(
-    isolated_skill_env: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    isolated_skill_env: None, tmp_path: Path, caplog: pytest.LogCaptureFixture, spawn_mode: str
 ) -> None:
     root = tmp_path / "skills"
     for i in range(6):
         _skill(root, f"ops-{i}", f"def run_{i}(n: int) -> int:\n    '''Step {i}.'''\n    return n + {i}\n")
     _skill(root, "zz-broken", "def oops(:\n")
-    server = create_skill_server("generic", McpHttpConfig(port=0, skills_list_limit=2), skill_paths=[root])
+    config = McpHttpConfig(port=0, skills_list_limit=2, spawn_mode=spawn_mode)
+    server = create_skill_server("generic", config, skill_paths=[root])
+
+    def broken_logged() -> bool:
+        return any("zz-broken" in r.getMessage() and "syntax" in r.getMessage() for r in caplog.records)
+
+    caplog.set_level("ERROR", logger="mcp_embed.skills")
     with server.start() as handle:
         catalog = server.skills
         assert catalog is not None
@@ -325,16 +332,77 @@ def test_above_the_limit_hidden_skills_are_analysed_when_first_needed(
                 assert catalog.pending == ["ops-3", "ops-5", "zz-broken"]
                 described = await client.call_tool("describe_tool", {"name": "ops_5__run_5"})
                 assert described.structured_content["result"]["description"] == "Step 5."
+                assert catalog.pending == ["ops-3", "zz-broken"]
                 from mcp.shared.exceptions import MCPError
 
                 with pytest.raises(MCPError, match="Unknown tool: ops_9__run_9"):
                     await client.call_tool("ops_9__run_9", {"n": 1})
+                assert not broken_logged()  # its script was not needed yet
                 found = await client.call_tool("search_tools", {"query": "step 3"})
                 assert found.structured_content["result"][0]["name"] == "ops_3__run_3"
                 assert catalog.pending == []
+                assert broken_logged()
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert names == {"search_tools", "describe_tool", "activate_skill"}
+                # every tool search_tools analysed is callable, and the server still serves
+                third = await client.call_tool("ops_3__run_3", {"n": 1})
+                assert not third.is_error and third.content[0].text == "4"
 
-        with caplog.at_level("ERROR", logger="mcp_embed.skills"):
-            anyio.run(main)
-        assert any("zz-broken" in r.getMessage() and "syntax" in r.getMessage() for r in caplog.records)
+        anyio.run(main)
+
+
+def test_activate_skill_analyses_a_hidden_skill_and_lists_it(
+    isolated_skill_env: None, tmp_path: Path, spawn_mode: str
+) -> None:
+    root = tmp_path / "skills"
+    for i in range(6):
+        _skill(root, f"ops-{i}", f"def run_{i}(n: int) -> int:\n    '''Step {i}.'''\n    return n + {i}\n")
+    _skill(
+        root,
+        "zz-proc",
+        "import os\n\ndef pid() -> int:\n    '''The process id.'''\n    return os.getpid()\n",
+        "tools:\n  - {name: pid, source_file: scripts/tool.py, function: pid, execution: subprocess}\n",
+    )
+    config = McpHttpConfig(port=0, skills_list_limit=2, spawn_mode=spawn_mode)
+    server = create_skill_server("generic", config, skill_paths=[root])
+    with server.start() as handle:
+        catalog = server.skills
+        assert catalog is not None
+        assert catalog.pending == ["ops-3", "ops-4", "ops-5", "zz-proc"]
+
+        async def main() -> None:
+            changed = anyio.Event()
+
+            async def on_message(message: object) -> None:
+                if "ToolListChanged" in type(
+                    getattr(message, "root", message)
+                ).__name__ or "list_changed" in str(message):
+                    changed.set()
+
+            from mcp.client import Client
+            from mcp.shared.exceptions import MCPError
+
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert names == {"search_tools", "describe_tool", "activate_skill"}
+                activated = await client.call_tool("activate_skill", {"skill": "ops-4"})
+                assert not activated.is_error
+                assert activated.structured_content["result"]["tools"] == ["ops_4__run_4"]
+                assert catalog.pending == ["ops-3", "ops-5", "zz-proc"]
+                with anyio.fail_after(10):
+                    await changed.wait()
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert names == {"search_tools", "describe_tool", "activate_skill", "ops_4__run_4"}
+                run = await client.call_tool("ops_4__run_4", {"n": 2})
+                assert not run.is_error and run.content[0].text == "6"
+                # a hidden subprocess-execution skill, called by name before anything analysed it
+                pid = await client.call_tool("zz_proc__pid", {})
+                assert not pid.is_error and int(pid.content[0].text) > 0
+                # a skill exists but not that tool: analysed, then refused
+                with pytest.raises(MCPError, match="Unknown tool: ops_5__nope"):
+                    await client.call_tool("ops_5__nope", {"n": 1})
+                assert catalog.pending == ["ops-3"]
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert names == {"search_tools", "describe_tool", "activate_skill", "ops_4__run_4"}
+
+        anyio.run(main)

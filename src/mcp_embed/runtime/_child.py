@@ -41,6 +41,7 @@ log = get_logger("runtime")
 _PROXY = "host"  # ToolSpec.source of a tool the host runs
 _ARGS = "__arguments__"
 _CTX = "__context__"
+_RESOLVE_TIMEOUT = 30.0  # the host analyses one skill off its main thread: milliseconds, unless wedged
 
 
 class _Terminate(BaseException):
@@ -266,6 +267,9 @@ class _Child:
         self._entries: dict[str, dict[str, Any]] = {}
         self._resources: list[dict[str, Any]] = []
         self._prompts: list[dict[str, Any]] = []
+        self._hidden: frozenset[str] = frozenset()  # tools tools/list leaves out (the meta-tool view)
+        self._pending: frozenset[str] = frozenset()  # skills the host has not analysed yet
+        self._resolving: dict[int, threading.Event] = {}
 
     def send(self, msg: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -317,6 +321,8 @@ class _Child:
             for loop, fut, _ in list(self.pending.values()):
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, fut, ("error", "the host went away"))
+            for event in list(self._resolving.values()):
+                event.set()
             if runtime is not None:
                 with contextlib.suppress(BaseException):
                     runtime.stop(0.6)
@@ -363,6 +369,7 @@ class _Child:
         server.dispatcher = server._active_dispatcher = dispatcher
         self._server = server
         self._apply(1, init["catalog"])
+        server.registry.set_resolver(self._resolve)
         runtime = _SocketRuntime(server, sock)
         server._runtime = runtime
         runtime.start()
@@ -389,6 +396,10 @@ class _Child:
             elif kind == "catalog":
                 self._apply(msg[1], msg[2])
                 self.send(("ack", msg[1]))
+            elif kind == "resolved":
+                event = self._resolving.get(msg[1])
+                if event is not None:
+                    event.set()
             elif kind == "ask":
                 _, aid, cid, method, params = msg
                 hit = self.pending.get(cid)
@@ -430,13 +441,48 @@ class _Child:
         with contextlib.suppress(Exception):
             self.send(reply)
 
-    def _apply(self, seq: int, catalog: dict[str, list[dict[str, Any]]]) -> None:
+    def _resolve(self, name: str) -> bool:
+        """The registry's miss hook: the host analyses the skill of ``name`` if it is pending there.
+
+        The host sends the new catalogue before it answers, so on return the registry has the tool
+        if it exists. Runs on the server's loop, which waits, as dedicated mode waits for ``ast``.
+        """
+        from ..skills.naming import split_tool_name
+
+        parts = split_tool_name(name)
+        if (
+            parts is None
+            or parts[0] not in self._pending
+            or threading.current_thread() is threading.main_thread()
+        ):
+            return False  # not a hidden skill's tool (or the pipe reader itself, which cannot wait)
+        rid = next(self.ids)
+        event = self._resolving[rid] = threading.Event()
+        try:
+            self.send(("resolve", rid, name))
+            if not event.wait(_RESOLVE_TIMEOUT):
+                log.warning(
+                    "the host did not analyse the skill of tool %r within %.0f s", name, _RESOLVE_TIMEOUT
+                )
+                return False
+        except (OSError, ValueError):
+            return False
+        finally:
+            self._resolving.pop(rid, None)
+        return True
+
+    def _apply(self, seq: int, catalog: dict[str, Any]) -> None:
         """Make the registries match the host's catalogue: changed entries replaced, gone ones removed."""
         if seq <= self._catalog_seq or self._server is None:
             return
         self._catalog_seq = seq
         server = self._server
         registry = server.registry
+        self._pending = frozenset(catalog.get("pending", ()))
+        hidden = frozenset(catalog.get("hidden", ()))
+        if hidden != self._hidden:  # before the tools, so a hidden one is never listed
+            self._hidden = hidden
+            registry.set_list_filter((lambda spec: spec.name not in hidden) if hidden else None)
         wanted = {entry["wire"]["name"]: entry for entry in catalog["tools"]}
         for name in set(registry.names()) - set(wanted):
             registry.remove(name)
@@ -444,7 +490,8 @@ class _Child:
         for name, entry in wanted.items():
             if self._entries.get(name) == entry and name in registry:
                 continue
-            registry.add(proxy_spec(entry), replace=True)
+            # A tool tools/list hides changes no list: no list_changed, as in dedicated mode.
+            registry.add(proxy_spec(entry), replace=True, notify=name not in hidden)
             self._entries[name] = entry
         if catalog["resources"] != self._resources:
             self._resources = catalog["resources"]

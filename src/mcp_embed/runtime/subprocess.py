@@ -14,9 +14,19 @@ The split:
   through its own dispatcher with :class:`~mcp_embed.protocol.ToolCaller` (affinity, timeouts,
   cancellation and progress as in dedicated mode) on an event loop thread of its own.
 
-One connection carries everything, multiplexed by call id: ``call``/``cancel``/``log``/``ready``
-from the child, ``result``/``notify``/``catalog``/``stop`` from the host. A reader thread on each
-side owns ``recv``; writes are serialised by a lock (a message is one ``send``).
+One connection carries everything, multiplexed by call id: ``call``/``cancel``/``log``/``ready``/
+``resolve`` from the child, ``result``/``notify``/``catalog``/``resolved``/``stop`` from the host. A
+reader thread on each side owns ``recv``; writes are serialised by a lock (a message is one ``send``).
+
+Lazy skills: the host's :class:`~mcp_embed.skills.serve.SkillLoader` stays the one source of truth,
+as in dedicated mode. The catalogue holds the tools the host's registry has now (a hidden skill not
+analysed yet has none), which of them ``tools/list`` hides (``hidden``: the meta-tool view above
+``skills_list_limit``) and which skills are still ``pending``. The meta-tools are ordinary host tools,
+forwarded like any other; after every forwarded call the host re-sends the catalogue if its registry
+changed (``search_tools`` analysed every skill, ``activate_skill`` changed the list). A call naming a
+tool of a pending skill misses the child's registry, whose miss hook sends ``resolve``; the host
+analyses that skill, sends the new catalogue, then ``resolved``, so the child serves the tool when its
+``get`` returns.
 
 Lifetimes: the supervisor thread that spawns the child is the one that reads from it. The child
 exits when that connection reaches EOF (the host died, even by ``kill -9``), and on Linux also on
@@ -35,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -59,6 +70,7 @@ if TYPE_CHECKING:
 
     from ..protocol import ToolCaller
     from ..server import SkillServer
+    from ..skills import SkillTool
 
 log = get_logger("runtime")
 
@@ -96,15 +108,27 @@ def _serves_skills(server: SkillServer) -> bool:
     return serves_skills(server)
 
 
-def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
+def build_catalog(server: SkillServer) -> dict[str, Any]:
     """What the child serves without asking the host: the tools (and what it needs to run
-    subprocess skills itself), the resources and templates, and the prompts."""
+    subprocess skills itself), which tools ``tools/list`` hides, the skills not analysed yet, the
+    resources and templates, and the prompts. Analyses nothing: pending skills stay pending."""
     registry = server.registry
     registry.build_pending()
     catalog = server.skills
-    local = {t.name: t for t in (catalog.tools if catalog is not None else ()) if t.execution == "subprocess"}
+    local: dict[str, SkillTool] = {}
+    pending: list[str] = []
+    if catalog is not None:
+        pending = catalog.pending
+        waiting = set(pending)
+        for known in catalog.skills:
+            if known.name not in waiting:
+                local.update((t.name, t) for t in catalog.tools_of(known.name) if t.execution == "subprocess")
+    listed = {spec.name for spec in registry.listed()}
     tools: list[dict[str, Any]] = []
+    hidden: list[str] = []
     for spec in registry:
+        if spec.name not in listed:
+            hidden.append(spec.name)
         entry: dict[str, Any] = {
             "wire": spec.wire(),
             "affinity": spec.affinity,
@@ -151,14 +175,18 @@ def build_catalog(server: SkillServer) -> dict[str, list[dict[str, Any]]]:
         }
         for p in server.prompts
     ]
-    return {"tools": tools, "resources": resources, "prompts": prompts}
+    return {"tools": tools, "hidden": hidden, "pending": pending, "resources": resources, "prompts": prompts}
 
 
 class _Bridge:
     """The host's side of forwarded calls: an event loop thread running them through ``ToolCaller``."""
 
-    def __init__(self, caller: ToolCaller, name: str) -> None:
+    def __init__(
+        self, caller: ToolCaller, name: str, stale: Callable[[], bool], resync: Callable[[], None]
+    ) -> None:
         self.caller = caller
+        self.stale = stale  # whether a call changed the registry since the child's catalogue
+        self.resync = resync  # sends the child a new one (blocking: it waits for the ack)
         self.loop = asyncio.new_event_loop()
         self._asks: dict[int, asyncio.Future[tuple[str, Any]]] = {}  # touched on the loop only
         self._ask_ids = itertools.count(1)
@@ -184,6 +212,11 @@ class _Bridge:
                 self._calls.pop(key, None)
 
         fut.add_done_callback(done)
+
+    def offload(self, fn: Callable[[], None]) -> None:
+        """Run ``fn``, which may block and must not raise, on one of the bridge loop's worker threads."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: the server stopped
+            self.loop.call_soon_threadsafe(self.loop.run_in_executor, None, fn)
 
     def cancel(self, gen: int, cid: int) -> None:
         with self._lock:
@@ -229,6 +262,12 @@ class _Bridge:
             raise
         except Exception as exc:
             reply = ("result", cid, "error", f"{type(exc).__name__}: {exc}")
+        if kind == "call" and self.stale():
+            # Before the result: the tools a meta-tool just analysed are in the child when it answers.
+            try:
+                await asyncio.to_thread(self.resync)
+            except Exception as exc:
+                log.error("tool catalogue not re-sent: %s: %s", type(exc).__name__, exc)
         try:
             send(reply)
         except OSError as exc:  # the child went away; nobody is waiting
@@ -386,7 +425,8 @@ class SubprocessRuntime:
         self._catalog_seq = 0
         self._acks: dict[int, threading.Event] = {}
         self._exe = ""
-        self._sent: dict[str, list[dict[str, Any]]] | None = None
+        self._sent: dict[str, Any] | None = None
+        self._sent_version = -1  # the registry's version when self._sent was built
 
     # -- control, from any thread -----------------------------------------------------------------
 
@@ -491,7 +531,9 @@ class SubprocessRuntime:
             if self._bridge is None:
                 from ..protocol import ToolCaller
 
-                self._bridge = _Bridge(ToolCaller(self.server, self.dispatcher), cfg.server_name)
+                self._bridge = _Bridge(
+                    ToolCaller(self.server, self.dispatcher), cfg.server_name, self._stale, self._sync_catalog
+                )
             if self._detach_logs is None and cfg.enable_file_logging:
                 try:
                     self._detach_logs = _attach_file_logging(cfg)
@@ -623,6 +665,8 @@ class SubprocessRuntime:
                 bridge.submit(gen, send, msg)
             elif kind == "cancel":
                 bridge.cancel(gen, msg[1])
+            elif kind == "resolve":
+                bridge.offload(functools.partial(self._resolve, send, msg[1], msg[2]))
             elif kind == "answer":
                 bridge.answer(msg[1], msg[2], msg[3])
             elif kind == "status":
@@ -652,10 +696,11 @@ class SubprocessRuntime:
 
     # -- the catalogue ------------------------------------------------------------------------------
 
-    def _catalog(self) -> dict[str, list[dict[str, Any]]]:
+    def _catalog(self) -> dict[str, Any]:
         if self.server._skills is None:
             self.server.reload_skills()
         try:
+            self._sent_version = self.server.registry.version
             return build_catalog(self.server)
         except Exception as exc:
             raise ServerStartError(f"a tool could not be built: {type(exc).__name__}: {exc}") from None
@@ -675,6 +720,7 @@ class SubprocessRuntime:
             return
         with self._catalog_lock:
             try:
+                version = self.server.registry.version
                 catalog = build_catalog(self.server)
             except Exception as exc:
                 log.error("tool catalogue not sent: %s: %s", type(exc).__name__, exc)
@@ -682,7 +728,7 @@ class SubprocessRuntime:
             with self._send_lock:
                 if self._conn is None:
                     return
-                self._sent = catalog
+                self._sent, self._sent_version = catalog, version
                 self._catalog_seq += 1
                 seq = self._catalog_seq
                 event = self._acks[seq] = threading.Event()
@@ -694,6 +740,27 @@ class SubprocessRuntime:
         if threading.current_thread() is not self._supervisor and not event.wait(_ACK_TIMEOUT):
             log.warning("the server process did not confirm the new tool list within %.0f s", _ACK_TIMEOUT)
         self._acks.pop(seq, None)
+
+    def _stale(self) -> bool:
+        return self.server.registry.version != self._sent_version
+
+    def _sync_catalog(self) -> None:
+        """Re-send the catalogue if the registry changed since it was built, even where nothing was
+        notified (a hidden skill analysed on demand adds its tools quietly)."""
+        if self._stale():
+            self._push_catalog()
+
+    def _resolve(self, send: Callable[[tuple[Any, ...]], None], rid: int, name: str) -> None:
+        """The child missed ``name``: analyse its skill if pending, send the new catalogue, then answer."""
+        try:
+            self.server.registry.get(name)  # the SkillLoader's miss hook analyses the skill
+            self._sync_catalog()
+        except Exception as exc:  # never leave the child waiting
+            log.error(
+                "could not look up tool %r for the server process: %s: %s", name, type(exc).__name__, exc
+            )
+        with contextlib.suppress(Exception):
+            send(("resolved", rid))
 
 
 def _accept(listener: Listener, key: bytes, proc: subprocess.Popen[bytes]) -> Connection | None:
