@@ -10,6 +10,9 @@ Prints, in milliseconds (best of ``--repeat``):
   parsed and validated, no script read;
 - server start, no cache: ``reload_skills()`` on a server, that discovery plus analysing just enough
   skills to know the tools exceed ``skills_list_limit``, registering them and every skill's resources;
+- start() to ready, no cache, in each spawn mode: the whole ``server.start()`` of a real server,
+  port bound and answering; subprocess mode adds the child process, its imports and the catalogue
+  the host sends it (the tools analysed so far, never the hidden skills);
 - full analysis, no cache: every script parsed with ``ast`` as well (``skills list``, a server whose
   skills fit under the limit, or the first ``search_tools`` pays this once; the cache keeps it);
 - full analysis, disk cache: a new process (empty memory) with the parse cache a previous run left;
@@ -141,6 +144,19 @@ def main() -> int:
             loader.load()
             return loader
 
+        def started(spawn_mode: str) -> Callable[[], object]:
+            def run() -> object:
+                cfg = McpHttpConfig(port=0, spawn_mode=spawn_mode, enable_file_logging=False)
+                server = create_skill_server("maya", cfg, skill_paths=[root])
+                server._skills = SkillLoader(server, env=no_cache, include_user_dir=False)
+                server._skills.load()  # what start() does first when it finds skill roots
+                handle = server.start()
+                assert server.skills is not None and len(server.skills.pending) > args.skills // 2
+                handle.stop()
+                return handle
+
+            return run
+
         discover()  # imports (yaml, platformdirs) and OS caches out of the way, for both sides alike
         baseline(root)
         catalog = discover()
@@ -159,6 +175,10 @@ def main() -> int:
         base_md = best_ms(lambda: baseline(root, scripts=False), args.repeat)
         lazy_ms = best_ms(lambda: discover(cache=False, lazy=True), args.repeat, before=clear_cache)
         server_ms = best_ms(server_start, args.repeat, before=clear_cache)
+        runs = max(1, min(args.repeat, 3))  # each spawns a server (and a child process)
+        started("subprocess")()  # the child's imports into the OS cache, as for the other rows
+        dedicated_ms = best_ms(started("dedicated"), runs, before=clear_cache)
+        subprocess_ms = best_ms(started("subprocess"), runs, before=clear_cache)
         first = best_ms(lambda: discover(cache=False), args.repeat, before=clear_cache)
         start = best_ms(discover, args.repeat, before=clear_cache)
         reload = best_ms(discover, args.repeat)
@@ -176,6 +196,8 @@ def main() -> int:
     rows = (
         ("discovery, no cache (server, lazy)", lazy_ms, True),
         ("server start, no cache", server_ms, False),
+        ("start() to ready, dedicated", dedicated_ms, False),
+        ("start() to ready, subprocess", subprocess_ms, False),
         ("full analysis, no cache", first, False),
         ("full analysis, disk cache", start, False),
         ("reload (same process)", reload, False),
