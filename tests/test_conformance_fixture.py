@@ -13,12 +13,13 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
+from pydantic import ConfigDict
 
 from conftest import sdk_client
 from mcp_embed import ServerHandle
@@ -311,5 +312,36 @@ def test_input_required_on_a_2025_session_is_a_clear_tool_error(stateful: Server
         async with _client(stateful.mcp_url()) as c:
             r = await c.call_tool("test_input_required_result_elicitation", {})
             assert r.is_error and "needs protocol 2026-07-28" in r.content[0].text
+
+    anyio.run(main)
+
+
+class _ListSkills(types.Request[types.PaginatedRequestParams, Literal["skills/list"]]):
+    method: Literal["skills/list"] = "skills/list"
+
+
+class _SkillsPage(types.Result):
+    model_config = ConfigDict(extra="allow")
+    skills: list[dict[str, Any]]
+
+
+def test_the_fixture_serves_a_skill_for_the_sep_2640_scenarios(stateful: ServerHandle) -> None:
+    # The sep-2640-* scenarios SKIP without the extension, and the directory checks need a subfolder.
+    async def main() -> None:
+        async with sdk_client(stateful.mcp_url(), mode="auto") as c:
+            assert (c.server_capabilities.extensions or {})["io.modelcontextprotocol/skills"] == {
+                "directoryRead": True
+            }
+            page = await c.session.send_request(
+                _ListSkills(params=types.PaginatedRequestParams()), _SkillsPage
+            )
+            (entry,) = page.skills
+            assert entry["uri"] == "skill://pdf-processing/SKILL.md"
+            assert entry["frontmatter"]["name"] == "pdf-processing"
+            assert [r["uri"] for r in entry["resources"]] == [
+                "skill://pdf-processing/SKILL.md",
+                "skill://pdf-processing/references/FORMS.md",
+                "skill://pdf-processing/references/examples/invoice.md",
+            ]
 
     anyio.run(main)

@@ -16,6 +16,7 @@ import json
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -85,6 +86,11 @@ def _answer(ctx: ToolContext, key: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+# One real skill (SKILL.md, references/ with a subfolder): the SEP-2640 skills extension is declared
+# and its scenarios run (REQUIREMENTS.md §3.9).
+SKILLS = Path(__file__).resolve().parent / "skills"
+
+
 def build(*, stateless: bool = False, port: int = 0, spawn_mode: str = "dedicated") -> SkillServer:
     server = create_skill_server(
         "conformance",
@@ -95,6 +101,7 @@ def build(*, stateless: bool = False, port: int = 0, spawn_mode: str = "dedicate
             retry_interval_ms=100,
             spawn_mode=spawn_mode,
         ),
+        skill_paths=[SKILLS],
     )
     tool, resource, prompt = server.tool, server.resource, server.prompt
 
