@@ -31,7 +31,10 @@ from ..tools import ToolResult, ToolSpec
 from .thread import ThreadRuntime, probe_address
 
 if TYPE_CHECKING:
-    from multiprocessing.connection import Connection
+    from multiprocessing.connection import _ConnectionBase
+
+    # A PipeConnection on Windows, a Connection elsewhere: type against their common base.
+    Connection = _ConnectionBase
 
     from ..context import ToolContext
     from ..server import SkillServer

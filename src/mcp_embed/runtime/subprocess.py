@@ -66,7 +66,10 @@ from .thread import bind_socket, probe_address
 
 if TYPE_CHECKING:
     import socket
-    from multiprocessing.connection import Connection, Listener
+    from multiprocessing.connection import Listener, _ConnectionBase
+
+    # A PipeConnection on Windows, a Connection elsewhere: type against their common base.
+    Connection = _ConnectionBase
 
     from ..protocol import ToolCaller
     from ..server import SkillServer
