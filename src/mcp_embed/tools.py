@@ -6,6 +6,7 @@ loads, and its schema is built (with pydantic) when the server starts.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import json
@@ -526,6 +527,8 @@ class ToolRegistry:
         self._listeners: list[Callable[[], None]] = []
         self._list_filter: Callable[[ToolSpec], bool] | None = None
         self._resolver: Callable[[str], bool] | None = None
+        self._batch_depth = 0
+        self._batch_changed = False
 
     @property
     def version(self) -> int:
@@ -620,6 +623,30 @@ class ToolRegistry:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Tell the listeners once, at the end, about every change made inside the block.
+
+        A reload replaces thousands of tools; one ``list_changed`` (and, in subprocess mode, one
+        catalogue push to the child) is enough for all of them.
+        """
+        with self._lock:
+            self._batch_depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._batch_depth -= 1
+                fire = self._batch_depth == 0 and self._batch_changed
+                if fire:
+                    self._batch_changed = False
+            if fire:
+                self._changed()
+
     def _changed(self) -> None:
+        with self._lock:
+            if self._batch_depth:
+                self._batch_changed = True
+                return
         for listener in list(self._listeners):
             listener()
