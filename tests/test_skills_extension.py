@@ -19,6 +19,8 @@ import anyio
 import httpx
 import mcp_types as types
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp.client import Client
 from pydantic import ConfigDict
 
@@ -381,5 +383,55 @@ def test_the_sdk_client_sees_the_extension_and_lists_skills_on_the_2025_handshak
 
     try:
         anyio.run(main)
+    finally:
+        handle.stop()
+
+
+# -- bad input -----------------------------------------------------------------------------------
+
+_URIS = st.one_of(
+    st.sampled_from(
+        [
+            "skill://pdf-processing/SKILL.md",
+            "skill://pdf-processing",
+            "skill://pdf-processing/",
+            "skill://pdf-processing/references",
+            "skill://pdf-processing/references/FORMS.md",
+            "skill://pdf-processing/../alpha/SKILL.md",
+            "skill://pdf-processing/%2e%2e/%2e%2e/etc/passwd",
+            "skill://pdf-processing/scripts",
+            "skill://pdf-processing/references//regional",
+            "skill:///SKILL.md",
+            "skill://PDF-PROCESSING/SKILL.md",
+            "file:///etc/passwd",
+            "",
+        ]
+    ),
+    st.text(max_size=60).map(lambda t: "skill://" + t),
+    st.text(max_size=30),
+)
+_VALUES = st.one_of(_URIS, st.none(), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2))
+
+
+def test_bad_params_get_a_json_rpc_error_and_the_server_keeps_serving(skills_root: Path) -> None:
+    """Random uris and cursors: a result or -32602, never an internal error or a 5xx."""
+    handle = _serve(skills_root)
+    url = handle.mcp_url()
+    try:
+
+        @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(
+            method=st.sampled_from(extension.METHODS),
+            params=st.dictionaries(st.sampled_from(["uri", "cursor"]), _VALUES, max_size=2),
+        )
+        def check(method: str, params: dict[str, Any]) -> None:
+            reply = post(url, method, params)
+            if "error" in reply:
+                assert reply["error"]["code"] == -32602, reply
+            else:
+                assert isinstance(reply["result"], dict), reply
+
+        check()
+        assert len(all_skills(url)[0]) == 3  # still serving, and nothing was lost
     finally:
         handle.stop()
