@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -436,22 +437,39 @@ def test_a_reload_sends_one_change_for_all_its_tools(
     isolated_skill_env: None, tmp_path: Path, spawn_mode: str
 ) -> None:
     # One list_changed, and in subprocess mode one catalogue push, per reload: a push per tool
-    # made a 1,000-tool reload in subprocess mode take about 20 s.
+    # made a 1,000-tool reload in subprocess mode take about 20 s, and sent a notification per tool.
     root = tmp_path / "skills"
+    source = "def t{0}() -> str:\n    '''T.'''\n    return '{0}'\n"
     for i in range(12):
-        _skill(root, f"s{i}", f"def t{i}() -> str:\n    '''T.'''\n    return '{i}'\n")
+        _skill(root, f"s{i}", source.format(i))
     server = create_skill_server("generic", McpHttpConfig(port=0, spawn_mode=spawn_mode), skill_paths=[root])
-    with server.start():
+    with server.start() as handle:
         changes: list[int] = []
         server.registry.subscribe(lambda: changes.append(1))
         for i in range(6):
-            (root / f"s{i}" / "scripts" / "tool.py").unlink()
-            (root / f"s{i}" / "SKILL.md").unlink()
-            (root / f"s{i}" / "scripts").rmdir()
-            (root / f"s{i}").rmdir()
+            shutil.rmtree(root / f"s{i}")
         for i in range(12, 16):
-            _skill(root, f"s{i}", f"def t{i}() -> str:\n    '''T.'''\n    return '{i}'\n")
-        server.reload_skills()
-        served = {n for n in server.registry.names() if n.startswith("s")}
-        assert served == {f"s{i}__t{i}" for i in range(6, 16)}
+            _skill(root, f"s{i}", source.format(i))
+
+        async def main() -> int:
+            from mcp.client import Client
+
+            seen: list[object] = []
+            first = anyio.Event()
+
+            async def on_message(message: object) -> None:
+                if "ToolListChanged" in type(getattr(message, "root", message)).__name__:
+                    seen.append(message)
+                    first.set()
+
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+                await anyio.to_thread.run_sync(server.reload_skills)
+                with anyio.fail_after(10):
+                    await first.wait()
+                await anyio.sleep(0.5)  # room for any second notification to arrive
+                names = {t.name for t in (await client.list_tools()).tools}
+                assert {n for n in names if n.startswith("s")} == {f"s{i}__t{i}" for i in range(6, 16)}
+            return len(seen)
+
+        assert anyio.run(main) == 1
         assert changes == [1]
