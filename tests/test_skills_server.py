@@ -473,3 +473,59 @@ def test_a_reload_sends_one_change_for_all_its_tools(
 
         assert anyio.run(main) == 1
         assert changes == [1]
+
+
+def test_the_child_serves_others_while_the_host_analyses_a_hidden_skill(
+    isolated_skill_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The subprocess child waits for the host's analysis without blocking its event loop: /health,
+    # tools/list and other calls answer while the host (busy with its own Python) gets to it.
+    import threading
+
+    import httpx
+
+    from mcp_embed.runtime.subprocess import SubprocessRuntime
+
+    root = tmp_path / "skills"
+    for i in range(6):
+        _skill(root, f"ops-{i}", f"def run_{i}(n: int) -> int:\n    '''Step {i}.'''\n    return n + {i}\n")
+    entered, release = threading.Event(), threading.Event()
+    analyse = SubprocessRuntime._resolve
+
+    def slow_host(self: SubprocessRuntime, send: object, rid: int, name: str) -> None:
+        entered.set()
+        release.wait(30)
+        analyse(self, send, rid, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SubprocessRuntime, "_resolve", slow_host)
+    config = McpHttpConfig(
+        port=0, skills_list_limit=2, spawn_mode="subprocess", stateless=True, json_response=True
+    )
+    server = create_skill_server("generic", config, skill_paths=[root])
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+    def call(client: httpx.Client, url: str, name: str, n: int) -> dict[str, object]:
+        params = {"name": name, "arguments": {"n": n}}
+        body = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+        reply: dict[str, object] = client.post(url, json=body, headers=headers).json()
+        return reply
+
+    with server.start() as handle, httpx.Client(timeout=10) as client:
+        url = handle.mcp_url()
+        assert "ops-4" in (server.skills.pending if server.skills else [])
+        hidden: dict[str, object] = {}
+        waiter = threading.Thread(target=lambda: hidden.update(call(client, url, "ops_4__run_4", 1)))
+        waiter.start()
+        try:
+            assert entered.wait(10), "the child never asked the host to analyse ops-4"
+            # The host is still 'busy': the child answers everything else meanwhile.
+            assert client.get(url.rsplit("/", 1)[0] + "/health").status_code == 200
+            body = {"jsonrpc": "2.0", "id": 9, "method": "tools/list"}
+            listed = client.post(url, json=body, headers=headers)
+            assert "search_tools" in listed.text
+            assert call(client, url, "ops_0__run_0", 2)["result"]["content"][0]["text"] == "2"  # type: ignore[index]
+            assert not hidden, "the hidden call finished before the host analysed its skill"
+        finally:
+            release.set()
+            waiter.join(10)
+        assert hidden["result"]["content"][0]["text"] == "5"  # type: ignore[index]

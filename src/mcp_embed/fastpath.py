@@ -96,6 +96,8 @@ class FastPath:
         req_id, method, params = message
         if method == "tools/call":
             name = params.get("name")
+            if isinstance(name, str):
+                await self.caller.registry.ensure(name)
             spec = self.caller.registry.get(name) if isinstance(name, str) else None
             meta = params.get("_meta")
             if (

@@ -135,6 +135,7 @@ class ToolCaller:
         modern: bool = False,
         principal: str | None = None,
     ) -> dict[str, Any]:
+        await self.registry.ensure(name)
         spec = self.registry.get(name)
         if spec is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {name}")
@@ -312,6 +313,7 @@ def build_lowlevel_server(
                 ),
             }
 
+        await registry.ensure(params.name)
         spec = registry.get(params.name) if tasks is not None else None
         if (
             tasks is not None

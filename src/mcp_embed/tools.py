@@ -13,7 +13,7 @@ import json
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -527,6 +527,7 @@ class ToolRegistry:
         self._listeners: list[Callable[[], None]] = []
         self._list_filter: Callable[[ToolSpec], bool] | None = None
         self._resolver: Callable[[str], bool] | None = None
+        self._async_resolver: Callable[[str], Awaitable[object]] | None = None
         self._batch_depth = 0
         self._batch_changed = False
 
@@ -601,6 +602,19 @@ class ToolRegistry:
         Lazily discovered skills use it: a hidden skill's tools are analysed when first called.
         """
         self._resolver = resolver
+
+    def set_async_resolver(self, resolver: Callable[[str], Awaitable[object]] | None) -> None:
+        """Like :meth:`set_resolver`, for callers on an event loop, which :meth:`ensure` first.
+
+        A subprocess child uses it: the host analyses the skill while the child's loop serves others.
+        """
+        self._async_resolver = resolver
+
+    async def ensure(self, name: str) -> None:
+        """Give the async resolver its chance at ``name`` before a lookup made on the event loop."""
+        resolver = self._async_resolver
+        if resolver is not None and name not in self._tools and name not in self._pending:
+            await resolver(name)
 
     def __iter__(self) -> Iterator[ToolSpec]:
         if self._pending:

@@ -31,6 +31,7 @@ from ..tools import ToolResult, ToolSpec
 from .thread import ThreadRuntime, probe_address
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from multiprocessing.connection import _ConnectionBase
 
     # A PipeConnection on Windows, a Connection elsewhere: type against their common base.
@@ -272,7 +273,7 @@ class _Child:
         self._prompts: list[dict[str, Any]] = []
         self._hidden: frozenset[str] = frozenset()  # tools tools/list leaves out (the meta-tool view)
         self._pending: frozenset[str] = frozenset()  # skills the host has not analysed yet
-        self._resolving: dict[int, threading.Event] = {}
+        self._resolving: dict[int, Callable[[], None]] = {}  # wakes whoever waits for ``resolved``
 
     def send(self, msg: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -324,8 +325,8 @@ class _Child:
             for loop, fut, _ in list(self.pending.values()):
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(_settle, fut, ("error", "the host went away"))
-            for event in list(self._resolving.values()):
-                event.set()
+            for wake in list(self._resolving.values()):
+                wake()
             if runtime is not None:
                 with contextlib.suppress(BaseException):
                     runtime.stop(0.6)
@@ -373,6 +374,7 @@ class _Child:
         self._server = server
         self._apply(1, init["catalog"])
         server.registry.set_resolver(self._resolve)
+        server.registry.set_async_resolver(self._resolve_async)
         runtime = _SocketRuntime(server, sock)
         server._runtime = runtime
         runtime.start()
@@ -400,9 +402,9 @@ class _Child:
                 self._apply(msg[1], msg[2])
                 self.send(("ack", msg[1]))
             elif kind == "resolved":
-                event = self._resolving.get(msg[1])
-                if event is not None:
-                    event.set()
+                wake = self._resolving.get(msg[1])
+                if wake is not None:
+                    wake()
             elif kind == "ask":
                 _, aid, cid, method, params = msg
                 hit = self.pending.get(cid)
@@ -444,23 +446,58 @@ class _Child:
         with contextlib.suppress(Exception):
             self.send(reply)
 
-    def _resolve(self, name: str) -> bool:
-        """The registry's miss hook: the host analyses the skill of ``name`` if it is pending there.
-
-        The host sends the new catalogue before it answers, so on return the registry has the tool
-        if it exists. Runs on the server's loop, which waits, as dedicated mode waits for ``ast``.
-        """
+    def _pending_skill_tool(self, name: str) -> bool:
         from ..skills.naming import split_tool_name
 
         parts = split_tool_name(name)
-        if (
-            parts is None
-            or parts[0] not in self._pending
-            or threading.current_thread() is threading.main_thread()
-        ):
-            return False  # not a hidden skill's tool (or the pipe reader itself, which cannot wait)
+        return parts is not None and parts[0] in self._pending
+
+    async def _resolve_async(self, name: str) -> None:
+        """The registry's async miss hook, awaited before a lookup on the server's loop: the host
+        analyses the skill of ``name`` if it is pending there, while this loop serves other requests
+        (the host may be slow to get to it while its own Python is busy).
+
+        The host sends the new catalogue before it answers, so afterwards the registry has the tool
+        if it exists.
+        """
+        if not self._pending_skill_tool(name):
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def finish() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        def wake() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(finish)
+
         rid = next(self.ids)
-        event = self._resolving[rid] = threading.Event()
+        self._resolving[rid] = wake
+        try:
+            self.send(("resolve", rid, name))
+            await asyncio.wait_for(done, _RESOLVE_TIMEOUT)
+        except TimeoutError:
+            log.warning("the host did not analyse the skill of tool %r within %.0f s", name, _RESOLVE_TIMEOUT)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self._resolving.pop(rid, None)
+
+    def _resolve(self, name: str) -> bool:
+        """The registry's miss hook, for a lookup off the loop (the loop awaits ``_resolve_async``
+        first and never blocks here). Not on the pipe reader either: it must stay free to read."""
+        if not self._pending_skill_tool(name) or threading.current_thread() is threading.main_thread():
+            return False
+        try:
+            asyncio.get_running_loop()
+            return False
+        except RuntimeError:
+            pass
+        rid = next(self.ids)
+        event = threading.Event()
+        self._resolving[rid] = event.set
         try:
             self.send(("resolve", rid, name))
             if not event.wait(_RESOLVE_TIMEOUT):
