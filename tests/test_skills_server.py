@@ -15,6 +15,22 @@ from mcp_embed import McpHttpConfig, create_skill_server
 EXAMPLES = Path(__file__).parent.parent / "examples" / "remote-server" / "skills"
 
 
+class ToolListChanges:
+    """A client ``message_handler`` that records the ``tools/list_changed`` notifications it gets.
+
+    Build it inside the event loop (it holds an ``anyio.Event``).
+    """
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+        self.first = anyio.Event()
+
+    async def __call__(self, message: object) -> None:
+        if "ToolListChanged" in type(getattr(message, "root", message)).__name__:
+            self.seen.append(message)
+            self.first.set()
+
+
 def _skill(
     root: Path, name: str, script: str, tools_yaml: str | None = None, frontmatter: str | None = None
 ) -> Path:
@@ -156,17 +172,11 @@ def test_reload_adds_changes_and_removes_tools_and_notifies(
     with server.start() as handle:
 
         async def main() -> None:
-            changed = anyio.Event()
-
-            async def on_message(message: object) -> None:
-                if "ToolListChanged" in type(
-                    getattr(message, "root", message)
-                ).__name__ or "list_changed" in str(message):
-                    changed.set()
+            changed = ToolListChanges()
 
             from mcp.client import Client
 
-            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=changed) as client:
                 assert {t.name for t in (await client.list_tools()).tools} >= {"live__one"}
                 (first / "scripts" / "tool.py").write_text(
                     "def two(x: int) -> int:\n    '''Two.'''\n    return x\n"
@@ -175,7 +185,7 @@ def test_reload_adds_changes_and_removes_tools_and_notifies(
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert "live__two" in names and "live__one" not in names
                 with anyio.fail_after(10):
-                    await changed.wait()
+                    await changed.first.wait()
 
         anyio.run(main)
 
@@ -263,18 +273,11 @@ def test_many_skills_list_meta_tools_until_a_skill_is_activated(
     with server.start() as handle:
 
         async def main() -> None:
-            changed = anyio.Event()
-
-            async def on_message(message: object) -> None:
-                if (
-                    "list_changed" in str(message)
-                    or "ListChanged" in type(getattr(message, "root", message)).__name__
-                ):
-                    changed.set()
+            changed = ToolListChanges()
 
             from mcp.client import Client
 
-            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=changed) as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert names == {"ping", "search_tools", "describe_tool", "activate_skill"}
                 found = await client.call_tool("search_tools", {"query": "sphere"})
@@ -291,7 +294,7 @@ def test_many_skills_list_meta_tools_until_a_skill_is_activated(
                 activated = await client.call_tool("activate_skill", {"skill": "mesh-ops"})
                 assert activated.structured_content["result"]["tools"] == ["mesh_ops__make_sphere"]
                 with anyio.fail_after(10):
-                    await changed.wait()
+                    await changed.first.wait()
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert "mesh_ops__make_sphere" in names and "light_ops__add_lamp" not in names
 
@@ -372,18 +375,12 @@ def test_activate_skill_analyses_a_hidden_skill_and_lists_it(
         assert catalog.pending == ["ops-3", "ops-4", "ops-5", "zz-proc"]
 
         async def main() -> None:
-            changed = anyio.Event()
-
-            async def on_message(message: object) -> None:
-                if "ToolListChanged" in type(
-                    getattr(message, "root", message)
-                ).__name__ or "list_changed" in str(message):
-                    changed.set()
+            changed = ToolListChanges()
 
             from mcp.client import Client
             from mcp.shared.exceptions import MCPError
 
-            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=changed) as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert names == {"search_tools", "describe_tool", "activate_skill"}
                 activated = await client.call_tool("activate_skill", {"skill": "ops-4"})
@@ -391,7 +388,7 @@ def test_activate_skill_analyses_a_hidden_skill_and_lists_it(
                 assert activated.structured_content["result"]["tools"] == ["ops_4__run_4"]
                 assert catalog.pending == ["ops-3", "ops-5", "zz-proc"]
                 with anyio.fail_after(10):
-                    await changed.wait()
+                    await changed.first.wait()
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert names == {"search_tools", "describe_tool", "activate_skill", "ops_4__run_4"}
                 run = await client.call_tool("ops_4__run_4", {"n": 2})
@@ -454,22 +451,15 @@ def test_a_reload_sends_one_change_for_all_its_tools(
         async def main() -> int:
             from mcp.client import Client
 
-            seen: list[object] = []
-            first = anyio.Event()
-
-            async def on_message(message: object) -> None:
-                if "ToolListChanged" in type(getattr(message, "root", message)).__name__:
-                    seen.append(message)
-                    first.set()
-
-            async with Client(handle.mcp_url(), mode="legacy", message_handler=on_message) as client:
+            changed = ToolListChanges()
+            async with Client(handle.mcp_url(), mode="legacy", message_handler=changed) as client:
                 await anyio.to_thread.run_sync(server.reload_skills)
                 with anyio.fail_after(10):
-                    await first.wait()
+                    await changed.first.wait()
                 await anyio.sleep(0.5)  # room for any second notification to arrive
                 names = {t.name for t in (await client.list_tools()).tools}
                 assert {n for n in names if n.startswith("s")} == {f"s{i}__t{i}" for i in range(6, 16)}
-            return len(seen)
+            return len(changed.seen)
 
         assert anyio.run(main) == 1
         assert changes == [1]
