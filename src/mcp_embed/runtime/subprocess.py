@@ -24,9 +24,9 @@ analysed yet has none), which of them ``tools/list`` hides (``hidden``: the meta
 ``skills_list_limit``) and which skills are still ``pending``. The meta-tools are ordinary host tools,
 forwarded like any other; after every forwarded call the host re-sends the catalogue if its registry
 changed (``search_tools`` analysed every skill, ``activate_skill`` changed the list). A call naming a
-tool of a pending skill misses the child's registry, whose miss hook sends ``resolve``; the host
-analyses that skill, sends the new catalogue, then ``resolved``, so the child serves the tool when its
-``get`` returns.
+tool of a pending skill misses the child's registry: the child sends ``resolve`` and awaits the answer
+(its event loop serves other requests meanwhile); the host analyses that skill, sends the new
+catalogue, then ``resolved``, so the child has the tool when it looks again.
 
 Lifetimes: the supervisor thread that spawns the child is the one that reads from it. The child
 exits when that connection reaches EOF (the host died, even by ``kill -9``), and on Linux also on
