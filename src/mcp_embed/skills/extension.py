@@ -284,7 +284,7 @@ def get_skill(catalog: SkillCatalog | None, uri: Any) -> dict[str, Any]:
 
 def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -> dict[str, Any]:
     """The ``resources/directory/read`` result: the direct children of a skill folder, paginated."""
-    from .resources import _mime, walk_skill
+    from .resources import _mime, file_description, walk_skill
 
     text = str(uri)
     name, _, rest = text[len("skill://") :].partition("/") if text.startswith("skill://") else ("", "", "")
@@ -320,12 +320,11 @@ def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -
             )
     for rel, full in files:
         if rel.startswith(prefix) and "/" not in rel[len(prefix) :]:
-            folder = rel.partition("/")[0]
             children.append(
                 {
                     "uri": f"{base}/{quote(rel)}",
                     "name": f"{skill.name}/{rel}",
-                    "description": f"{folder[:-1].capitalize()} file of the {skill.name} skill",
+                    "description": file_description(skill.name, rel),
                     "mimeType": _mime(str(full)),
                 }
             )

@@ -137,12 +137,11 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
             )
         )
         for rel, full in walk_skill(skill)[0]:
-            folder = rel.partition("/")[0]
             resources.append(
                 SkillResource(
                     uri=f"{SCHEME}{skill.name}/{quote(rel)}",
                     name=f"{skill.name}/{rel}",
-                    description=f"{folder[:-1].capitalize()} file of the {skill.name} skill",
+                    description=file_description(skill.name, rel),
                     mime_type=_mime(str(full)),
                     skill=skill.name,
                     path=full,
@@ -150,6 +149,11 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
                 )
             )
     return resources
+
+
+def file_description(skill: str, rel: str) -> str:
+    """``"Reference file of the <skill> skill"`` for ``references/...`` (``Asset`` for ``assets/``)."""
+    return f"{rel.partition('/')[0][:-1].capitalize()} file of the {skill} skill"
 
 
 def read_skill_instructions(skill: Skill) -> str:
