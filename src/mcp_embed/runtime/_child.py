@@ -520,19 +520,22 @@ class _Child:
         registry = server.registry
         self._pending = frozenset(catalog.get("pending", ()))
         hidden = frozenset(catalog.get("hidden", ()))
-        if hidden != self._hidden:  # before the tools, so a hidden one is never listed
-            self._hidden = hidden
-            registry.set_list_filter((lambda spec: spec.name not in hidden) if hidden else None)
-        wanted = {entry["wire"]["name"]: entry for entry in catalog["tools"]}
-        for name in set(registry.names()) - set(wanted):
-            registry.remove(name)
-            self._entries.pop(name, None)
-        for name, entry in wanted.items():
-            if self._entries.get(name) == entry and name in registry:
-                continue
-            # A tool tools/list hides changes no list: no list_changed, as in dedicated mode.
-            registry.add(proxy_spec(entry), replace=True, notify=name not in hidden)
-            self._entries[name] = entry
+        # One tools/list_changed to the clients for the whole catalogue, not one per tool: the
+        # child's registry tells its own clients (the host does not forward tool-list changes).
+        with registry.batch():
+            if hidden != self._hidden:  # before the tools, so a hidden one is never listed
+                self._hidden = hidden
+                registry.set_list_filter((lambda spec: spec.name not in hidden) if hidden else None)
+            wanted = {entry["wire"]["name"]: entry for entry in catalog["tools"]}
+            for name in set(registry.names()) - set(wanted):
+                registry.remove(name)
+                self._entries.pop(name, None)
+            for name, entry in wanted.items():
+                if self._entries.get(name) == entry and name in registry:
+                    continue
+                # A tool tools/list hides changes no list: no list_changed, as in dedicated mode.
+                registry.add(proxy_spec(entry), replace=True, notify=name not in hidden)
+                self._entries[name] = entry
         if catalog["resources"] != self._resources:
             self._resources = catalog["resources"]
             self._apply_resources(server)
