@@ -273,7 +273,7 @@ class _Child:
         self._prompts: list[dict[str, Any]] = []
         self._hidden: frozenset[str] = frozenset()  # tools tools/list leaves out (the meta-tool view)
         self._pending: frozenset[str] = frozenset()  # skills the host has not analysed yet
-        self._resolving: dict[int, Callable[[], None]] = {}  # wakes whoever waits for ``resolved``
+        self._resolving: dict[int, Callable[[], None]] = {}  # wakes the lookup awaiting ``resolved``
 
     def send(self, msg: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -373,7 +373,7 @@ class _Child:
         server.dispatcher = server._active_dispatcher = dispatcher
         self._server = server
         self._apply(1, init["catalog"])
-        server.registry.set_resolver(self._resolve)
+        # Every lookup in this process runs on the server's loop, which awaits this first.
         server.registry.set_async_resolver(self._resolve_async)
         runtime = _SocketRuntime(server, sock)
         server._runtime = runtime
@@ -484,32 +484,6 @@ class _Child:
             pass
         finally:
             self._resolving.pop(rid, None)
-
-    def _resolve(self, name: str) -> bool:
-        """The registry's miss hook, for a lookup off the loop (the loop awaits ``_resolve_async``
-        first and never blocks here). Not on the pipe reader either: it must stay free to read."""
-        if not self._pending_skill_tool(name) or threading.current_thread() is threading.main_thread():
-            return False
-        try:
-            asyncio.get_running_loop()
-            return False
-        except RuntimeError:
-            pass
-        rid = next(self.ids)
-        event = threading.Event()
-        self._resolving[rid] = event.set
-        try:
-            self.send(("resolve", rid, name))
-            if not event.wait(_RESOLVE_TIMEOUT):
-                log.warning(
-                    "the host did not analyse the skill of tool %r within %.0f s", name, _RESOLVE_TIMEOUT
-                )
-                return False
-        except (OSError, ValueError):
-            return False
-        finally:
-            self._resolving.pop(rid, None)
-        return True
 
     def _apply(self, seq: int, catalog: dict[str, Any]) -> None:
         """Make the registries match the host's catalogue: changed entries replaced, gone ones removed."""
