@@ -26,7 +26,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from ..errors import McpError
 from ..logs import get_logger
@@ -189,15 +189,11 @@ class _NotServed(Exception):
     """The skill exists but is not served as a skill (too big, or its SKILL.md changed)."""
 
 
-def _skill_uri(name: str) -> str:
-    return f"skill://{name}/SKILL.md"
-
-
 def _entry(skill: Skill) -> dict[str, Any]:
     """The skill entry of ``skill`` now; raises :class:`_NotServed` or :class:`OSError`."""
-    from .resources import walk_skill
+    from .resources import skill_uri, walk_skill
 
-    uri = _skill_uri(skill.name)
+    uri = skill_uri(skill.name)
     files = walk_skill(skill)[0]
     if len(files) + 1 > MAX_FILES:
         raise _NotServed(f"{uri}: {len(files) + 1} files, more than the {MAX_FILES} a skill may have")
@@ -218,7 +214,7 @@ def _entry(skill: Skill) -> dict[str, Any]:
     resources = [{"uri": uri, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data)}]
     for rel, full in files:
         digest, size = _file_digest(full)
-        resources.append({"uri": f"skill://{skill.name}/{quote(rel)}", "digest": digest, "size": size})
+        resources.append({"uri": skill_uri(skill.name, rel), "digest": digest, "size": size})
     return {"uri": uri, "frontmatter": frontmatter, "resources": resources}
 
 
@@ -284,7 +280,7 @@ def get_skill(catalog: SkillCatalog | None, uri: Any) -> dict[str, Any]:
 
 def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -> dict[str, Any]:
     """The ``resources/directory/read`` result: the direct children of a skill folder, paginated."""
-    from .resources import _mime, file_description, walk_skill
+    from .resources import _mime, file_description, skill_uri, walk_skill
 
     text = str(uri)
     name, _, rest = text[len("skill://") :].partition("/") if text.startswith("skill://") else ("", "", "")
@@ -301,12 +297,11 @@ def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -
         known = where == "SKILL.md" or any(rel == where for rel, _ in files)
         what = "is a file, not a directory" if known else "is not a directory of this skill"
         raise McpError(INVALID_PARAMS, f"{text} {what}", {"uri": text})
-    base = f"skill://{skill.name}"
     children: list[dict[str, Any]] = []
     if not where:
         children.append(
             {
-                "uri": _skill_uri(skill.name),
+                "uri": skill_uri(skill.name),
                 "name": skill.name,
                 "description": skill.description,
                 "mimeType": "text/markdown",
@@ -316,13 +311,13 @@ def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -
     for rel in dirs:
         if rel.startswith(prefix) and "/" not in rel[len(prefix) :]:
             children.append(
-                {"uri": f"{base}/{quote(rel)}", "name": f"{skill.name}/{rel}", "mimeType": DIRECTORY_MIME}
+                {"uri": skill_uri(skill.name, rel), "name": f"{skill.name}/{rel}", "mimeType": DIRECTORY_MIME}
             )
     for rel, full in files:
         if rel.startswith(prefix) and "/" not in rel[len(prefix) :]:
             children.append(
                 {
-                    "uri": f"{base}/{quote(rel)}",
+                    "uri": skill_uri(skill.name, rel),
                     "name": f"{skill.name}/{rel}",
                     "description": file_description(skill.name, rel),
                     "mimeType": _mime(str(full)),

@@ -29,6 +29,7 @@ __all__ = [
     "list_skill_resources",
     "read_skill_instructions",
     "read_skill_resource",
+    "skill_uri",
     "walk_skill",
 ]
 
@@ -128,7 +129,7 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
     for skill in _skills(source):
         resources.append(
             SkillResource(
-                uri=f"{SCHEME}{skill.name}/{INSTRUCTIONS}",
+                uri=skill_uri(skill.name),
                 name=skill.name,
                 description=skill.description,
                 mime_type="text/markdown",
@@ -139,7 +140,7 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
         for rel, full in walk_skill(skill)[0]:
             resources.append(
                 SkillResource(
-                    uri=f"{SCHEME}{skill.name}/{quote(rel)}",
+                    uri=skill_uri(skill.name, rel),
                     name=f"{skill.name}/{rel}",
                     description=file_description(skill.name, rel),
                     mime_type=_mime(str(full)),
@@ -149,6 +150,11 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
                 )
             )
     return resources
+
+
+def skill_uri(skill: str, rel: str = INSTRUCTIONS) -> str:
+    """The URI of ``rel`` (a path relative to the skill folder; its ``SKILL.md`` by default)."""
+    return f"{SCHEME}{skill}/{quote(rel)}"
 
 
 def file_description(skill: str, rel: str) -> str:

@@ -23,6 +23,7 @@ from . import (
     read_skill_resource,
 )
 from .naming import split_tool_name
+from .resources import skill_uri
 
 if TYPE_CHECKING:
     from ..server import SkillServer
@@ -274,7 +275,7 @@ class SkillLoader:
         if skill not in self._active:
             self._active.add(skill)
             self.server.registry.set_list_filter(self.server.registry._list_filter)  # re-list, notify
-        return {"skill": skill, "tools": tools, "instructions": f"skill://{skill}/SKILL.md"}
+        return {"skill": skill, "tools": tools, "instructions": skill_uri(skill)}
 
 
 def _meta_search(loader: SkillLoader) -> ToolSpec:
