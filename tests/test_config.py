@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from mcp_embed import ConfigError, McpHttpConfig
@@ -87,3 +90,24 @@ def test_from_env_errors_name_the_variable() -> None:
         McpHttpConfig.from_env({"MCP_PORT": "abc"})
     with pytest.raises(ConfigError, match="unknown setting MCP_EMBED_PROT"):
         McpHttpConfig.from_env({"MCP_EMBED_PROT": "1"})
+
+
+def test_every_path_field_accepts_a_pathlib_path(tmp_path: Path) -> None:
+    from mcp_embed import ApiKey, ApiKeyConfig
+    from mcp_embed.auth.edge import NginxOptions
+
+    key = tmp_path / "key.txt"
+    key.write_text("k" * 32)
+    cfg = McpHttpConfig(log_dir=tmp_path, python_executable=Path(sys.executable))
+    assert cfg.log_dir == str(tmp_path)
+    assert cfg.python_executable == sys.executable
+    assert ApiKeyConfig(key_file=key).key_file == str(key)
+    assert ApiKey(id="a", file=key).file == str(key)
+    cert, pem, keys = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "keys.map"
+    opts = NginxOptions(tls_cert=cert, tls_key=pem, keys_file=keys)  # type: ignore[arg-type]
+    assert (opts.tls_cert, opts.tls_key, opts.keys_file) == (str(cert), str(pem), str(keys))
+
+
+def test_a_path_field_refuses_a_non_path_with_a_precise_message() -> None:
+    with pytest.raises(ConfigError, match=r"log_dir"):
+        McpHttpConfig(log_dir=3)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from .auth.config import ENV_VARS as _AUTH_ENV_VARS
-from .auth.config import ApiKeyConfig, OAuthConfig, is_loopback_host
+from .auth.config import ApiKeyConfig, OAuthConfig, PathText, is_loopback_host
 from .errors import ConfigError
 
 __all__ = ["McpHttpConfig"]
@@ -28,6 +28,7 @@ _ALLOWED: dict[str, str] = {
     "skills_list_limit": "a positive number of tools, or unset to always list every tool",
     "skills_watch_interval": "a positive number of seconds, or unset for no watcher",
     "python_executable": "the path of a Python interpreter (mayapy, hython), or unset for this one",
+    "log_dir": "a folder path (str or pathlib.Path), or unset for the platform's log folder",
     "log_level": "one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
     "log_format": "'text' or 'json'",
     "max_body_bytes": "a positive number of bytes",
@@ -111,7 +112,7 @@ class McpHttpConfig(BaseModel):
     """Poll the skill folders every this many seconds and reload what changed (adds, edits and
     removals of skills, scripts and references become ``list_changed``). Unset: no watcher;
     ``server.reload_skills()`` reloads on demand."""
-    python_executable: str | None = None
+    python_executable: PathText | None = None
     """The Python that runs the ``"subprocess"`` server. Unset: this interpreter (``sys.executable``).
     Inside a DCC ``sys.executable`` is the application (maya.exe, houdini), not Python: give its
     batch interpreter (``mayapy``, ``hython``) here."""
@@ -159,7 +160,7 @@ class McpHttpConfig(BaseModel):
     # -- operations: audit log, application log file, metrics, allow-list, rate limit ----------
     enable_file_logging: bool = True
     """Write the JSONL audit log and the application log to files (see ``log_dir``)."""
-    log_dir: str | None = None
+    log_dir: PathText | None = None
     """Folder of the audit and application logs. Unset: ``$MCP_EMBED_LOG_DIR``, else the platform's
     user log folder, under ``mcp-embed/<server_name>/``."""
     log_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)

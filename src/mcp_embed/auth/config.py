@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -40,6 +41,7 @@ __all__ = [
     "ApiKeyConfig",
     "AuthConfig",
     "OAuthConfig",
+    "PathText",
     "auth_from_env",
     "insecure_override",
 ]
@@ -87,6 +89,14 @@ def insecure_override(environ: Mapping[str, str] | None = None) -> bool:
     """True when ``MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL`` is set to a true value."""
     env = os.environ if environ is None else environ
     return env.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _fspath(value: Any) -> Any:
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+PathText = Annotated[str, BeforeValidator(_fspath)]
+"""A path field: a ``str`` or any ``os.PathLike`` (``pathlib.Path``), kept as ``str``."""
 
 
 def is_loopback_url(url: str) -> bool:
@@ -158,7 +168,7 @@ class ApiKey(_Strict):
     """The key itself (kept as a secret; never printed)."""
     env: _EnvName | None = None
     """Name of an environment variable holding the key, read when the server starts."""
-    file: str | None = None
+    file: PathText | None = None
     """Path of a file holding the key (surrounding whitespace ignored), read when the server starts."""
 
     @field_validator("id")
@@ -222,7 +232,7 @@ class ApiKeyConfig(_Strict):
     """A single key (id ``default``)."""
     key_env: _EnvName | None = None
     """Name of an environment variable holding a single key (id ``default``)."""
-    key_file: str | None = None
+    key_file: PathText | None = None
     """Path of a file holding a single key (id ``default``)."""
     keys: tuple[ApiKey, ...] = ()
     """Several keys, each with an id: all are accepted, so rotation needs no downtime."""

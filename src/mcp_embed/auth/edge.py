@@ -52,6 +52,10 @@ class NginxOptions:
     extra_comments: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
+        for name in ("tls_cert", "tls_key", "keys_file", "metrics_htpasswd"):  # pathlib.Path welcome
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                object.__setattr__(self, name, os.fspath(value))
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
         if not _RATE.match(self.rate):
