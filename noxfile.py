@@ -157,6 +157,9 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/run.py", *args, "--json", str(ARTIFACTS / "bench.json"))
     # Skill discovery: 1,000 skills and 5,000 tools against a plain read of the same files.
     session.run("python", "benchmarks/bench_skills.py", *(["--repeat", "3"] if "--quick" in args else []))
+    # A host holding the GIL in one long C call: initialize latency, dedicated vs subprocess.
+    quick_gil = ["--hold", "1", "--rounds", "1"] if "--quick" in args else []
+    session.run("python", "benchmarks/bench_gil.py", *quick_gil)
 
 
 @nox.session
