@@ -124,3 +124,25 @@ def test_dumps_always_gives_utf8_json() -> None:
         deep = [deep]
     with pytest.raises(JsonError):
         dumps(deep)
+
+
+@pytest.mark.parametrize(
+    "case", ["deep-body", "deep-arguments", "surrogate-id-ping", "big-int-id", "duplicate-id"]
+)
+def test_legacy_messages_answer_a_jsonrpc_error_and_log_no_traceback(tmp_path: Any, case: str) -> None:
+    with (
+        serving(log_dir=str(tmp_path)) as h,
+        httpx.Client(timeout=10) as client,
+        httpx.Client(timeout=httpx.Timeout(10, read=None)) as sse,
+        sse.stream("GET", h.sse_url()) as stream,
+    ):
+        lines = stream.iter_lines()  # kept: closing the iterator would end the stream (and the session)
+        endpoint = next(line[5:].strip() for line in lines if line.startswith("data:"))
+        r = client.post(h.url + endpoint, content=CORPUS[case], headers={"Content-Type": "application/json"})
+        if case == "duplicate-id":  # valid JSON-RPC once the last key wins
+            assert r.status_code == 202
+        else:
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["code"] in (-32700, -32600), r.text
+        h.stop()
+    assert "Traceback" not in (tmp_path / "mcp-embed.log").read_text("utf-8")
