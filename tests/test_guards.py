@@ -211,3 +211,32 @@ def test_body_timeout_is_validated() -> None:
     for bad in (0, -1, float("inf"), float("nan")):
         with pytest.raises(ConfigError, match="body_timeout"):
             McpHttpConfig(body_timeout=bad)
+
+
+def test_body_timeout_bounds_only_the_body_not_the_call_or_a_stream() -> None:
+    """A call that runs past ``body_timeout`` after its body arrived, and an SSE stream open past
+    it, are not cut off."""
+    from conftest import demo_server
+
+    server = demo_server(body_timeout=0.5)
+
+    @server.tool()
+    def nap() -> str:
+        """Sleep past the body timeout."""
+        time.sleep(1.2)
+        return "rested"
+
+    with server.start() as h, httpx.Client(timeout=10) as client:
+        sid = {
+            "Mcp-Session-Id": client.post(h.mcp_url(), json=INIT, headers=ACCEPT).headers["mcp-session-id"]
+        }
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "nap", "arguments": {}}}
+        r = client.post(h.mcp_url(), json=call, headers={**ACCEPT, **sid})
+        assert r.status_code == 200 and "rested" in r.text, r.text
+        with client.stream("GET", h.sse_url()) as stream:
+            lines = stream.iter_lines()
+            endpoint = next(line[5:].strip() for line in lines if line.startswith("data:"))
+            time.sleep(1.0)
+            assert client.post(h.url + endpoint, json=INIT).status_code == 202
+            answer = next(line for line in lines if line.startswith("data:"))
+            assert '"serverInfo"' in answer, answer

@@ -101,10 +101,10 @@ class App:
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         """One request, its body bounded by ``body_timeout`` from the end of its headers."""
-        ended = not _has_body(scope)
-        started = False
+        ended = started = False
         timeout = self.config.body_timeout
-        body_clock = anyio.CancelScope(deadline=math.inf if ended else anyio.current_time() + timeout)
+        timed = _has_body(scope)
+        body_clock = anyio.CancelScope(deadline=anyio.current_time() + timeout if timed else math.inf)
 
         async def tracking_receive() -> Message:
             nonlocal ended
@@ -253,7 +253,10 @@ class App:
 
 
 def _has_body(scope: Scope) -> bool:
-    """Whether the request announced a body (a length other than 0, or chunked framing)."""
+    """Whether the request announced a body the routes read (a POST, PUT or PATCH with a length
+    other than 0, or chunked framing). A GET stream never reads one, so it gets no body clock."""
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return False
     for k, v in scope.get("headers", ()):
         if k == b"transfer-encoding" or (k == b"content-length" and v.strip() not in (b"0", b"")):
             return True
