@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -141,7 +142,8 @@ def _cases(draw: st.DrawFn) -> Case:
         rid = '"__ID__"'
         inner = draw(st.sampled_from(["{}", '{"text":%s}', '{"a":%s,"b":1}', '{"name":%s}', "%s"]))
         args = inner % v if "%s" in inner else inner
-        meta = draw(st.sampled_from(["", ',"_meta":{"progressToken":7}']))  # the SDK path, not the fast one
+        # The SDK path (progress), a task-augmented call (SEP-2663), or the fast path.
+        meta = draw(st.sampled_from(["", ',"_meta":{"progressToken":7}', ',"task":{}', ',"task":' + v]))
         if method == "tools/call":
             name = draw(st.sampled_from(['"echo"', '"add"', '"aecho"', '"slow"', v]))
             params = f'{{"name":{name},"arguments":{args}{meta}}}'
@@ -328,6 +330,14 @@ def test_every_value_shape_everywhere_gets_no_5xx_and_the_audit_stays_one_to_one
     check()
 
     # Still serving: a ping and a real call on /mcp, and the legacy session still answers.
+    legacy = {"Content-Type": "application/json", **(AUTH if s.auth else {})}
+    r = s.client.post(s.messages_url, content=b'{"jsonrpc":"2.0","id":"lp","method":"ping"}', headers=legacy)
+    assert r.status_code == 202, r.text
+    for _ in range(100):  # bounded: the answer comes on the SSE stream
+        if "lp" in s.sse_answers:
+            break
+        time.sleep(0.05)
+    assert "result" in s.sse_answers["lp"][0], s.sse_answers.get("lp")
     ping = s.client.post(
         s.handle.mcp_url(), content=b'{"jsonrpc":"2.0","id":"p","method":"ping"}', headers=s.mcp_headers
     )
