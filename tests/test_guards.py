@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import httpx
 import pytest
 
@@ -142,3 +145,98 @@ def test_unknown_route_and_wrong_method() -> None:
         assert httpx.get(h.url + "/nope").status_code == 404
         assert httpx.post(h.url + "/sse").status_code == 405
         assert httpx.get(h.url + "/messages/").status_code == 405
+
+
+def test_cors_preflight_with_a_foreign_host_gets_421() -> None:
+    """The guard runs before CORS: a preflight is refused exactly as the real request would be."""
+    with serving(enable_cors=True) as h:
+        r = httpx.options(
+            h.mcp_url(),
+            headers={
+                "Host": "evil.com",
+                "Origin": f"http://localhost:{h.port}",
+                "Access-Control-Request-Method": "POST",
+            },
+        )
+        assert r.status_code == 421, r.status_code
+        assert "access-control-allow-origin" not in r.headers
+
+
+def _trickle(port: int, path: str, chunked: bool, stop_after: float) -> bytes:
+    """Headers and a few body bytes, then one byte every 0.2 s; what the server sent back."""
+    framing = "Transfer-Encoding: chunked" if chunked else "Content-Length: 100000"
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\n{framing}\r\n\r\n"
+    )
+    got = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode() + (b'2\r\n{"\r\n' if chunked else b'{"'))
+        sock.settimeout(0.2)
+        deadline = time.monotonic() + stop_after
+        while time.monotonic() < deadline:
+            try:
+                if not got:
+                    sock.sendall(b"1\r\n \r\n" if chunked else b" ")
+            except OSError:  # the server closed its side
+                break
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                return got
+            got += data
+        else:
+            raise AssertionError(f"still connected after {stop_after} s; got {got[:200]!r}")
+    return got
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("path", ["/mcp", "/messages/?session_id=0123456789abcdef0123456789abcdef"])
+def test_a_trickled_body_gets_408_and_the_connection_is_closed(chunked: bool, path: str) -> None:
+    with serving(body_timeout=1.0) as h:
+        got = _trickle(h.port, path, chunked, stop_after=15.0)  # generous: the timeout is 1 s
+        assert got.startswith(b"HTTP/1.1 408"), got[:200]
+        assert b"connection: close" in got.lower(), got[:200]
+        assert httpx.get(h.url + "/health").status_code == 200
+
+
+def test_body_timeout_is_validated() -> None:
+    from mcp_embed import ConfigError, McpHttpConfig
+
+    assert McpHttpConfig().body_timeout == 30.0
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="body_timeout"):
+            McpHttpConfig(body_timeout=bad)
+
+
+def test_body_timeout_bounds_only_the_body_not_the_call_or_a_stream() -> None:
+    """A call that runs past ``body_timeout`` after its body arrived, and an SSE stream open past
+    it, are not cut off."""
+    from conftest import demo_server
+
+    server = demo_server(body_timeout=0.5)
+
+    @server.tool()
+    def nap() -> str:
+        """Sleep past the body timeout."""
+        time.sleep(1.2)
+        return "rested"
+
+    with server.start() as h, httpx.Client(timeout=10) as client:
+        sid = {
+            "Mcp-Session-Id": client.post(h.mcp_url(), json=INIT, headers=ACCEPT).headers["mcp-session-id"]
+        }
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "nap", "arguments": {}}}
+        r = client.post(h.mcp_url(), json=call, headers={**ACCEPT, **sid})
+        assert r.status_code == 200 and "rested" in r.text, r.text
+        with client.stream("GET", h.sse_url()) as stream:
+            lines = stream.iter_lines()
+            endpoint = next(line[5:].strip() for line in lines if line.startswith("data:"))
+            time.sleep(1.0)
+            assert client.post(h.url + endpoint, json=INIT).status_code == 202
+            answer = next(line for line in lines if line.startswith("data:"))
+            assert '"serverInfo"' in answer, answer

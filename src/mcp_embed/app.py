@@ -1,4 +1,4 @@
-"""The ASGI application: guard, CORS and body limit in front of the routes.
+"""The ASGI application: guard, CORS, body limit and body timeout in front of the routes.
 
 Every HTTP request runs inside a cancel scope that ``App.cancel_requests`` can cancel: on
 Python 3.12+ hypercorn waits for open connections before it stops (hypercorn #308), so open
@@ -8,6 +8,7 @@ MCP streams are ended first.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,17 @@ import anyio
 
 from ._asgi.cors import Cors
 from ._asgi.guard import HostOriginGuard
-from ._asgi.http import ASGIApp, Message, Receive, Scope, Send, header, send_bytes, send_json
+from ._asgi.http import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    send_bytes,
+    send_json,
+    send_jsonrpc_error,
+)
 from ._asgi.limits import BodyLimit
 from .logs import get_logger
 from .transport import MESSAGES_PATH, SSE_PATH, Transports
@@ -64,10 +75,11 @@ class App:
             from .auth.middleware import build_auth_layer
 
             inner = build_auth_layer(inner, config, ops)
-        if config.dns_rebinding_protection:
-            inner = HostOriginGuard(inner, allowed_hosts, allowed_origins)
         if config.enable_cors:
             inner = Cors(inner, config.cors_origins)
+        if config.dns_rebinding_protection:
+            # Outermost: a preflight with a foreign Host is refused like the request it announces.
+            inner = HostOriginGuard(inner, allowed_hosts, allowed_origins)
         self._inner = inner
         self._mcp_path = config.endpoint_path
 
@@ -83,23 +95,51 @@ class App:
         with anyio.CancelScope() as cancel_scope:
             self._scopes.add(cancel_scope)
             try:
-                ended = False
-
-                async def tracking_receive() -> Message:
-                    nonlocal ended
-                    message = await receive()
-                    if message["type"] != "http.request" or not message.get("more_body", False):
-                        ended = True
-                    return message
-
-                async def finishing_send(message: Message) -> None:
-                    if not ended and message["type"] == "http.response.body" and not message.get("more_body"):
-                        await self._finish_body(tracking_receive)
-                    await send(message)
-
-                await self._inner(scope, tracking_receive, finishing_send)
+                await self._serve(scope, receive, send)
             finally:
                 self._scopes.discard(cancel_scope)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One request, its body bounded by ``body_timeout`` from the end of its headers."""
+        ended = started = False
+        timeout = self.config.body_timeout
+        timed = _has_body(scope)
+        body_clock = anyio.CancelScope(deadline=anyio.current_time() + timeout if timed else math.inf)
+
+        async def tracking_receive() -> Message:
+            nonlocal ended
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                ended = True
+                body_clock.deadline = math.inf
+            return message
+
+        async def finishing_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            if not ended and message["type"] == "http.response.body" and not message.get("more_body"):
+                body_clock.deadline = math.inf  # answering already: _finish_body has its own bound
+                await self._finish_body(tracking_receive)
+            await send(message)
+
+        with body_clock:
+            await self._inner(scope, tracking_receive, finishing_send)
+        if body_clock.cancelled_caught:
+            log.warning(
+                "%s %s: the request body did not arrive within %g s (body_timeout): 408, closing",
+                scope["method"],
+                scope["path"][:200],
+                timeout,
+            )
+            if not started:  # else hypercorn ends the half-sent response and the connection
+                await send_jsonrpc_error(
+                    send,
+                    408,
+                    -32600,
+                    f"Request timeout: the body did not arrive within {timeout:g} s (body_timeout)",
+                    [(b"connection", b"close")],
+                )
 
     async def _finish_body(self, receive: Receive) -> None:
         """Read the rest of a request answered before its body was read (a guard refusal, a 404),
@@ -210,3 +250,14 @@ class App:
                     await self._stack.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announced a body the routes read (a POST, PUT or PATCH with a length
+    other than 0, or chunked framing). A GET stream never reads one, so it gets no body clock."""
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return False
+    for k, v in scope.get("headers", ()):
+        if k == b"transfer-encoding" or (k == b"content-length" and v.strip() not in (b"0", b"")):
+            return True
+    return False

@@ -18,7 +18,6 @@ clear error instead.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from mcp_types import (
 )
 
 from ._asgi.http import Receive, Scope, Send, read_body, replay, send_jsonrpc_error
+from ._json import JsonError, dumps, loads
 from .logs import get_logger
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ class BackChannel:
         if entry is None or entry.transport.is_terminated:
             await send_jsonrpc_error(send, 404, INVALID_REQUEST, _UNKNOWN)
             return
-        body = json.dumps({**answer, "id": entry.request_id}, separators=(",", ":")).encode()
+        body = dumps({**answer, "id": entry.request_id})  # parsed strictly: it encodes again
         # The asking POST's transport validates the message, answers 202 and wakes the tool.
         await entry.transport.handle_request(scope, replay(body, False, receive), send)
 
@@ -226,8 +226,8 @@ def _transport_context(metadata: Any) -> TransportContext:
 def _response(body: bytes) -> dict[str, Any] | None:
     """The message, if the body is one JSON-RPC response or error (an answer to the server)."""
     try:
-        msg = json.loads(body)
-    except ValueError:
+        msg = loads(body)
+    except JsonError:  # not an answer: the SDK answers its own parse error
         return None
     if type(msg) is not dict or msg.get("jsonrpc") != "2.0" or "method" in msg or "id" not in msg:
         return None

@@ -136,6 +136,9 @@ class McpHttpConfig(BaseModel):
     session_idle_timeout: float | None = Field(default=1800.0, gt=0)
     max_sessions: int | None = Field(default=10_000, gt=0)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    body_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    """Seconds a client has to send a whole request body, from the end of its headers. Past it the
+    answer is 408 and the connection is closed, so a client trickling a body holds no connection."""
     client_request_timeout: float | None = Field(default=300.0, gt=0)
     """How long a tool's ``ctx.elicit``/``ctx.sample`` (or a roots request) waits for the client's
     answer before it raises :class:`~mcp_embed.ToolError`. Unset: as long as the call runs."""

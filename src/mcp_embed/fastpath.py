@@ -14,7 +14,6 @@ the request runs, exactly as the SDK's own transport does.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ._asgi.http import Message, Receive, Scope, Send, read_body, replay
+from ._json import JsonError, dumps, loads
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 _FAST_METHODS = frozenset({"tools/call", "tools/list", "ping"})
 _VERSIONS = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
 _MAX_FAST_BODY = 256 * 1024  # larger bodies stream through the SDK's body limit as usual
-_SEPARATORS = (",", ":")
 
 Fallback = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -133,8 +132,8 @@ class FastPath:
         if session_id is None:
             return False
         try:
-            msg = json.loads(body)
-        except ValueError:
+            msg = loads(body)
+        except JsonError:
             return False
         if type(msg) is not dict or msg.get("method") != "notifications/cancelled" or "id" in msg:
             return False
@@ -213,12 +212,7 @@ class FastPath:
             payload: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "result": result}
         except MCPError as exc:
             payload = {"jsonrpc": "2.0", "id": req_id, "error": exc.error.model_dump(exclude_none=True)}
-        body = json.dumps(payload, ensure_ascii=False, separators=_SEPARATORS).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        if session_id is not None:
-            headers.append((b"mcp-session-id", session_id.encode("latin-1")))
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await _send_json(send, payload, session_id)
 
 
 async def _cancel_on_disconnect(receive: Receive, cancel: anyio.CancelScope) -> None:
@@ -236,7 +230,11 @@ async def _accepted(send: Send, session_id: str | None) -> None:
 
 
 async def _send_json(send: Send, payload: dict[str, Any], session_id: str | None) -> None:
-    body = json.dumps(payload, separators=_SEPARATORS).encode()
+    try:
+        body = dumps(payload)
+    except JsonError as exc:  # a tool's result; the request itself parsed strictly
+        error = {"code": -32603, "message": f"the result cannot be sent: {exc}"}
+        body = dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if session_id is not None:
         headers.append((b"mcp-session-id", session_id.encode("latin-1")))
@@ -247,8 +245,8 @@ async def _send_json(send: Send, payload: dict[str, Any], session_id: str | None
 def _plain_request(body: bytes) -> tuple[Any, str, dict[str, Any]] | None:
     """``(id, method, params)`` of a single, well-formed request we answer here, else None."""
     try:
-        msg = json.loads(body)
-    except ValueError:
+        msg = loads(body)
+    except JsonError:  # the SDK answers its own parse error
         return None
     if type(msg) is not dict or msg.get("jsonrpc") != "2.0":
         return None

@@ -15,6 +15,7 @@ from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import EventStore, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from ._asgi.http import read_body, replay, send_jsonrpc_error
 from .events import SessionScopedEventStore
 from .logs import get_logger
 
@@ -75,8 +76,36 @@ class Transports:
             await serve_loop(self.low, read_stream, write_stream, lifespan_state=self._lifespan_state)
 
     async def handle_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``POST /messages/``. A body that is not a JSON-RPC message gets a JSON-RPC error here:
+        the SDK would answer plain text and log a traceback at ERROR for every such request."""
         assert self.sse is not None
+        if scope["method"] == "POST":
+            body, more = await read_body(receive)
+            refusal = None if more else _not_a_message(body)
+            if refusal is not None:
+                log.info("refused a /messages/ body: %s", refusal[1][:200])
+                await send_jsonrpc_error(send, 400, *refusal)
+                return
+            receive = replay(body, more, receive)
         await self.sse.handle_post_message(scope, receive, send)
+
+
+def _not_a_message(body: bytes) -> tuple[int, str] | None:
+    """Why ``body`` is not one JSON-RPC message, judged by the SDK's own parser (so nothing it
+    accepts is refused here), or None."""
+    from mcp_types import INVALID_REQUEST, PARSE_ERROR, jsonrpc_message_adapter
+    from pydantic import ValidationError
+
+    try:
+        jsonrpc_message_adapter.validate_json(body, by_name=False)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        if first["type"] == "json_invalid":
+            return PARSE_ERROR, f"Parse error: {first['msg']}"
+        return INVALID_REQUEST, "Invalid request: not a JSON-RPC 2.0 request, notification or response"
+    except RecursionError:
+        return PARSE_ERROR, "Parse error: nested too deeply"
+    return None
 
 
 class _SessionManager(StreamableHTTPSessionManager):

@@ -9,13 +9,13 @@ event loop), cached for ``jwks_cache_seconds``, and refetched when a token names
 from __future__ import annotations
 
 import hmac
-import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .._json import loads
 from ..logs import get_logger
 from .config import ApiKeyConfig, OAuthConfig, check_secure_url
 
@@ -122,7 +122,7 @@ def _fetch_json(url: str) -> Any:
         body = response.read(_MAX_DOCUMENT + 1)
     if len(body) > _MAX_DOCUMENT:
         raise ValueError(f"{url} answered more than {_MAX_DOCUMENT} bytes")
-    return json.loads(body)
+    return loads(body)
 
 
 def metadata_urls(issuer: str) -> list[str]:
