@@ -16,9 +16,9 @@ from __future__ import annotations
 import atexit
 import contextlib
 import datetime as _dt
+import errno
 import hashlib
 import ipaddress
-import json
 import os
 import queue
 import re
@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._argerrors import is_secret_key, mask_argument_values
+from ._jsonsafe import dumps_bytes, safe_str
 from .allowlist import ToolAllowList
 from .logs import get_logger, redact_text
 
@@ -54,32 +56,25 @@ AUDIT_FILE = "audit.jsonl"
 PRINCIPAL_SCOPE_KEY = "mcp_embed.principal"
 """Where an authentication layer leaves the caller's identity (token ``sub`` or API-key id)."""
 
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?$|secret|token|api[-_]?key|apikey|authorization|credential|"
-    r"private[-_]?key|access[-_]?key|cookie|session[-_]?key|signature",
-    re.IGNORECASE,
-)
 _REDACTED = "[REDACTED]"
 _ERROR_CHARS = 300
+_ERROR_SCAN = 65536  # an error text is cut to this before it is masked, then to _ERROR_CHARS
 
 
 # -- arguments -------------------------------------------------------------------------------------
 
 
 def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the same arguments always give the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode(
-        "utf-8"
-    )
+    """Sorted keys, no spaces, UTF-8: the same arguments always give the same bytes.
+
+    Never raises: a lone surrogate is hashed as its ``\\udXXX`` escape, an odd value as text.
+    """
+    return dumps_bytes(value, sort_keys=True, strict=False)
 
 
 def args_sha256(arguments: Mapping[str, Any] | None) -> str:
     """SHA-256 (hex) of the canonical JSON of a call's arguments (``{}`` when there are none)."""
     return hashlib.sha256(canonical_json(arguments or {})).hexdigest()
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
 
 
 def redact_arguments(value: Any, _depth: int = 0) -> Any:
@@ -203,7 +198,11 @@ class AuditLog:
 
     ``write`` only enqueues. Records are dicts; ``time`` (epoch seconds) is formatted as RFC 3339,
     and ``_args`` (the raw arguments) becomes ``args_sha256`` (and ``arguments``, redacted, when
-    ``include_arguments``) in the writer thread.
+    ``include_arguments``) in the writer thread, which also masks argument values in ``error``.
+
+    Every record is written, whatever it holds (lone surrogates are kept as JSON escapes, values
+    JSON cannot hold become text), or, if the file refuses it, counted in ``lost``, reported to
+    ``on_lost`` and in an ERROR line. One record never costs another its place.
     """
 
     def __init__(self, path: Path, *, max_bytes: int, backups: int, include_arguments: bool = False) -> None:
@@ -213,6 +212,8 @@ class AuditLog:
         self.include_arguments = include_arguments
         self.batch_delay = 0.05
         self.written = 0
+        self.lost = 0
+        self.on_lost: Callable[[int], None] | None = None  # told how many records each failure cost
         self.rotations = 0
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._file: Any = None
@@ -269,51 +270,109 @@ class AuditLog:
 
     def _run(self) -> None:
         q = self._q
-        while True:
-            item = q.get()
-            if isinstance(item, dict) and self.batch_delay:
-                # Let records gather: one wake-up a batch, not one a record, keeps this thread
-                # from taking the GIL from the event loop on every call. close() and flush()
-                # still see everything queued before them.
-                time.sleep(self.batch_delay)
-            batch = [item]
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < 4096:
-                    batch.append(q.get_nowait())
-            stop = False
-            try:
-                self._reopen_if_moved()
-                for item in batch:
-                    if item is _STOP:
-                        stop = True
-                    elif item is _ROTATE:
-                        self._rotate()
-                    elif isinstance(item, _Flush):
-                        self._file.flush()
-                        item.done.set()
-                    else:
-                        self._write(item)
+        stop = False
+        try:
+            while not stop:
+                item = q.get()
+                if isinstance(item, dict) and self.batch_delay:
+                    # Let records gather: one wake-up a batch, not one a record, keeps this thread
+                    # from taking the GIL from the event loop on every call. close() and flush()
+                    # still see everything queued before them.
+                    time.sleep(self.batch_delay)
+                batch = [item]
+                with contextlib.suppress(queue.Empty):
+                    while len(batch) < 4096:
+                        batch.append(q.get_nowait())
+                stop = self._write_batch(batch)
+        finally:
+            with contextlib.suppress(Exception):
                 self._file.flush()
-            except Exception as exc:  # the writer must survive a full disk or a bad record
-                log.error("audit log write failed: %s: %s", type(exc).__name__, exc)
-                for item in batch:
-                    if isinstance(item, _Flush):
+                os.fsync(self._file.fileno())
+            with contextlib.suppress(Exception):
+                self._file.close()
+            self._release_waiters()
+
+    def _write_batch(self, batch: list[Any]) -> bool:
+        """Write one batch; each record on its own, so one that fails costs only itself. True on stop."""
+        stop = False
+        problems: dict[str, int] = {}
+
+        def lost(n: int, exc: BaseException) -> None:
+            # The type and errno only: a message may quote the record it failed on.
+            why = type(exc).__name__
+            if isinstance(exc, OSError) and exc.strerror:
+                why += f" ({exc.strerror})"
+            problems[why] = problems.get(why, 0) + n
+
+        try:
+            self._reopen_if_moved()
+        except Exception as exc:
+            lost(0, exc)
+        for item in batch:
+            try:
+                if item is _STOP:
+                    stop = True
+                elif item is _ROTATE:
+                    self._rotate()
+                elif isinstance(item, _Flush):
+                    try:
+                        self._flush()
+                    finally:
                         item.done.set()
-            if stop:
-                with contextlib.suppress(Exception):
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-                    self._file.close()
-                return
+                else:
+                    self._write(item)
+            except _Unwritten as exc:  # buffered records, and this one if it is a record
+                lost(exc.records + isinstance(item, dict), exc.__cause__ or exc)
+            except Exception as exc:  # a full disk, a rotation that failed, a record that cannot be encoded
+                lost(1 if isinstance(item, dict) else 0, exc)
+        try:
+            self._flush()
+        except _Unwritten as exc:
+            lost(exc.records, exc.__cause__ or exc)
+        if problems:
+            self._report(problems)
+        return stop
+
+    def _report(self, problems: dict[str, int]) -> None:
+        n = sum(problems.values())
+        self.lost += n
+        why = "; ".join(f"{k}: {v}" for k, v in problems.items())
+        log.error("%d audit record(s) lost (%s); %d lost since start, in %s", n, why, self.lost, self.path)
+        if n and self.on_lost is not None:
+            with contextlib.suppress(Exception):
+                self.on_lost(n)
+
+    def _flush(self) -> None:
+        """Write what is buffered; the records that did not reach the file are no longer counted written."""
+        try:
+            self._file.flush()
+        except OSError as exc:
+            unwritten = self._file.drop()
+            self.written -= unwritten
+            raise _Unwritten(unwritten) from exc
+
+    def _release_waiters(self) -> None:
+        """Wake every flush() and rotate() still queued once the writer has gone."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                item = self._q.get_nowait()
+                if isinstance(item, _Flush):
+                    item.done.set()
 
     def _write(self, record: dict[str, Any]) -> None:
-        if "_args" in record:
-            args = record.pop("_args")
+        has_args = "_args" in record
+        args = record.pop("_args", None)
+        if has_args:
             record["args_sha256"] = args_sha256(args)
             if self.include_arguments:
                 record["arguments"] = redact_arguments(args or {})
+        error = record.get("error")
+        if error:
+            text = safe_str(error)[:_ERROR_SCAN]
+            text = mask_argument_values(text, args, all_values=not self.include_arguments)
+            record["error"] = redact_text(text)[:_ERROR_CHARS]
         record["time"] = _rfc3339(record["time"])
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        line = dumps_bytes(record) + b"\n"
         if self._size and self._size + len(line) > self.max_bytes:
             self._rotate()
         self._file.write(line)
@@ -332,6 +391,9 @@ class AuditLog:
 
     def _reopen_if_moved(self) -> None:
         """Follow an external rotation (logrotate ``create``): the path no longer names our file."""
+        if self._file.closed:  # a rotation failed half-way: try again
+            self._open()
+            return
         if self._ino is None:
             return
         try:
@@ -339,12 +401,12 @@ class AuditLog:
         except FileNotFoundError:
             moved = True
         if moved:
-            self._file.flush()
+            self._flush()
             self._file.close()
             self._open()
 
     def _rotate(self) -> None:
-        self._file.flush()
+        self._flush()
         self._file.close()
         if self.backups > 0:
             for i in range(self.backups - 1, 0, -1):
@@ -358,35 +420,79 @@ class AuditLog:
         self.rotations += 1
 
 
+class _Unwritten(Exception):
+    """``records`` buffered records did not reach the file (the cause is chained)."""
+
+    def __init__(self, records: int) -> None:
+        super().__init__(records)
+        self.records = records
+
+
 class _AppendFile:
     """An ``O_APPEND`` descriptor written one batch per ``write(2)``: whole lines only, so two
     writers on one file (two hosts with the same ``server_name``) never interleave inside a line."""
 
-    __slots__ = ("_chunks", "_fd")
+    __slots__ = ("_chunks", "_cut", "_fd", "_torn")
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
         self._chunks: list[bytes] = []
+        self._cut = 0  # lines a failed write cut short
+        self._torn = False  # the file ends inside a cut line: start the next write with a newline
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
 
     def write(self, data: bytes) -> None:
         self._chunks.append(data)
 
     def flush(self) -> None:
+        """Write the buffered lines. On an error, the lines not wholly written stay buffered."""
         if not self._chunks:
             return
-        view = memoryview(b"".join(self._chunks))
+        if self._fd < 0:  # never write to a closed number: the process may have reused it
+            raise OSError(errno.EBADF, "the audit file is closed")
+        lead = b"\n" if self._torn else b""
+        data = memoryview(b"".join([lead, *self._chunks]))
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(self._fd, data[done:])
+        except OSError:
+            if done >= len(lead):
+                self._torn = False
+                self._keep_unwritten(done - len(lead))
+            raise
+        self._torn = False
         self._chunks.clear()
-        while view:
-            view = view[os.write(self._fd, view) :]
+
+    def _keep_unwritten(self, done: int) -> None:
+        while self._chunks and done >= len(self._chunks[0]):
+            done -= len(self._chunks.pop(0))
+        if done > 0:
+            self._chunks.pop(0)
+            self._cut += 1
+            self._torn = True
+
+    def drop(self) -> int:
+        """Forget the buffered lines; how many lines were not written (cut ones included)."""
+        n = len(self._chunks) + self._cut
+        self._chunks.clear()
+        self._cut = 0
+        return n
 
     def fileno(self) -> int:
         return self._fd
 
     def close(self) -> None:
+        if self._fd < 0:
+            return
         try:
             self.flush()
         finally:
             os.close(self._fd)
+            self._fd = -1
 
 
 def _private_dir(path: Path) -> None:
@@ -423,6 +529,8 @@ class Operations:
                 backups=config.log_backups,
                 include_arguments=config.audit_arguments,
             )
+            if metrics is not None:
+                self.audit.on_lost = metrics.audit_lost
         # session id -> (client name, client version), from the legacy handshake
         self._clients: dict[str, tuple[str | None, str | None]] = {}
         # session id -> (remote address, principal) at initialize, repeated on session_close
@@ -480,7 +588,7 @@ class Operations:
                 "_args": arguments,
                 "status": status,
                 "duration_ms": round(duration * 1000, 3),
-                "error": redact_text(error[:_ERROR_CHARS]) if error else None,
+                "error": error or None,  # masked, redacted and cut in the writer thread
             }
         )
 

@@ -24,6 +24,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from ._asgi.http import Message, Receive, Scope, Send, read_body, replay
+from ._jsonsafe import dumps_bytes
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -213,7 +214,7 @@ class FastPath:
             payload: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "result": result}
         except MCPError as exc:
             payload = {"jsonrpc": "2.0", "id": req_id, "error": exc.error.model_dump(exclude_none=True)}
-        body = json.dumps(payload, ensure_ascii=False, separators=_SEPARATORS).encode()
+        body = dumps_bytes(payload, strict=False)  # a tool may echo a caller's lone surrogate
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         if session_id is not None:
             headers.append((b"mcp-session-id", session_id.encode("latin-1")))
