@@ -24,10 +24,14 @@ POISON = "bad \\ud800 text"  # in a raw body: the JSON escape of a lone surrogat
 
 
 def _strict(text: str) -> Any:
+    """``text`` parsed as a strict parser would: no NaN, and no lone surrogate (I-JSON, RFC 7493)."""
+
     def no_constant(name: str) -> Any:
         raise ValueError(f"not strict JSON: {name}")
 
-    return json.loads(text, parse_constant=no_constant)
+    value = json.loads(text, parse_constant=no_constant)
+    json.dumps(value, ensure_ascii=False).encode("utf-8")  # raises on a lone surrogate
+    return value
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -79,9 +83,11 @@ def test_poisoned_calls_lose_no_record(spawn_mode: str, tmp_path: Path) -> None:
                 async def worker(k: int) -> None:
                     headers = await _session(client, url)
                     for i in range(k, n_calls, workers):
-                        body, _ = _call_body(i)
+                        body, poisoned = _call_body(i)
                         r = await client.post(url, content=body, headers=headers)
                         answers.append(r.status_code)
+                        if poisoned and '"echo"' in body:  # the answer is strict JSON, marked
+                            assert _strict(r.text)["result"]["content"][0]["text"] == f"bad \\ud800 text {i}"
 
                 async with anyio.create_task_group() as tg:
                     for k in range(workers):
@@ -175,8 +181,8 @@ def test_odd_values_never_cost_a_record(tmp_path: Path) -> None:
     audit.close()
     records = read_lines(tmp_path / "audit.jsonl")
     assert len(records) == n + 1 and audit.written == n + 1 and audit.lost == 0
-    assert records[0]["arguments"] == {"v": "lone \ud800 surrogate"}  # kept, as a JSON escape
-    assert records[-1]["tool"] == "\ud800"
+    assert records[0]["arguments"] == {"v": "lone \\ud800 surrogate"}  # marked, as text
+    assert records[-1]["tool"] == "\\ud800"
 
 
 def _rec(i: int) -> dict[str, Any]:
@@ -229,7 +235,7 @@ def test_the_app_log_survives_lone_surrogates(tmp_path: Path) -> None:
     from mcp_embed.logs import JsonFormatter, attach_file_logging
 
     record = logging.LogRecord("mcp_embed.t", logging.ERROR, __file__, 1, "odd %s", ("\ud800",), None)
-    assert _strict(JsonFormatter().format(record).encode("utf-8").decode())["message"] == "odd \ud800"
+    assert _strict(JsonFormatter().format(record).encode("utf-8").decode())["message"] == "odd \\ud800"
     for fmt in ("json", "text"):
         folder = tmp_path / fmt
         detach = attach_file_logging(folder, level="INFO", fmt=fmt, max_bytes=10**6, backups=1)
@@ -333,3 +339,53 @@ def test_skill_argument_errors_name_the_field_not_the_value() -> None:
         with pytest.raises(SkillArgumentError) as info:
             tool.validate(args)
         assert info.value.field == field and expected in str(info.value) and SECRET not in str(info.value)
+
+
+def test_a_prompt_failure_does_not_log_its_arguments(tmp_path: Path) -> None:
+    from conftest import sdk_client
+
+    server = demo_server(log_dir=str(tmp_path))
+
+    @server.prompt()
+    def review(node: str) -> str:
+        """Fails, quoting its argument."""
+        raise ValueError(f"no node {node}")
+
+    with server.start() as handle:
+
+        async def main() -> None:
+            from mcp.shared.exceptions import MCPError
+
+            async with sdk_client(handle.mcp_url()) as client:
+                with pytest.raises(MCPError):
+                    await client.get_prompt("review", {"node": VALUE})
+
+        anyio.run(main)
+    app_log = (tmp_path / "mcp-embed.log").read_text("utf-8")
+    assert "prompt 'review' failed: ValueError: no node [REDACTED]" in app_log and VALUE not in app_log
+
+
+# -- what a tool returns ----------------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_a_tool_returns_is_answered_on_every_route(tmp_path: Path) -> None:
+    from conftest import sdk_client
+
+    server = demo_server(log_dir=str(tmp_path))
+
+    @server.tool()
+    def listing() -> str:
+        """A file name read with surrogateescape."""
+        return "file \udcff name"
+
+    with server.start() as handle:
+
+        async def main() -> None:
+            for mode in ("legacy", "auto"):  # the fast path, and the SDK's route
+                async with sdk_client(handle.mcp_url(), mode=mode) as client:
+                    result = await client.call_tool("listing", {})
+                    assert result.content[0].text == "file \\udcff name", mode
+
+        anyio.run(main)
+    calls = [r for r in read_lines(tmp_path / "audit.jsonl") if r["event"] == "tool_call"]
+    assert [r["status"] for r in calls] == ["ok", "ok"]

@@ -67,9 +67,9 @@ _ERROR_SCAN = 65536  # an error text is cut to this before it is masked, then to
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no spaces, UTF-8: the same arguments always give the same bytes.
 
-    Never raises: a lone surrogate is hashed as its ``\\udXXX`` escape, an odd value as text.
+    Never raises: a lone surrogate is hashed as its JSON escape ``\\udXXX``, an odd value as text.
     """
-    return dumps_bytes(value, sort_keys=True, strict=False)
+    return dumps_bytes(value, sort_keys=True, strict=False, exact=True)
 
 
 def args_sha256(arguments: Mapping[str, Any] | None) -> str:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from ._jsonsafe import escape_surrogates
+from ._jsonsafe import escape_surrogates, escape_surrogates_in_json
 
 logger = logging.getLogger("mcp_embed")
 logger.addHandler(logging.NullHandler())
@@ -90,7 +90,7 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             out["exc"] = record.exc_text
-        return escape_surrogates(json.dumps(out, ensure_ascii=False))  # a lone surrogate as its JSON escape
+        return escape_surrogates_in_json(json.dumps(out, ensure_ascii=False))
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"

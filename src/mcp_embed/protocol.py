@@ -23,6 +23,7 @@ from mcp.server.connection import allowed_log_levels
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
+from ._jsonsafe import scrub
 from .context import ToolContext
 from .errors import McpError, ToolError
 from .logs import get_logger
@@ -304,19 +305,22 @@ def build_lowlevel_server(
 
         async def invoke(make: Any = make_context, deliver: Any = send) -> dict[str, Any]:
             # The 2026-07-28 result shape requires resultType; the SDK drops it for older versions.
+            # scrub: pydantic's encoder refuses a lone surrogate a tool returned (or echoed).
             return {
                 "resultType": "complete",
-                **await caller.call(
-                    params.name,
-                    params.arguments,
-                    request_id=ctx.request_id,
-                    session_id=_handlers.session_key(ctx),
-                    progress_token=token,
-                    send=deliver,
-                    make_context=make,
-                    modern=_handlers.is_modern(ctx),
-                    scope=_scope_of(ctx),
-                    client=_client_of(ctx, meta),
+                **scrub(
+                    await caller.call(
+                        params.name,
+                        params.arguments,
+                        request_id=ctx.request_id,
+                        session_id=_handlers.session_key(ctx),
+                        progress_token=token,
+                        send=deliver,
+                        make_context=make,
+                        modern=_handlers.is_modern(ctx),
+                        scope=_scope_of(ctx),
+                        client=_client_of(ctx, meta),
+                    )
                 ),
             }
 
