@@ -1,12 +1,18 @@
 """What the audit log costs: tools/call throughput with the audit log off, on, and on with metrics.
 
-Standalone: ``python benchmarks/bench_audit.py [--seconds 3] [--rounds 7] [--connections 32] [--quick]``.
+Standalone: ``python benchmarks/bench_audit.py [--seconds 3] [--rounds 7] [--connections 32] [--quick]
+[--poisoned 2000] [--poisoned-only]``.
 The server runs in this process (its own thread, as embedded); the load comes from ``wrk`` in
 another process (or, without wrk, a bounded httpx loop in a child Python). Modes are interleaved
 round by round so drift on the machine hits every mode alike.
 Prints requests/s and server CPU per call per mode, the median of the per-round ratios on/off
 (goal: at most 10 % cost), the audit's own cost per record measured directly, and checks that the
 audit log holds a record for every answered call.
+
+Then, in both spawn modes, a poisoned load: ``--poisoned`` calls (default 2000) at concurrency 8,
+one in 50 with a lone surrogate (the JSON escape ``\\ud800``) in an argument, and checks
+"N calls -> N records": one odd record must never cost another its place.
+``--poisoned-only`` runs just that check.
 """
 
 from __future__ import annotations
@@ -174,6 +180,79 @@ def audit_cost_per_record(log_root: Path, n: int = 20_000) -> tuple[float, float
     return path, total
 
 
+POISONED_BODY = (
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"%s"}}}'
+)
+
+
+def poisoned_round(spawn_mode: str, log_root: Path, n: int, concurrency: int = 8, every: int = 50) -> int:
+    """Serve ``n`` calls, every ``every``-th poisoned; print N calls -> N records. 0 when they match."""
+    import asyncio
+
+    import httpx
+
+    from mcp_embed import McpHttpConfig, create_skill_server
+
+    log_dir = log_root / f"poisoned-{spawn_mode}"
+    cfg = McpHttpConfig(port=0, json_response=True, spawn_mode=spawn_mode, log_dir=str(log_dir))
+    server = create_skill_server("bench", cfg)
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Echo the text back."""
+        return text
+
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "b", "version": "1"},
+            },
+        }
+    )
+    answered = 0
+
+    async def load(url: str) -> None:
+        nonlocal answered
+        async with httpx.AsyncClient(timeout=60) as client:
+
+            async def worker(k: int) -> None:
+                nonlocal answered
+                r = await client.post(url, content=init, headers=headers)
+                session = {**headers, "mcp-session-id": r.headers["mcp-session-id"]}
+                for i in range(k, n, concurrency):
+                    text = f"bad \\ud800 {i}" if i % every == every - 1 else f"good {i}"
+                    r = await client.post(url, content=POISONED_BODY % (i, text), headers=session)
+                    answered += r.status_code == 200
+
+            await asyncio.gather(*(worker(k) for k in range(concurrency)))
+
+    with server.start() as handle:
+        asyncio.run(load(handle.mcp_url()))
+    # Lost records are reported as ERROR lines of the app log, in either spawn mode.
+    app_log = (log_dir / "mcp-embed.log").read_text("utf-8", "replace")
+    lost = sum(1 for line in app_log.splitlines() if "audit record(s) lost" in line)
+    calls = sessions = 0
+    for p in [*log_dir.glob("audit.jsonl.*"), log_dir / "audit.jsonl"]:
+        for line in p.read_bytes().decode("utf-8").splitlines():
+            event = json.loads(line)["event"]
+            calls += event == "tool_call"
+            sessions += event == "session_close"
+    poisoned = n // every
+    ok = calls == n and sessions == concurrency and lost == 0
+    print(
+        f"poisoned load ({spawn_mode}): {n} calls ({poisoned} poisoned, {answered} answered 200) -> "
+        f"{calls} records, {sessions}/{concurrency} sessions closed, {lost} loss reports in the app log: "
+        + ("PASS" if ok else "FAIL")
+    )
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="load per round (default 3)")
@@ -181,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--quick", action="store_true", help="2 s x 3 rounds")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--poisoned", type=int, default=2000, help="calls of the poisoned load (default 2000)")
+    ap.add_argument("--poisoned-only", action="store_true", help="only the poisoned load, both spawn modes")
     args = ap.parse_args(argv)
+    if args.poisoned_only:
+        with tempfile.TemporaryDirectory(prefix="mcp-embed-bench-audit-") as tmp:
+            return max(poisoned_round(mode, Path(tmp), args.poisoned) for mode in ("dedicated", "subprocess"))
     if args.quick:
         args.seconds, args.rounds = 2.0, 3
     modes = list(MODES)
@@ -210,6 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['cpu_us_per_call']:7.1f} us CPU/call  errors {r['errors']}{check}"
                 )
         path_us, total_us = audit_cost_per_record(Path(tmp))
+        if any(poisoned_round(mode, Path(tmp), args.poisoned) for mode in ("dedicated", "subprocess")):
+            return 1
     med = {m: statistics.median(v) for m, v in rps.items()}
     med_cpu = {m: statistics.median(v) for m, v in cpu.items()}
     print()

@@ -132,7 +132,8 @@ def test_audit_record_schema_statuses_and_file_mode(tmp_path: Path) -> None:
     by_tool = {r["tool"]: r for r in records if "tool" in r}
     assert by_tool["echo"]["status"] == "ok" and by_tool["echo"]["error"] is None
     assert by_tool["fail"]["status"] == "error"
-    assert by_tool["fail"]["error"] == "Tool 'fail' failed: ValueError: boom"
+    # The message quotes the argument "boom": without audit_arguments, no argument value is recorded.
+    assert by_tool["fail"]["error"] == "Tool 'fail' failed: ValueError: [REDACTED]"
     assert by_tool["slow"]["status"] == "timeout"
     assert by_tool["add"]["event"] == "tool_denied" and by_tool["add"]["status"] == "denied"
     # Outside the allow-list, a name is refused whether or not such a tool exists.

@@ -333,7 +333,11 @@ def install(low: Server[Any], server: SkillServer) -> Live:
         except MCPError:
             raise
         except Exception as exc:
-            log.warning("prompt %r failed: %s: %s", spec.name, type(exc).__name__, exc)
+            from ._argerrors import mask_argument_values
+
+            # The message may quote the arguments: masked as a tool's are (audit_arguments).
+            text = mask_argument_values(str(exc), given, all_values=not server.config.audit_arguments)
+            log.warning("prompt %r failed: %s: %s", spec.name, type(exc).__name__, text)
             raise MCPError(
                 code=types.INTERNAL_ERROR, message=f"Prompt '{spec.name}' failed: {type(exc).__name__}: {exc}"
             ) from None

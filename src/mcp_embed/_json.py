@@ -14,6 +14,8 @@ import json
 import math
 from typing import Any
 
+from ._jsonsafe import escape_surrogates_in_json
+
 __all__ = ["MAX_DEPTH", "JsonError", "dumps", "loads"]
 
 MAX_DEPTH = 200
@@ -79,13 +81,15 @@ def _check_text(text: str) -> None:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON. A lone surrogate is written as its ``\\u`` escape (valid JSON text, and
-    what the client sent); anything that cannot be encoded raises :class:`JsonError`."""
+    """Compact UTF-8 JSON. A lone surrogate (a tool may make one) is written as the text ``\\udXXX``,
+    as everywhere else (:mod:`._jsonsafe`): strict parsers, the SDK client's among them, refuse its
+    escape. Anything else that cannot be encoded raises :class:`JsonError`."""
     try:
+        text = json.dumps(value, ensure_ascii=False, separators=_SEPARATORS)
         try:
-            return json.dumps(value, ensure_ascii=False, separators=_SEPARATORS).encode("utf-8")
+            return text.encode("utf-8")
         except UnicodeEncodeError:
-            return json.dumps(value, separators=_SEPARATORS).encode("ascii")
+            return escape_surrogates_in_json(text).encode("utf-8")
     except RecursionError:
         raise JsonError("the value is nested too deeply to encode") from None
     except (TypeError, ValueError) as exc:  # not serialisable, a circular reference, a huge int

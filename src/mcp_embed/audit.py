@@ -1,10 +1,8 @@
 """The audit log: one JSON line per tool call, denial and session event.
 
 The request path only builds a small dict and puts it on a queue (no I/O, no hashing, no JSON);
-a writer thread of its own formats, hashes, writes and rotates. Nothing is written on the event
-loop or on the host's main thread. ``close()`` drains the queue, so a stop right after a call
-loses nothing, and rotation happens in the writer thread between two whole records, so a record
-is never lost, split or written twice.
+the writer thread of :class:`~mcp_embed._auditlog.AuditLog` formats, hashes, writes and rotates.
+Nothing is written on the event loop or on the host's main thread.
 
 :class:`Operations` is the one object the rest of the server talks to: it feeds the audit log,
 the metrics and the tool allow-list from the same events, so ``/metrics`` and the audit file
@@ -13,24 +11,14 @@ agree by construction.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import datetime as _dt
-import hashlib
 import ipaddress
-import json
-import os
-import queue
-import re
-import sys
-import threading
 import time
 import warnings
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._auditlog import ERROR_CHARS, AuditLog, args_sha256, canonical_json, default_log_dir, redact_arguments
 from .allowlist import ToolAllowList
 from .logs import get_logger, redact_text
 
@@ -44,6 +32,7 @@ __all__ = [
     "AuditLog",
     "Operations",
     "args_sha256",
+    "canonical_json",
     "default_log_dir",
     "redact_arguments",
 ]
@@ -53,49 +42,6 @@ log = get_logger("audit")
 AUDIT_FILE = "audit.jsonl"
 PRINCIPAL_SCOPE_KEY = "mcp_embed.principal"
 """Where an authentication layer leaves the caller's identity (token ``sub`` or API-key id)."""
-
-_SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?$|secret|token|api[-_]?key|apikey|authorization|credential|"
-    r"private[-_]?key|access[-_]?key|cookie|session[-_]?key|signature",
-    re.IGNORECASE,
-)
-_REDACTED = "[REDACTED]"
-_ERROR_CHARS = 300
-
-
-# -- arguments -------------------------------------------------------------------------------------
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, UTF-8: the same arguments always give the same bytes."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode(
-        "utf-8"
-    )
-
-
-def args_sha256(arguments: Mapping[str, Any] | None) -> str:
-    """SHA-256 (hex) of the canonical JSON of a call's arguments (``{}`` when there are none)."""
-    return hashlib.sha256(canonical_json(arguments or {})).hexdigest()
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
-
-
-def redact_arguments(value: Any, _depth: int = 0) -> Any:
-    """A copy of ``value`` with secret-looking fields replaced and secret-looking text masked."""
-    if _depth > 32:
-        return _REDACTED
-    if isinstance(value, Mapping):
-        return {
-            str(k): (_REDACTED if is_secret_key(str(k)) else redact_arguments(v, _depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [redact_arguments(v, _depth + 1) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
 
 
 # -- who is calling --------------------------------------------------------------------------------
@@ -158,244 +104,6 @@ def peer(scope: Scope | None, proxies: TrustedProxies) -> tuple[str | None, str 
     return addr, (str(principal)[:256] if principal is not None else None)
 
 
-# -- the file --------------------------------------------------------------------------------------
-
-
-def default_log_dir(server_name: str) -> Path:
-    """``$MCP_EMBED_LOG_DIR`` or the platform's user log folder, then ``mcp-embed/<server_name>``."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", server_name).strip("._") or "server"
-    base = os.environ.get("MCP_EMBED_LOG_DIR")
-    if base:
-        return Path(base) / "mcp-embed" / safe
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir("mcp-embed", appauthor=False)) / safe
-
-
-def _rfc3339(t: float) -> str:
-    return _dt.datetime.fromtimestamp(t, _dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-_ROTATE = object()
-_STOP = object()
-
-
-class _Flush:
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-_OPEN_LOGS: weakref.WeakSet[AuditLog] = weakref.WeakSet()
-
-
-def _close_all_at_exit() -> None:
-    for a in list(_OPEN_LOGS):
-        a.close(timeout=2.0)
-
-
-atexit.register(_close_all_at_exit)
-
-
-class AuditLog:
-    """An append-only JSONL file written by a thread of its own, with size rotation.
-
-    ``write`` only enqueues. Records are dicts; ``time`` (epoch seconds) is formatted as RFC 3339,
-    and ``_args`` (the raw arguments) becomes ``args_sha256`` (and ``arguments``, redacted, when
-    ``include_arguments``) in the writer thread.
-    """
-
-    def __init__(self, path: Path, *, max_bytes: int, backups: int, include_arguments: bool = False) -> None:
-        self.path = path
-        self.max_bytes = max_bytes
-        self.backups = backups
-        self.include_arguments = include_arguments
-        self.batch_delay = 0.05
-        self.written = 0
-        self.rotations = 0
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._file: Any = None
-        self._size = 0
-        self._ino: int | None = None
-        self._closed = False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _private_dir(path.parent)
-        self._open()
-        self._thread = threading.Thread(target=self._run, name=f"mcp-embed-audit:{path.name}", daemon=True)
-        self._thread.start()
-        _OPEN_LOGS.add(self)
-
-    # -- any thread ---------------------------------------------------------------------------------
-
-    def write(self, record: dict[str, Any]) -> None:
-        """Queue one record. Cheap and non-blocking; safe from any thread."""
-        if not self._closed:
-            self._q.put(record)
-
-    def rotate(self, timeout: float = 5.0) -> bool:
-        """Rotate now, between two records. Returns once the new file is open."""
-        done = _Flush()
-        self._q.put(_ROTATE)
-        self._q.put(done)
-        return done.done.wait(timeout)
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Block until every record queued so far is written and flushed."""
-        if self._closed:
-            return True
-        done = _Flush()
-        self._q.put(done)
-        return done.done.wait(timeout)
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop the writer. Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        self._q.put(_STOP)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            log.error("the audit writer did not finish within %.1f s; records may be missing", timeout)
-        _OPEN_LOGS.discard(self)
-
-    @property
-    def files(self) -> list[Path]:
-        """The current file and its rotated backups, oldest first."""
-        out = [self.path.with_name(f"{self.path.name}.{i}") for i in range(self.backups, 0, -1)]
-        return [p for p in [*out, self.path] if p.exists()]
-
-    # -- the writer thread ---------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        q = self._q
-        while True:
-            item = q.get()
-            if isinstance(item, dict) and self.batch_delay:
-                # Let records gather: one wake-up a batch, not one a record, keeps this thread
-                # from taking the GIL from the event loop on every call. close() and flush()
-                # still see everything queued before them.
-                time.sleep(self.batch_delay)
-            batch = [item]
-            with contextlib.suppress(queue.Empty):
-                while len(batch) < 4096:
-                    batch.append(q.get_nowait())
-            stop = False
-            try:
-                self._reopen_if_moved()
-                for item in batch:
-                    if item is _STOP:
-                        stop = True
-                    elif item is _ROTATE:
-                        self._rotate()
-                    elif isinstance(item, _Flush):
-                        self._file.flush()
-                        item.done.set()
-                    else:
-                        self._write(item)
-                self._file.flush()
-            except Exception as exc:  # the writer must survive a full disk or a bad record
-                log.error("audit log write failed: %s: %s", type(exc).__name__, exc)
-                for item in batch:
-                    if isinstance(item, _Flush):
-                        item.done.set()
-            if stop:
-                with contextlib.suppress(Exception):
-                    self._file.flush()
-                    os.fsync(self._file.fileno())
-                    self._file.close()
-                return
-
-    def _write(self, record: dict[str, Any]) -> None:
-        if "_args" in record:
-            args = record.pop("_args")
-            record["args_sha256"] = args_sha256(args)
-            if self.include_arguments:
-                record["arguments"] = redact_arguments(args or {})
-        record["time"] = _rfc3339(record["time"])
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
-        if self._size and self._size + len(line) > self.max_bytes:
-            self._rotate()
-        self._file.write(line)
-        self._size += len(line)
-        self.written += 1
-
-    def _open(self) -> None:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
-        fd = os.open(self.path, flags, 0o600)
-        with contextlib.suppress(OSError):
-            os.chmod(self.path, 0o600)  # an existing file keeps its mode otherwise
-        self._file = _AppendFile(fd)
-        st = os.fstat(fd)
-        self._size = st.st_size
-        self._ino = st.st_ino if st.st_ino else None
-
-    def _reopen_if_moved(self) -> None:
-        """Follow an external rotation (logrotate ``create``): the path no longer names our file."""
-        if self._ino is None:
-            return
-        try:
-            moved = os.stat(self.path).st_ino != self._ino
-        except FileNotFoundError:
-            moved = True
-        if moved:
-            self._file.flush()
-            self._file.close()
-            self._open()
-
-    def _rotate(self) -> None:
-        self._file.flush()
-        self._file.close()
-        if self.backups > 0:
-            for i in range(self.backups - 1, 0, -1):
-                src = self.path.with_name(f"{self.path.name}.{i}")
-                if src.exists():
-                    os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        else:
-            os.truncate(self.path, 0)
-        self._open()
-        self.rotations += 1
-
-
-class _AppendFile:
-    """An ``O_APPEND`` descriptor written one batch per ``write(2)``: whole lines only, so two
-    writers on one file (two hosts with the same ``server_name``) never interleave inside a line."""
-
-    __slots__ = ("_chunks", "_fd")
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._chunks: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self._chunks.append(data)
-
-    def flush(self) -> None:
-        if not self._chunks:
-            return
-        view = memoryview(b"".join(self._chunks))
-        self._chunks.clear()
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            os.close(self._fd)
-
-
-def _private_dir(path: Path) -> None:
-    if sys.platform != "win32":
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & 0o077:
-                os.chmod(path, 0o700)
-
-
 # -- the hub ---------------------------------------------------------------------------------------
 
 
@@ -423,6 +131,8 @@ class Operations:
                 backups=config.log_backups,
                 include_arguments=config.audit_arguments,
             )
+            if metrics is not None:
+                self.audit.on_lost = metrics.audit_lost
         # session id -> (client name, client version), from the legacy handshake
         self._clients: dict[str, tuple[str | None, str | None]] = {}
         # session id -> (remote address, principal) at initialize, repeated on session_close
@@ -480,7 +190,7 @@ class Operations:
                 "_args": arguments,
                 "status": status,
                 "duration_ms": round(duration * 1000, 3),
-                "error": redact_text(error[:_ERROR_CHARS]) if error else None,
+                "error": error or None,  # masked, redacted and cut in the writer thread
             }
         )
 
@@ -533,7 +243,7 @@ class Operations:
         """Record a refused credential. The authentication layer calls this; never pass the credential."""
         if self.metrics is not None:
             self.metrics.auth_failure(reason)
-        self._refusal("auth_denied", scope, redact_text(reason)[:_ERROR_CHARS], status)
+        self._refusal("auth_denied", scope, redact_text(reason)[:ERROR_CHARS], status)
 
     def rate_limited(self, scope: Scope | None, retry_after: float) -> None:
         if self.metrics is not None:

@@ -8,6 +8,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ._jsonsafe import escape_surrogates, escape_surrogates_in_json
+
 logger = logging.getLogger("mcp_embed")
 logger.addHandler(logging.NullHandler())
 
@@ -58,12 +60,13 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string: keep the raw template
             message = str(record.msg)
-        record.msg = redact_text(message)
+        # A lone surrogate (a caller's "\\ud800") would make every handler's encode fail.
+        record.msg = escape_surrogates(redact_text(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact_text(record.exc_text)
+            record.exc_text = escape_surrogates(redact_text(record.exc_text))
         return True
 
 
@@ -87,7 +90,7 @@ class JsonFormatter(logging.Formatter):
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
             out["exc"] = record.exc_text
-        return json.dumps(out, ensure_ascii=False)
+        return escape_surrogates_in_json(json.dumps(out, ensure_ascii=False))
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"
@@ -134,7 +137,7 @@ def attach_file_logging(
     path = os.path.join(os.fspath(directory), APP_LOG_FILE)
     os.makedirs(os.fspath(directory), exist_ok=True)
     file_handler = _PrivateRotatingFileHandler(
-        path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+        path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", errors="backslashreplace"
     )
     file_handler.setLevel(level_number(level))
     if fmt == "json":

@@ -14,6 +14,8 @@ import platform
 from collections.abc import Callable
 from typing import Any
 
+from ._jsonsafe import escape_surrogates
+
 __all__ = ["METRICS_EXTRA_HINT", "Metrics", "check_basic_auth"]
 
 METRICS_EXTRA_HINT = "enable_metrics needs prometheus-client: pip install 'mcp-embed[metrics]'"
@@ -66,6 +68,11 @@ class Metrics:
         self.limited = Counter(
             "mcp_embed_rate_limited", "Requests refused with 429 by the rate limit.", registry=r
         )
+        self.audit_records_lost = Counter(
+            "mcp_embed_audit_records_lost",
+            "Audit records the file refused (a full disk, a failed rotation); each also logged as ERROR.",
+            registry=r,
+        )
         gauges = {
             "mcp_embed_sessions_open": ("Open MCP sessions, every transport.", lambda: self.sessions_open()),
             "mcp_embed_http_requests_in_flight": (
@@ -104,7 +111,8 @@ class Metrics:
     def tool_call(self, tool: str, status: str, duration: float) -> None:
         children = self._children.get((tool, status))
         if children is None:
-            label = tool if self._known_tool(tool) else "_unknown"  # client-chosen names stay bounded
+            # Client-chosen names stay bounded; a label must encode as UTF-8 or /metrics fails for good.
+            label = escape_surrogates(tool) if self._known_tool(tool) else "_unknown"
             children = (self.calls.labels(label, status), self.duration.labels(label))
             if label != "_unknown" and len(self._children) < 10_000:
                 self._children[(tool, status)] = children  # skip labels()' lock and lookups next time
@@ -116,7 +124,10 @@ class Metrics:
         self.sessions.labels(event).inc()
 
     def auth_failure(self, reason: str) -> None:
-        self.auth_failures.labels(reason[:40]).inc()
+        self.auth_failures.labels(escape_surrogates(reason[:40])).inc()
+
+    def audit_lost(self, records: int) -> None:
+        self.audit_records_lost.inc(records)
 
     def rate_limited(self) -> None:
         self.limited.inc()

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +23,7 @@ from mcp.server.connection import allowed_log_levels
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
+from ._jsonsafe import scrub
 from .context import ToolContext
 from .errors import McpError, ToolError
 from .logs import get_logger
@@ -227,15 +230,20 @@ class ToolCaller:
         except MCPError:
             raise
         except Exception as exc:
-            log.warning(
-                "tool %r failed after %.1f ms: %s: %s",
-                spec.name,
-                (time.perf_counter() - started) * 1000,
-                type(exc).__name__,
-                exc,
-                exc_info=log.isEnabledFor(10),
-            )
+            self._log_failure(spec, kwargs, exc, time.perf_counter() - started)
             return ToolResult.error(f"Tool '{spec.name}' failed: {type(exc).__name__}: {exc}")
+
+    def _log_failure(self, spec: ToolSpec, kwargs: dict[str, Any], exc: Exception, seconds: float) -> None:
+        """A WARNING for a tool that raised. Its message (and traceback, at DEBUG) may quote the
+        arguments: their values are masked unless ``audit_arguments``, secret-named ones always."""
+        from ._argerrors import mask_argument_values
+
+        all_values = not getattr(getattr(self.server, "config", None), "audit_arguments", False)
+        text = f"{type(exc).__name__}: {exc}"
+        if log.isEnabledFor(logging.DEBUG):
+            text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
+        text = mask_argument_values(text, kwargs, all_values=all_values)
+        log.warning("tool %r failed after %.1f ms: %s", spec.name, seconds * 1000, text)
 
 
 def build_lowlevel_server(
@@ -297,19 +305,22 @@ def build_lowlevel_server(
 
         async def invoke(make: Any = make_context, deliver: Any = send) -> dict[str, Any]:
             # The 2026-07-28 result shape requires resultType; the SDK drops it for older versions.
+            # scrub: pydantic's encoder refuses a lone surrogate a tool returned (or echoed).
             return {
                 "resultType": "complete",
-                **await caller.call(
-                    params.name,
-                    params.arguments,
-                    request_id=ctx.request_id,
-                    session_id=_handlers.session_key(ctx),
-                    progress_token=token,
-                    send=deliver,
-                    make_context=make,
-                    modern=_handlers.is_modern(ctx),
-                    scope=_scope_of(ctx),
-                    client=_client_of(ctx, meta),
+                **scrub(
+                    await caller.call(
+                        params.name,
+                        params.arguments,
+                        request_id=ctx.request_id,
+                        session_id=_handlers.session_key(ctx),
+                        progress_token=token,
+                        send=deliver,
+                        make_context=make,
+                        modern=_handlers.is_modern(ctx),
+                        scope=_scope_of(ctx),
+                        client=_client_of(ctx, meta),
+                    )
                 ),
             }
 

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._argerrors import pydantic_message, schema_errors_message
 from .context import ToolContext
 from .errors import ToolError
 
@@ -260,7 +261,7 @@ def build_tool(p: PendingTool) -> ToolSpec:
         try:
             inst = model.model_validate(arguments)
         except ValidationError as exc:
-            raise ToolError(format_validation_error(tool_name, exc)) from None
+            raise ToolError(pydantic_message(tool_name, exc)) from None
         return {k: getattr(inst, k) for k in fields}
 
     def to_result(value: Any) -> ToolResult:
@@ -315,30 +316,11 @@ def _build_verbatim(p: PendingTool, sig: inspect.Signature, hints: dict[str, Any
     def validate(arguments: dict[str, Any]) -> dict[str, Any]:
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if errors:
-            parts = [
-                f"{'.'.join(str(x) for x in e.absolute_path) or '(arguments)'}: {e.message}" for e in errors
-            ]
-            raise ToolError(f"Invalid arguments for tool '{tool_name}': " + "; ".join(parts[:5]))
+            raise ToolError(schema_errors_message(tool_name, errors))
         # Properties the function does not declare are dropped, unless it takes **kwargs.
         return dict(arguments) if takes_all else {k: v for k, v in arguments.items() if k in accepted}
 
     return _spec(p, summary, input_schema=dict(schema), validate=validate, wants_context=ctx_param)
-
-
-def format_validation_error(tool: str, exc: Any) -> str:
-    parts = []
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "(arguments)"
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "missing":
-            parts.append(f"{loc}: required argument is missing")
-        elif err.get("type") == "extra_forbidden":
-            parts.append(f"{loc}: unexpected argument")
-        else:
-            got = err.get("input")
-            shown = json.dumps(got, default=repr)[:80] if got is not None else "null"
-            parts.append(f"{loc}: {msg} (got {shown})")
-    return f"Invalid arguments for tool '{tool}': " + "; ".join(parts)
 
 
 def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from .._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_jsonrpc_error
+from .._jsonsafe import escape_surrogates
 from ..logs import get_logger
 from .config import ApiKeyConfig, OAuthConfig
 from .native import ApiKeyVerifier, Denied, JwtVerifier, Principal, missing
@@ -235,7 +236,8 @@ class AuthLayer:
             status = 401 if denied.status == 400 else denied.status
             await send_bytes(send, status, b"", headers=[(b"www-authenticate", www.encode("latin-1"))])
             return
-        await send_bytes(send, 204, b"", headers=[(b"x-mcp-principal", principal.id.encode("utf-8"))])
+        who = escape_surrogates(principal.id).encode("utf-8")  # a token's "sub" may hold a lone surrogate
+        await send_bytes(send, 204, b"", headers=[(b"x-mcp-principal", who)])
 
     def _audit(self, scope: Scope, reason: str, status: int) -> None:
         log.info("refused %s %s: %s (%d)", scope.get("method"), scope.get("path"), reason, status)

@@ -21,6 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .._argerrors import schema_error_message, schema_field
 from ..errors import ToolError
 from ._model import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillTool, SkillToolError
 
@@ -47,19 +48,6 @@ def _validator(tool: SkillTool) -> Any:
         return tool._validator
 
 
-def _field(error: Any) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    instance = error.instance
-    if error.validator == "required" and isinstance(instance, dict):
-        missing = [p for p in error.validator_value if p not in instance]
-        return ".".join(filter(None, [path, str(missing[0]) if missing else ""]))
-    if error.validator == "additionalProperties" and isinstance(instance, dict):
-        known = set(error.schema.get("properties") or {})
-        extra = sorted(k for k in instance if k not in known)
-        return ".".join(filter(None, [path, str(extra[0]) if extra else ""]))
-    return path
-
-
 def validate_arguments(tool: SkillTool, arguments: Any) -> None:
     """Raise :class:`SkillArgumentError` naming the first bad field when ``arguments`` break the schema."""
     if not isinstance(arguments, dict):
@@ -74,7 +62,7 @@ def validate_arguments(tool: SkillTool, arguments: Any) -> None:
     except SchemaError as exc:
         raise SkillToolError(tool.name, f"the tool's input schema is invalid: {exc.message}") from None
     if error is not None:
-        raise SkillArgumentError(tool.name, _field(error), error.message)
+        raise SkillArgumentError(tool.name, schema_field(error), schema_error_message(error))
 
 
 # -- results
