@@ -195,7 +195,7 @@ class App:
         layer, so it can key on the principal)."""
         if ops.metrics is not None:
             ops.metrics.http_in_flight = lambda: float(len(self._scopes))
-            ops.metrics.sessions_open = lambda: float(ops.open_sessions)
+            ops.metrics.sessions_open = lambda: float(self.transports.open_sessions())
         if self.config.rate_limit_per_second is None:
             return inner
         from ._asgi.ratelimit import RateLimit, TokenBuckets

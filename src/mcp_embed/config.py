@@ -135,6 +135,8 @@ class McpHttpConfig(BaseModel):
     """Serve the legacy HTTP+SSE transport at ``/sse`` and ``/messages/``."""
     session_idle_timeout: float | None = Field(default=1800.0, gt=0)
     max_sessions: int | None = Field(default=10_000, gt=0)
+    """Sessions open at once, over every transport: a Streamable HTTP session and an open ``/sse``
+    stream each take one. One more is refused with 503 until one ends."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     body_timeout: float = Field(default=30.0, gt=0, allow_inf_nan=False)
     """Seconds a client has to send a whole request body, from the end of its headers. Past it the

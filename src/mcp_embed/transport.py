@@ -2,12 +2,15 @@
 
 A ``StreamableHTTPSessionManager`` runs once per instance, so each ``start()`` builds new ones.
 In stateless mode a :class:`~mcp_embed.backchannel.BackChannel` serves the 2025-era requests.
+
+``max_sessions`` is one pool over both transports: a Streamable HTTP session and an open legacy
+SSE stream each hold one slot, and a request that would open one more gets 503.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.runner import serve_loop
@@ -15,7 +18,7 @@ from mcp.server.sse import SseServerTransport
 from mcp.server.streamable_http import EventStore, StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from ._asgi.http import read_body, replay, send_jsonrpc_error
+from ._asgi.http import header, read_body, replay, send_jsonrpc_error
 from .events import SessionScopedEventStore
 from .logs import get_logger
 
@@ -30,6 +33,7 @@ log = get_logger("transport")
 
 SSE_PATH = "/sse"
 MESSAGES_PATH = "/messages/"
+_INTERNAL_ERROR = -32603  # the code the SDK's own session-limit refusal uses
 
 
 class Transports:
@@ -46,6 +50,7 @@ class Transports:
             session_idle_timeout=config.session_idle_timeout,
             max_request_body_size=config.max_body_bytes,
             max_sessions=config.max_sessions,
+            other_sessions=lambda: self.sse_open,
         )
         if config.stateless:
             from .audit import TrustedProxies, peer
@@ -59,6 +64,11 @@ class Transports:
             else None
         )
         self._lifespan_state: Any = None
+        self.sse_open = 0  # legacy SSE streams holding a session slot
+
+    def open_sessions(self) -> int:
+        """Session slots held now: Streamable HTTP sessions (initialized or not) and SSE streams."""
+        return len(self.manager._server_instances) + self.sse_open
 
     @contextlib.asynccontextmanager
     async def run(self) -> AsyncIterator[None]:
@@ -72,8 +82,18 @@ class Transports:
     async def handle_sse(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET /sse`` as a raw ASGI endpoint, so a normal disconnect logs nothing."""
         assert self.sse is not None
-        async with self.sse.connect_sse(scope, receive, send) as (read_stream, write_stream):
-            await serve_loop(self.low, read_stream, write_stream, lifespan_state=self._lifespan_state)
+        limit = self.config.max_sessions
+        # Checked and taken with no await in between: atomic on the event loop, as the manager's
+        # own admission (which counts these streams too).
+        if limit is not None and self.open_sessions() >= limit:
+            await refuse_session(send, limit)
+            return
+        self.sse_open += 1
+        try:
+            async with self.sse.connect_sse(scope, receive, send) as (read_stream, write_stream):
+                await serve_loop(self.low, read_stream, write_stream, lifespan_state=self._lifespan_state)
+        finally:
+            self.sse_open -= 1
 
     async def handle_messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``POST /messages/``. A body that is not a JSON-RPC message gets a JSON-RPC error here:
@@ -123,6 +143,17 @@ class _SessionManager(StreamableHTTPSessionManager):
 
     backchannel: BackChannel | None = None
 
+    def __init__(self, *, other_sessions: Callable[[], int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.other_sessions = other_sessions  # slots held by the legacy SSE transport
+
+    async def _handle_stateful_request(self, scope: Any, receive: Any, send: Any) -> None:
+        # The SDK refuses a full server with a bare "Too many open sessions"; say which limit.
+        if self.max_sessions is not None and header(scope, b"mcp-session-id") is None and self._full():
+            await refuse_session(send, self.max_sessions)
+            return
+        await super()._handle_stateful_request(scope, receive, send)
+
     async def _handle_stateless_request(
         self, protocol_version_hint: str | None, scope: Any, receive: Any, send: Any
     ) -> None:
@@ -143,6 +174,8 @@ class _SessionManager(StreamableHTTPSessionManager):
         )
 
     def _admit_session(self, requestor: Any) -> StreamableHTTPServerTransport | None:
+        if self._full():
+            return None
         transport = super()._admit_session(requestor)
         if transport is None:
             return None
@@ -151,3 +184,14 @@ class _SessionManager(StreamableHTTPSessionManager):
         if store is not None and sid and not isinstance(store, SessionScopedEventStore):
             transport._event_store = SessionScopedEventStore(store, sid)
         return transport
+
+    def _full(self) -> bool:
+        limit = self.max_sessions
+        return limit is not None and len(self._server_instances) + self.other_sessions() >= limit
+
+
+async def refuse_session(send: Send, limit: int) -> None:
+    """503 for a request that would open a session beyond ``max_sessions``."""
+    log.warning("Refusing to open a new session: max_sessions (%d) are open", limit)
+    message = f"Too many open sessions: max_sessions is {limit}, shared by /mcp and /sse"
+    await send_jsonrpc_error(send, 503, _INTERNAL_ERROR, message)

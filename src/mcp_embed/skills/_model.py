@@ -120,11 +120,14 @@ class SkillTool:
 
         validate_arguments(self, arguments)
 
-    def invoke(self, arguments: dict[str, Any]) -> Any:
-        """Validate, run, and return a JSON-able result; raise :class:`SkillToolError` on failure."""
+    def invoke(self, arguments: dict[str, Any], cancelled: Callable[[], bool] | None = None) -> Any:
+        """Validate, run, and return a JSON-able result; raise :class:`SkillToolError` on failure.
+
+        A subprocess tool polls ``cancelled`` while it runs, and kills its process tree once it is true.
+        """
         from .execute import invoke_tool
 
-        return invoke_tool(self, arguments)
+        return invoke_tool(self, arguments, cancelled)
 
     def to_dict(self) -> dict[str, Any]:
         """The tool as an MCP ``tools/list`` entry (camelCase keys, empty parts left out)."""

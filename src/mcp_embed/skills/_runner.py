@@ -1,10 +1,14 @@
-"""Child-process side of subprocess tools: ``python _runner.py <script> <function>``, arguments on stdin.
+"""Child-process side of subprocess tools: ``python _runner.py [--watch FD] <script> <function>``, arguments
+on stdin, or ``python _runner.py --watch FD --exec <command...>`` for a whole-script tool.
 
 Reads ``{"arguments": {...}, "enums": {param: EnumClass}}`` from stdin, imports the script under a private
 name (so its ``if __name__ == "__main__"`` block stays quiet), calls the function, and writes one JSON line
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "Type: message"}`` to stdout. Anything the script
 prints goes to stderr. Standard library only, and plain syntax, so any host interpreter (mayapy, hython,
 Blender's Python) can run it.
+
+``--watch FD`` (POSIX; see ``_lifetime.py``): this process forks and supervises; the child does the
+work. EOF on ``FD`` means the server process died, and the supervisor kills the whole process group.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import contextlib
 import importlib.util
 import json
 import os
+import signal
 import sys
+import threading
 from typing import Any
 
 MODULE_NAME = "_mcp_embed_skill_script"
@@ -49,14 +55,61 @@ def _call(script: str, function: str, payload: dict[str, Any]) -> Any:
     return func(**arguments)
 
 
+def _supervise(watch_fd: int, worker: int) -> int:
+    """Wait for ``worker`` and exit as it did; kill the whole group if ``watch_fd`` reaches EOF first."""
+    if sys.platform == "win32":  # Windows ties the tree with a job object instead
+        raise OSError("--watch is POSIX only")
+    else:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for std in (0, 1, 2):  # the worker's pipes are its own: the server reads them to EOF
+            os.dup2(devnull, std)
+
+        def watch() -> None:
+            try:
+                data = os.read(watch_fd, 1)
+            except OSError:
+                data = b""
+            if not data:  # the only writer, the server process, is gone
+                os.killpg(os.getpgrp(), signal.SIGKILL)
+
+        threading.Thread(target=watch, daemon=True).start()
+        try:
+            _, status = os.waitpid(worker, 0)
+        except ChildProcessError:
+            return 1
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)  # end as the worker ended, so the server reports the same signal
+        return os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1
+
+
+def _exec(command: list[str]) -> int:
+    try:
+        os.execvp(command[0], command)  # noqa: S606 - the tool's own command, as a list
+    except OSError as exc:
+        sys.stderr.write(f"cannot start {command[0]!r}: {exc.strerror or exc}\n")
+    return 127
+
+
 def main(argv: list[str]) -> int:
+    args = argv[1:]
+    if len(args) >= 2 and args[0] == "--watch" and sys.platform != "win32":
+        watch_fd = int(args[1])
+        args = args[2:]
+        worker = os.fork()
+        if worker:
+            return _supervise(watch_fd, worker)
+        os.close(watch_fd)  # only the supervisor watches; nothing the tool starts inherits it
+    if args[:1] == ["--exec"] and len(args) > 1:
+        return _exec(args[1:])
     real_stdout = sys.stdout
     sys.stdout = sys.stderr  # the script's prints must not corrupt the one JSON result line
     try:
-        if len(argv) != 3:
-            raise SystemExit("usage: _runner.py <script> <function>")
+        if len(args) != 2:
+            raise SystemExit("usage: _runner.py [--watch FD] <script> <function>")
         payload = json.loads(sys.stdin.read() or "{}")
-        result = _call(argv[1], argv[2], payload)
+        result = _call(args[0], args[1], payload)
         line = json.dumps({"ok": True, "result": result}, default=str)
         code = 0
     except BaseException as exc:  # report everything, even SystemExit, as one readable line

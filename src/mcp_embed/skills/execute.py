@@ -2,7 +2,8 @@
 
 In-process scripts are imported on their first call under a private module name, cached, and imported
 again when their file's mtime or size changes. Subprocess tools run ``[interpreter, _runner.py, script,
-function]`` with the arguments as JSON on stdin; a timeout kills the whole process tree.
+function]`` with the arguments as JSON on stdin; a timeout or a cancel kills the whole process tree,
+and the tree never outlives this process (``_lifetime.py``).
 """
 
 from __future__ import annotations
@@ -13,16 +14,18 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .._argerrors import schema_error_message, schema_field
 from ..errors import ToolError
+from ._lifetime import start_tree
 from ._model import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillTool, SkillToolError
 
 __all__ = ["clear_module_cache", "invoke_tool", "validate_arguments"]
@@ -31,6 +34,7 @@ RUNNER = str(Path(__file__).with_name("_runner.py"))
 _STDERR_LINES = 5
 _STDERR_CHARS = 1000
 _REAP_SECONDS = 5.0
+_CANCEL_POLL = 0.1  # how often a running subprocess tool checks whether its call was cancelled
 
 _MODULES: dict[str, tuple[int, int, ModuleType]] = {}
 _MODULES_LOCK = threading.RLock()  # re-entrant: a script may call another skill tool while importing
@@ -178,20 +182,6 @@ def _script_command(script: Path, interpreter: str) -> list[str]:
     return [interpreter, str(script)]
 
 
-def _kill_tree(proc: subprocess.Popen[bytes]) -> None:
-    """Kill ``proc`` and everything it started (its session on POSIX, its tree on Windows)."""
-    if sys.platform == "win32":
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(
-                ["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, timeout=10, check=False
-            )
-    else:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        proc.kill()
-
-
 def stderr_summary(text: str) -> str:
     """The last few lines of a child's stderr, with any traceback reduced to its final line."""
     lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
@@ -212,41 +202,49 @@ def _last_json_line(stdout: str) -> tuple[bool, Any]:
     return False, None
 
 
-def _run_subprocess(tool: SkillTool, arguments: dict[str, Any]) -> Any:
+def _run_subprocess(
+    tool: SkillTool, arguments: dict[str, Any], cancelled: Callable[[], bool] | None = None
+) -> Any:
     if tool.source_file is None:
         raise SkillToolError(tool.name, "a subprocess tool needs a script")
     interpreter = tool.interpreter or sys.executable
     if tool.function is not None:
-        command = [interpreter, RUNNER, str(tool.source_file), tool.function]
+        script_args = [str(tool.source_file), tool.function]
         payload: Any = {"arguments": arguments, "enums": tool.enum_params}
     else:
-        command = _script_command(tool.source_file, interpreter)
+        script_args = ["--exec", *_script_command(tool.source_file, interpreter)]
         payload = arguments
+
+    def command(watch: list[str]) -> list[str]:
+        if watch or tool.function is not None:
+            return [interpreter, RUNNER, *watch, *script_args]
+        return script_args[1:]  # Windows: a whole script runs as itself, its job object ties it here
+
     timeout = tool.timeout or DEFAULT_SUBPROCESS_TIMEOUT
-    kwargs: dict[str, Any] = {}
-    if sys.platform == "win32":
-        kwargs["creationflags"] = getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)
-    else:
-        kwargs["start_new_session"] = True
     try:
-        proc = subprocess.Popen(
+        tree = start_tree(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=str(tool.source_file.parent),
-            **kwargs,
         )
     except OSError as exc:
-        raise SkillToolError(tool.name, f"cannot start {command[0]!r}: {exc.strerror or exc}") from None
+        what = command([])[0] if sys.platform == "win32" else interpreter
+        raise SkillToolError(tool.name, f"cannot start {what!r}: {exc.strerror or exc}") from None
+    proc = tree.proc
+    killed = False
     try:
-        out, err = proc.communicate(json.dumps(payload).encode("utf-8"), timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
+        out, err = _communicate(proc, json.dumps(payload).encode("utf-8"), timeout, cancelled)
+    except (subprocess.TimeoutExpired, _Cancelled) as stop:
+        tree.kill()
+        killed = True
         try:
             out, err = proc.communicate(timeout=_REAP_SECONDS)
         except subprocess.TimeoutExpired:  # a grandchild escaped the group and holds the pipes open
             out, err = b"", b""
+        if isinstance(stop, _Cancelled):
+            raise SkillToolError(tool.name, "the call was cancelled; the process tree was killed") from None
         summary = stderr_summary(err.decode("utf-8", "replace"))
         detail = f"; stderr: {summary}" if summary else ""
         raise SkillToolError(
@@ -254,8 +252,10 @@ def _run_subprocess(tool: SkillTool, arguments: dict[str, Any]) -> Any:
         ) from None
     finally:
         if proc.poll() is None:
-            _kill_tree(proc)
+            tree.kill()
+            killed = True
             proc.wait()
+        tree.release(killed=killed)
     stdout = out.decode("utf-8", "replace")
     summary = stderr_summary(err.decode("utf-8", "replace"))
     parsed, value = _last_json_line(stdout)
@@ -263,6 +263,8 @@ def _run_subprocess(tool: SkillTool, arguments: dict[str, Any]) -> Any:
         if value["ok"]:
             return value.get("result")
         raise SkillToolError(tool.name, str(value.get("error") or "the script failed"))
+    if proc.returncode == 127 and summary.startswith("cannot start "):  # the runner's exec failed
+        raise SkillToolError(tool.name, summary)
     if proc.returncode != 0:
         how = (
             f"was killed by signal {-proc.returncode}"
@@ -275,9 +277,36 @@ def _run_subprocess(tool: SkillTool, arguments: dict[str, Any]) -> Any:
     return value if parsed else stdout.strip()
 
 
-def invoke_tool(tool: SkillTool, arguments: dict[str, Any]) -> Any:
-    """Validate ``arguments``, run ``tool`` where its execution mode says, and return its JSON-able result."""
+class _Cancelled(Exception):
+    pass
+
+
+def _communicate(
+    proc: subprocess.Popen[bytes], payload: bytes, timeout: float, cancelled: Callable[[], bool] | None
+) -> tuple[bytes, bytes]:
+    """``proc.communicate`` until ``timeout`` (``TimeoutExpired``), checking ``cancelled`` as it waits."""
+    deadline = time.monotonic() + timeout
+    data: bytes | None = payload
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+        try:
+            return proc.communicate(data, timeout=min(left, _CANCEL_POLL) if cancelled else left)
+        except subprocess.TimeoutExpired:
+            data = None  # written (or being written) already: communicate() resumes where it was
+            if cancelled is not None and cancelled():
+                raise _Cancelled from None
+
+
+def invoke_tool(
+    tool: SkillTool, arguments: dict[str, Any], cancelled: Callable[[], bool] | None = None
+) -> Any:
+    """Validate ``arguments``, run ``tool`` where its execution mode says, and return its JSON-able result.
+
+    ``cancelled`` (polled while a subprocess runs) kills the subprocess's tree once it returns true.
+    """
     validate_arguments(tool, arguments)
     if tool.execution == "subprocess":
-        return _run_subprocess(tool, arguments)
+        return _run_subprocess(tool, arguments, cancelled)
     return _run_in_process(tool, arguments)

@@ -26,6 +26,7 @@ from .naming import split_tool_name
 from .resources import skill_uri
 
 if TYPE_CHECKING:
+    from ..context import ToolContext
     from ..server import SkillServer
 
 log = get_logger("skills")
@@ -41,8 +42,10 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
             raise ToolError(f"Invalid arguments for tool '{tool.name}': {exc}") from None
         return {"arguments": arguments}
 
-    def invoke(arguments: dict[str, Any]) -> Any:
-        return tool.invoke(arguments)
+    def invoke(arguments: dict[str, Any], ctx: ToolContext | None = None) -> Any:
+        # ctx is cancelled by the client's cancel, a timeout and the server's stop: each kills
+        # a subprocess tool's process tree.
+        return tool.invoke(arguments, (lambda: ctx.cancelled) if ctx is not None else None)
 
     def to_result(value: Any) -> ToolResult:
         result = _default_result(value)
@@ -61,6 +64,7 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
         output_schema=tool.output_schema,
         annotations=tool.annotations or None,
         affinity="any" if subprocess else tool.affinity,
+        wants_context="ctx" if subprocess else None,
         timeout=None if subprocess else tool.timeout,
         validate=validate,
         invoke=invoke,
