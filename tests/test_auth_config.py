@@ -125,7 +125,8 @@ def test_edge_api_keys_may_leave_the_keys_to_the_proxy() -> None:
 
 def test_dicts_are_accepted_for_auth() -> None:
     assert isinstance(McpHttpConfig(auth={"key": KEY}).auth, ApiKeyConfig)
-    assert isinstance(McpHttpConfig(auth={"issuer": "https://a.example"}).auth, OAuthConfig)
+    oauth = McpHttpConfig(public_url="https://mcp.example.com", auth={"issuer": "https://a.example"})
+    assert isinstance(oauth.auth, OAuthConfig)
 
 
 def test_keys_resolve_from_env_and_file(tmp_path: Path) -> None:

@@ -68,6 +68,7 @@ def test_every_rendered_variant_passes_nginx_t(tmp_path: Path, variant: str) -> 
         config["auth"] = OAuthConfig(
             issuer="https://auth.example.com", required_scopes=("mcp",), enforce=enforce
         )
+        config["public_url"] = "https://mcp.example.com"  # the token audience comes from config
     if variant == "no-sse":
         config["enable_sse"] = False
     site = _site(tmp_path, McpHttpConfig(**config), **options)

@@ -259,6 +259,21 @@ class McpHttpConfig(BaseModel):
             from .auth.config import check_secure_url
 
             check_secure_url(public_url, f"public_url {public_url!r} (with OAuth)")
+        if isinstance(v, OAuthConfig) and not public_url and not v.audience:
+            # A token's audience comes from configuration, never from the request. Without
+            # public_url that is the bound socket, which is the URL clients use only when they
+            # reach the server directly on this machine.
+            host = info.data.get("host", "127.0.0.1")
+            if v.enforce == "edge" or info.data.get("trusted_proxies") or not is_loopback_host(host):
+                where = (
+                    "behind a proxy"
+                    if v.enforce == "edge" or info.data.get("trusted_proxies")
+                    else f"on host {host!r}"
+                )
+                raise ValueError(
+                    f"OAuth {where} needs public_url (or OAuthConfig.audience): the audience a "
+                    "token must carry is taken from configuration, never from the request's Host"
+                )
         return v
 
     @field_validator("log_level", mode="before")

@@ -292,9 +292,9 @@ class OAuthConfig(_Strict):
     """OAuth 2.1 bearer tokens (JWT) from an authorization server, as the MCP spec describes.
 
     ``issuer`` is required; ``jwks_uri`` is discovered from the issuer's RFC 8414 or OpenID
-    metadata when unset. ``audience`` defaults to the resource URL (``public_url`` + endpoint path),
-    so a token minted for another server is refused.
-    """
+    metadata when unset. ``audience`` defaults to the resource URL (``public_url`` + endpoint path;
+    without ``public_url``, the bound loopback socket), so a token minted for another server is
+    refused. It never comes from the request's ``Host``."""
 
     issuer: str
     audience: str | None = None

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_jsonrpc_error
 from .._jsonsafe import escape_surrogates
 from ..logs import get_logger
-from .config import ApiKeyConfig, OAuthConfig
+from .config import ApiKeyConfig, OAuthConfig, is_loopback_host
 from .native import ApiKeyVerifier, Denied, JwtVerifier, Principal, missing
 
 if TYPE_CHECKING:
@@ -95,26 +95,48 @@ class AuthLayer:
     # -- URLs -----------------------------------------------------------------------------------------
 
     def base_url(self, scope: Scope) -> str:
-        """``public_url``, else what the client used (X-Forwarded-Proto/Host from a trusted proxy only)."""
+        """``public_url``, else the address this server is bound to.
+
+        Never a request header: a client that sends ``Host: 127.0.0.1:9`` (or a proxy's
+        ``X-Forwarded-Host``) does not make this server another server's resource. Without
+        ``public_url``, the Host the client used is echoed only when it names this very socket.
+        """
         if self.config.public_url:
             return self.config.public_url
-        scheme = str(scope.get("scheme") or "http")
-        host = header(scope, b"host")
-        if not host:
-            server = scope.get("server") or ("127.0.0.1", self.config.port)
-            host = f"{server[0]}:{server[1]}"
-        client = scope.get("client")
-        if self.proxies and self.proxies.trusts(client[0] if client else None):
-            proto = header(scope, b"x-forwarded-proto")
-            if proto and proto.split(",")[0].strip().lower() in ("http", "https"):
-                scheme = proto.split(",")[0].strip().lower()
-            fwd_host = header(scope, b"x-forwarded-host")
-            if fwd_host:
-                host = fwd_host.split(",")[0].strip()
-        return f"{scheme}://{host}"
+        scheme, names = self._bound(scope)
+        given = header(scope, b"host")
+        return f"{scheme}://{given if given in names else names[0]}"
 
     def resource(self, scope: Scope) -> str:
         return self.base_url(scope) + self.config.endpoint_path
+
+    def audiences(self, scope: Scope) -> list[str]:
+        """The ``aud`` values a token may carry: ``OAuthConfig.audience``, else this resource.
+
+        Without ``public_url`` (config allows that only on a loopback bind, native enforcement
+        and no proxy), the bound socket under each name a local client may use for it.
+        """
+        if isinstance(self.auth, OAuthConfig) and self.auth.audience:
+            return [self.auth.audience]
+        path = self.config.endpoint_path
+        if self.config.public_url:
+            return [self.config.public_url + path]
+        scheme, names = self._bound(scope)
+        return [f"{scheme}://{name}{path}" for name in names]
+
+    def _bound(self, scope: Scope) -> tuple[str, list[str]]:
+        """The scheme and ``host:port`` names of the socket that took this request.
+
+        ``scope["server"]`` is the server's own socket address (hypercorn reads it from the
+        socket), so nothing the client sends changes it.
+        """
+        server = scope.get("server") or (self.config.host, self.config.port)
+        host, port = str(server[0]), int(server[1])
+        literal = f"[{host}]" if ":" in host else host
+        names = [f"{literal}:{port}"]
+        if is_loopback_host(host):
+            names.append(f"localhost:{port}")
+        return ("https" if scope.get("scheme") == "https" else "http"), names
 
     def metadata_url(self, scope: Scope) -> str:
         return self.base_url(scope) + PRM_PATH + self.config.endpoint_path
@@ -174,7 +196,7 @@ class AuthLayer:
             from .native import bearer_token
 
             token = bearer_token(values[0].decode("latin-1") if values else None)
-            return await self.jwt.verify(token, self.resource(scope))
+            return await self.jwt.verify(token, self.audiences(scope))
         raise missing()
 
     async def _refuse(self, scope: Scope, send: Send, denied: Denied) -> None:

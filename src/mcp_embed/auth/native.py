@@ -140,13 +140,47 @@ def metadata_urls(issuer: str) -> list[str]:
     return urls
 
 
+# What each JWS algorithm verifies with: the JWK's kty and, where it is fixed, its curve. pyjwt
+# takes any key object for any algorithm and fails inside with TypeError or AttributeError, so
+# the fit is checked here, before a signature is looked at.
+_KEY_FOR_ALGORITHM: dict[str, tuple[str, str | None]] = {
+    **{f"{family}{bits}": ("RSA", None) for family in ("RS", "PS") for bits in (256, 384, 512)},
+    "ES256": ("EC", "P-256"),
+    "ES384": ("EC", "P-384"),
+    "ES512": ("EC", "P-521"),
+    "ES256K": ("EC", "secp256k1"),
+    "EdDSA": ("OKP", None),
+    "Ed25519": ("OKP", "Ed25519"),
+    "Ed448": ("OKP", "Ed448"),
+}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """One JWKS entry: pyjwt's key, and the JWK fields that say which algorithms it can verify."""
+
+    jwk: Any  # jwt.PyJWK
+    kty: Any
+    crv: Any
+    alg: Any
+
+    def fits(self, alg: str) -> str | None:
+        """Why this key cannot verify a token signed with ``alg``, or None when it can."""
+        if self.alg and self.alg != alg:
+            return "the algorithm does not match the key"
+        kty, crv = _KEY_FOR_ALGORITHM.get(alg, (None, None))
+        if kty is None or self.kty != kty or (crv is not None and self.crv not in (None, crv)):
+            return "the key does not fit the algorithm"
+        return None
+
+
 class JwksCache:
     """Signing keys by ``kid``, fetched from ``jwks_uri`` (discovered from the issuer if unset)."""
 
     def __init__(self, config: OAuthConfig) -> None:
         self.config = config
         self.jwks_uri = config.jwks_uri
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None
         self._lock: Any = None
         self.fetches = 0
@@ -174,7 +208,7 @@ class JwksCache:
 
     async def _refresh(self) -> None:
         import anyio
-        from jwt import PyJWKSet
+        from jwt import PyJWK, PyJWTError
 
         if self.jwks_uri is None:
             self.jwks_uri = await self._discover()
@@ -182,14 +216,24 @@ class JwksCache:
         self.fetches += 1
         self._fetched_at = time.monotonic()
         data = await anyio.to_thread.run_sync(_fetch_json, uri)
-        keys: dict[str, Any] = {}
-        for jwk in PyJWKSet.from_dict(data).keys:
-            if jwk.public_key_use not in (None, "sig"):
+        entries = data.get("keys") if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise ValueError(f"{uri} is not a JWKS (no keys list)")
+        keys: dict[str, SigningKey] = {}
+        for entry in entries:  # one unusable entry costs only itself, as in PyJWKSet
+            if not isinstance(entry, dict) or entry.get("use") not in (None, "sig"):
                 continue
-            keys[jwk.key_id or ""] = jwk
+            try:
+                jwk = PyJWK(entry)
+            except PyJWTError:
+                continue
+            kid = entry.get("kid")
+            keys[kid if isinstance(kid, str) else ""] = SigningKey(
+                jwk, entry.get("kty"), entry.get("crv"), entry.get("alg")
+            )
         self._keys = keys
 
-    async def key(self, kid: str | None) -> Any:
+    async def key(self, kid: str | None) -> SigningKey:
         import anyio
 
         if self._lock is None:
@@ -211,7 +255,7 @@ class JwksCache:
             raise Denied(401, "invalid_token", "unknown signing key")
         return jwk
 
-    def _pick(self, kid: str | None) -> Any:
+    def _pick(self, kid: str | None) -> SigningKey | None:
         if kid is not None:
             return self._keys.get(kid)
         return next(iter(self._keys.values())) if len(self._keys) == 1 else None
@@ -233,28 +277,28 @@ class JwtVerifier:
         self.config = config
         self.jwks = JwksCache(config)
 
-    async def verify(self, token: str, audience: str) -> Principal:
+    async def verify(self, token: str, audiences: Sequence[str]) -> Principal:
+        """The principal of ``token``, whose ``aud`` must hold one of ``audiences``; or :class:`Denied`."""
         import jwt
 
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):  # RecursionError: deep JSON
             raise Denied(401, "invalid_token", "malformed token") from None
         alg = header.get("alg")
         if alg not in self.config.algorithms:
             raise Denied(401, "invalid_token", "algorithm not allowed")
         kid = header.get("kid")
-        jwk = await self.jwks.key(kid if isinstance(kid, str) else None)
-        declared = getattr(jwk, "_jwk_data", {}).get("alg")
-        if declared and declared != alg:
-            raise Denied(401, "invalid_token", "algorithm does not match the key")
-        aud = self.config.audience or audience
+        key = await self.jwks.key(kid if isinstance(kid, str) else None)
+        unfit = key.fits(alg)
+        if unfit is not None:
+            raise Denied(401, "invalid_token", unfit)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                jwk.key,
+                key.jwk.key,
                 algorithms=[alg],
-                audience=aud,
+                audience=list(audiences),
                 issuer=self.config.issuer,
                 leeway=self.config.leeway,
                 options={"require": ["exp", "iss", "aud"]},
@@ -271,6 +315,13 @@ class JwtVerifier:
             raise Denied(401, "invalid_token", "bad signature") from None
         except jwt.PyJWTError as exc:
             raise Denied(401, "invalid_token", f"invalid token ({type(exc).__name__})") from None
+        except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:
+            # a shape pyjwt did not expect (it raises these from inside, not PyJWTError): still
+            # the token's fault, never a 500
+            log.info("token refused by pyjwt with %s", type(exc).__name__)
+            raise Denied(401, "invalid_token", f"invalid token ({type(exc).__name__})") from None
+        if not isinstance(claims, dict):
+            raise Denied(401, "invalid_token", "the token's claims are not a JSON object")
         scopes = token_scopes(claims)
         needed = [s for s in self.config.required_scopes if s not in scopes]
         if needed:
