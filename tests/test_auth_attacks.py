@@ -31,7 +31,9 @@ KEYS = (RSA, EC, RSA_NO_ALG, EC_NO_ALG)
 
 def _start(tmp: Path, stub_url: str) -> ServerHandle:
     auth = OAuthConfig(issuer=stub_url, enforce="native", jwks_min_refresh_seconds=3600)
-    return demo_server(auth=auth, log_dir=str(tmp), stateless=True, json_response=True).start()
+    return demo_server(  # no failed-auth throttle: every hostile token must reach the verifier
+        auth=auth, log_dir=str(tmp), stateless=True, json_response=True, auth_failures_per_second=None
+    ).start()
 
 
 def _post(h: ServerHandle, token: str, **headers: str) -> httpx.Response:

@@ -57,6 +57,8 @@ _ALLOWED: dict[str, str] = {
     "allowed_tools": "tool names or glob patterns like scene.* (comma-separated in the environment)",
     "rate_limit_per_second": "a positive number of requests per second, or unset for no limit",
     "rate_limit_burst": "a positive integer",
+    "auth_failures_per_second": "a positive number of failed attempts per second, or unset for no throttle",
+    "auth_failures_burst": "a positive integer",
     "auth": "ApiKeyConfig(...) or OAuthConfig(...) from mcp_embed, or unset for none",
 }
 
@@ -190,6 +192,11 @@ class McpHttpConfig(BaseModel):
     """Requests a principal may make at once before ``rate_limit_per_second`` applies."""
 
     # -- authentication (auth/) ---------------------------------------------------------------
+    auth_failures_per_second: float | None = Field(default=1.0, gt=0)
+    """Under native auth: missing or refused credentials each client address may present per
+    second, after a burst of ``auth_failures_burst``; beyond, 429 before any credential is checked.
+    Unset: no throttle. Behind a trusted proxy the address is the client's (``X-Forwarded-For``)."""
+    auth_failures_burst: int = Field(default=30, gt=0)
     auth: ApiKeyConfig | OAuthConfig | None = None
     """Who may call: :class:`~mcp_embed.ApiKeyConfig` or :class:`~mcp_embed.OAuthConfig`. Their
     ``enforce`` says whether the proxy in front (``"edge"``, the default) or the server itself

@@ -7,8 +7,9 @@ request, one JSON answer. This route parses it, runs it through the same ``ToolC
 server choose JSON whenever the client accepts it). Anything else, or anything doubtful, is
 handed to the SDK unchanged, body included.
 
-Stateful sessions are looked up in the SDK's session manager, and their idle clock is held while
-the request runs, exactly as the SDK's own transport does.
+Stateful sessions are looked up in the SDK's session manager, with its owner check (a session
+answers only to the principal that opened it), and their idle clock is held while the request
+runs, exactly as the SDK's own transport does.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
@@ -76,7 +78,12 @@ class FastPath:
         transport = None
         if not self.stateless:
             transport = self.manager._server_instances.get(session_id) if session_id else None
-            if transport is None or transport.is_terminated or transport.idle_scope is None:
+            if (
+                transport is None
+                or transport.is_terminated
+                or transport.idle_scope is None
+                or not _owned_by_caller(self.manager, session_id, scope)  # the SDK answers 404
+            ):
                 await fallback(scope, receive, send)
                 return
         elif session_id is not None:
@@ -219,6 +226,13 @@ async def _cancel_on_disconnect(receive: Receive, cancel: anyio.CancelScope) -> 
     while (await receive())["type"] != "http.disconnect":
         pass
     cancel.cancel()
+
+
+def _owned_by_caller(manager: StreamableHTTPSessionManager, session_id: str | None, scope: Scope) -> bool:
+    """The SDK's own session-owner rule: the caller's ``scope["user"]`` is the one that opened it."""
+    user = scope.get("user")
+    requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+    return session_id is not None and requestor == manager._session_owners.get(session_id)
 
 
 async def _accepted(send: Send, session_id: str | None) -> None:

@@ -1,5 +1,7 @@
 """A token-bucket rate limit per principal, or per client address for anonymous callers.
 
+The authentication layer keeps a second set of buckets, of failed attempts per client address.
+
 Each key gets ``burst`` tokens that refill at ``rate`` per second; a request takes one. With none
 left the answer is 429 with ``Retry-After`` (whole seconds, rounded up) and a JSON-RPC error body.
 ``/health`` and ``/metrics`` are not limited. Memory is bounded: past ``max_keys`` buckets the
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 
 from .http import ASGIApp, Receive, Scope, Send, send_jsonrpc_error
 
-__all__ = ["RateLimit", "TokenBuckets"]
+__all__ = ["RateLimit", "TokenBuckets", "send_too_many"]
 
 
 class TokenBuckets:
@@ -36,6 +38,14 @@ class TokenBuckets:
         self.max_keys = max_keys
         self.clock = clock
         self._buckets: OrderedDict[str, list[float]] = OrderedDict()
+
+    def peek(self, key: str) -> float:
+        """Like :meth:`take`, without taking: 0.0 when a token is there, else the seconds until one is."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return 0.0
+        tokens = min(self.burst, bucket[0] + (self.clock() - bucket[1]) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def take(self, key: str) -> float:
         now = self.clock()
@@ -86,11 +96,16 @@ class RateLimit:
             return
         if self.on_limited is not None:
             self.on_limited(scope, wait)
-        retry = max(1, math.ceil(wait))
-        await send_jsonrpc_error(
-            send,
-            429,
-            -32000,
-            f"Too many requests: retry after {retry} s",
-            [(b"retry-after", str(retry).encode())],
-        )
+        await send_too_many(send, wait)
+
+
+async def send_too_many(send: Send, wait: float) -> None:
+    """429 with ``Retry-After`` (whole seconds, rounded up) and a JSON-RPC error body."""
+    retry = max(1, math.ceil(wait))
+    await send_jsonrpc_error(
+        send,
+        429,
+        -32000,
+        f"Too many requests: retry after {retry} s",
+        [(b"retry-after", str(retry).encode())],
+    )

@@ -6,7 +6,9 @@
   that has its own Basic auth needs a valid credential. Missing or invalid: 401 with an RFC 6750 /
   RFC 9728 challenge; a malformed header: 400; a token without the required scopes: 403
   ``insufficient_scope``. The caller's id goes to ``scope["mcp_embed.principal"]``, where the
-  audit log, the rate limit and ``ToolContext.principal`` read it.
+  audit log, the rate limit and ``ToolContext.principal`` read it, and to ``scope["user"]``, so a
+  session answers only to the principal that opened it. Each client address may fail
+  ``auth_failures_burst`` times, then ``auth_failures_per_second``; past that it gets 429.
 - ``enforce="edge"``: the proxy checks credentials. The server then answers nginx's
   ``auth_request`` at :data:`VERIFY_PATH` (OAuth), and, when ``trusted_proxies`` is set, refuses
   requests that did not come through the proxy.
@@ -17,7 +19,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+
 from .._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_jsonrpc_error
+from .._asgi.ratelimit import TokenBuckets, send_too_many
 from .._jsonsafe import escape_surrogates
 from ..logs import get_logger
 from .config import ApiKeyConfig, OAuthConfig, is_loopback_host
@@ -91,6 +97,8 @@ class AuthLayer:
         self.scheme = (
             self.auth.scheme if isinstance(self.auth, ApiKeyConfig) and self.auth.scheme else "Bearer"
         )
+        rate = config.auth_failures_per_second
+        self.failures = TokenBuckets(rate, config.auth_failures_burst) if self.native and rate else None
 
     # -- URLs -----------------------------------------------------------------------------------------
 
@@ -174,15 +182,33 @@ class AuthLayer:
                     send, 403, -32001, "Forbidden: this server only accepts requests through its proxy"
                 )
                 return
+            from ..audit import peer
+
+            who = peer(scope, self.proxies)[1]  # the proxy's X-User-Id
+            if who is not None:
+                bind_principal(scope, Principal(who))
             await self.app(scope, receive, send)
             return
+        address = None
+        if self.failures is not None:
+            from ..audit import peer
+
+            address = str(peer(scope, self.proxies)[0])
+            wait = self.failures.peek(address)
+            if wait > 0.0:  # this address failed too often: not even looked at
+                if self.ops is not None:
+                    self.ops.rate_limited(scope, wait)
+                await send_too_many(send, wait)
+                return
         try:
             principal = await self.check(scope)
         except Denied as denied:
+            if self.failures is not None and address is not None:
+                self.failures.take(address)
             self._audit(scope, denied.description, denied.status)
             await self._refuse(scope, send, denied)
             return
-        scope["mcp_embed.principal"] = principal.id
+        bind_principal(scope, principal)
         await self.app(scope, receive, send)
 
     async def check(self, scope: Scope) -> Principal:
@@ -265,6 +291,18 @@ class AuthLayer:
         log.info("refused %s %s: %s (%d)", scope.get("method"), scope.get("path"), reason, status)
         if self.ops is not None:
             self.ops.auth_denied(scope, reason, status=status)
+
+
+def bind_principal(scope: Scope, principal: Principal) -> None:
+    """Name the caller for everything below: ``scope["mcp_embed.principal"]`` (audit, rate limit,
+    ``ToolContext.principal``, tasks, the back-channel) and ``scope["user"]``, which the SDK's
+    session managers compare with the principal that opened a session (404 for anyone else)."""
+    scope["mcp_embed.principal"] = principal.id
+    # No token in it: the credential is checked here and needs to live nowhere else.
+    token = AccessToken(
+        token="", client_id=principal.id, scopes=sorted(principal.scopes), subject=principal.id
+    )
+    scope["user"] = AuthenticatedUser(token)
 
 
 def _client(scope: Scope) -> str | None:
