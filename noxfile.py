@@ -160,6 +160,8 @@ def bench(session: nox.Session) -> None:
     # A host holding the GIL in one long C call: initialize latency, dedicated vs subprocess.
     quick_gil = ["--hold", "1", "--rounds", "1"] if "--quick" in args else []
     session.run("python", "benchmarks/bench_gil.py", *quick_gil)
+    # Issue 14: a poisoned load in both spawn modes must give N audit records for N calls.
+    session.run("python", "benchmarks/bench_audit.py", "--poisoned-only")
 
 
 @nox.session

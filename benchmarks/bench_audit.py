@@ -10,8 +10,10 @@ Prints requests/s and server CPU per call per mode, the median of the per-round 
 audit log holds a record for every answered call.
 
 Then, in both spawn modes, a poisoned load: ``--poisoned`` calls (default 2000) at concurrency 8,
-one in 50 with a lone surrogate (the JSON escape ``\\ud800``) in an argument, and checks
-"N calls -> N records": one odd record must never cost another its place.
+one in 50 a call whose record holds a lone surrogate (the tool's error text names a file
+``bad \\udcff name``, as an ``OSError`` for an undecodable file name does), and checks
+"N calls -> N records": one odd record must never cost another its place. (A lone surrogate in
+the request body itself is refused before any tool runs: a parse error, not a call.)
 ``--poisoned-only`` runs just that check.
 """
 
@@ -180,9 +182,7 @@ def audit_cost_per_record(log_root: Path, n: int = 20_000) -> tuple[float, float
     return path, total
 
 
-POISONED_BODY = (
-    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"%s"}}}'
-)
+CALL_BODY = '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"%s","arguments":{%s}}}'
 
 
 def poisoned_round(spawn_mode: str, log_root: Path, n: int, concurrency: int = 8, every: int = 50) -> int:
@@ -201,6 +201,11 @@ def poisoned_round(spawn_mode: str, log_root: Path, n: int, concurrency: int = 8
     def echo(text: str) -> str:
         """Echo the text back."""
         return text
+
+    @server.tool()
+    def open_file(i: int) -> str:
+        """Fail the way a file name that is not valid UTF-8 does: its text holds a lone surrogate."""
+        raise OSError(f"cannot open bad \udcff name {i}")
 
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     init = json.dumps(
@@ -226,8 +231,11 @@ def poisoned_round(spawn_mode: str, log_root: Path, n: int, concurrency: int = 8
                 r = await client.post(url, content=init, headers=headers)
                 session = {**headers, "mcp-session-id": r.headers["mcp-session-id"]}
                 for i in range(k, n, concurrency):
-                    text = f"bad \\ud800 {i}" if i % every == every - 1 else f"good {i}"
-                    r = await client.post(url, content=POISONED_BODY % (i, text), headers=session)
+                    if i % every == every - 1:
+                        body = CALL_BODY % (i, "open_file", f'"i":{i}')
+                    else:
+                        body = CALL_BODY % (i, "echo", f'"text":"good {i}"')
+                    r = await client.post(url, content=body, headers=session)
                     answered += r.status_code == 200
 
             await asyncio.gather(*(worker(k) for k in range(concurrency)))
