@@ -7,7 +7,9 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +34,40 @@ INIT = {
         "clientInfo": {"name": "t", "version": "1"},
     },
 }
+
+
+def process_gone(pid: int) -> bool:
+    """The process no longer runs (absent, or a zombie its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+
+def wait_until(check: Any, bound_s: float) -> bool:
+    """``check()`` became true within ``bound_s`` (a bounded loop, not a timing assertion)."""
+    deadline = time.monotonic() + bound_s
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def isolated_skill_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Only the skills a test names: no env roots, no user data folder, a private parse cache.
+    monkeypatch.delenv("DCC_MCP_SKILL_PATHS", raising=False)
+    monkeypatch.setenv("MCP_EMBED_SKILL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path / "nodata"))
 
 
 def demo_server(**config: Any) -> SkillServer:

@@ -11,19 +11,8 @@ from typing import Any
 import anyio
 import httpx
 
-from conftest import ACCEPT, demo_server
+from conftest import ACCEPT, INIT, demo_server
 from mcp_embed import ServerHandle
-
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 0,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "1"},
-    },
-}
 
 
 def _gauge(server: Any) -> float:

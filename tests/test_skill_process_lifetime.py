@@ -11,7 +11,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,36 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ACCEPT, INIT
+from conftest import ACCEPT, INIT, process_gone, wait_until
 from mcp_embed import McpHttpConfig, create_skill_server
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX process groups and signals")
 
 BOUND_S = 10.0  # how long a killed skill process and its grandchild may take to be gone
-
-
-def _gone(pid: int) -> bool:
-    """The process no longer runs (absent, or a zombie nobody reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-
-
-def _poll(check: Any, bound_s: float) -> bool:
-    deadline = time.monotonic() + bound_s
-    while not check():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def _skill(root: Path) -> Path:
@@ -96,7 +71,7 @@ def _skill(root: Path) -> Path:
 
 def _pids(root: Path) -> tuple[int, int]:
     path = root / "pids.json"
-    assert _poll(path.exists, 30.0), "the skill did not start within 30 s"
+    assert wait_until(path.exists, 30.0), "the skill did not start within 30 s"
     data = json.loads(path.read_text())
     return int(data["skill"]), int(data["grandchild"])
 
@@ -104,7 +79,8 @@ def _pids(root: Path) -> tuple[int, int]:
 def _assert_both_end(pids: tuple[int, int], what: str) -> None:
     try:
         for pid, role in zip(pids, ("skill process", "its grandchild"), strict=True):
-            assert _poll(lambda pid=pid: _gone(pid), BOUND_S), f"the {role} outlived {what} by {BOUND_S:g} s"
+            gone = wait_until(lambda pid=pid: process_gone(pid), BOUND_S)
+            assert gone, f"the {role} outlived {what} by {BOUND_S:g} s"
     finally:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -145,14 +121,7 @@ class Call:
         self.client.close()
 
 
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("DCC_MCP_SKILL_PATHS", raising=False)
-    monkeypatch.setenv("MCP_EMBED_SKILL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path / "nodata"))
-
-
-def test_cancel_ends_the_skill_process_and_its_grandchild(isolated: None, tmp_path: Path) -> None:
+def test_cancel_ends_the_skill_process_and_its_grandchild(isolated_skill_env: None, tmp_path: Path) -> None:
     server = create_skill_server("t", McpHttpConfig(port=0), skill_paths=[_skill(tmp_path)])
     with server.start() as handle:
         call = Call(handle.mcp_url(), "spawner__hold")
@@ -162,7 +131,7 @@ def test_cancel_ends_the_skill_process_and_its_grandchild(isolated: None, tmp_pa
         call.close()
 
 
-def test_timeout_ends_the_skill_process_and_its_grandchild(isolated: None, tmp_path: Path) -> None:
+def test_timeout_ends_the_skill_process_and_its_grandchild(isolated_skill_env: None, tmp_path: Path) -> None:
     server = create_skill_server("t", McpHttpConfig(port=0), skill_paths=[_skill(tmp_path)])
     with server.start() as handle:
         call = Call(handle.mcp_url(), "spawner__hold_briefly")
@@ -174,7 +143,7 @@ def test_timeout_ends_the_skill_process_and_its_grandchild(isolated: None, tmp_p
 
 @pytest.mark.parametrize("spawn_mode", ["dedicated", "subprocess"])
 def test_stop_ends_the_skill_process_and_its_grandchild(
-    isolated: None, tmp_path: Path, spawn_mode: str
+    isolated_skill_env: None, tmp_path: Path, spawn_mode: str
 ) -> None:
     config = McpHttpConfig(port=0, spawn_mode=spawn_mode)
     server = create_skill_server("t", config, skill_paths=[_skill(tmp_path)])
@@ -231,7 +200,7 @@ def _host(
     [("dedicated", "spawner__hold"), ("dedicated", "spawner__hold_sh"), ("subprocess", "spawner__hold")],
 )
 def test_a_killed_host_takes_the_skill_process_and_its_grandchild(
-    isolated: None, tmp_path: Path, spawn_mode: str, tool: str
+    isolated_skill_env: None, tmp_path: Path, spawn_mode: str, tool: str
 ) -> None:
     with _host(tmp_path, _skill(tmp_path), spawn_mode) as (host, info):
         call = Call(info["url"], tool)

@@ -44,14 +44,6 @@ def _skill(
     return folder
 
 
-@pytest.fixture
-def isolated_skill_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # Only the skills a test names: no env roots, no user data folder, a private parse cache.
-    monkeypatch.delenv("DCC_MCP_SKILL_PATHS", raising=False)
-    monkeypatch.setenv("MCP_EMBED_SKILL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr("platformdirs.user_data_dir", lambda *a, **k: str(tmp_path / "nodata"))
-
-
 def test_example_skills_in_process_and_subprocess(isolated_skill_env: None, spawn_mode: str) -> None:
     from mcp_embed.skills.execute import clear_module_cache
 

@@ -16,31 +16,15 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
 import pytest
 
-from conftest import ACCEPT, INIT, demo_server, sdk_client
+from conftest import ACCEPT, INIT, demo_server, process_gone, sdk_client, wait_until
 from mcp_embed import ConfigError, McpHttpConfig, ServerStartError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and /proc")
-
-
-def _gone(pid: int) -> bool:
-    """The process no longer runs (absent, or a zombie its new parent has not reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
 
 
 def _kill(pid: int | None) -> None:
@@ -59,17 +43,6 @@ def _port_free(port: int) -> bool:
         return False
     finally:
         sock.close()
-
-
-def _poll(check: Any, bound_s: float) -> bool:
-    """``check()`` became true within ``bound_s`` (a bounded loop: the bound is the issue's)."""
-    deadline = time.monotonic() + bound_s
-    while True:
-        if check():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
 
 
 HOST_SCRIPT = """
@@ -177,8 +150,8 @@ def test_the_child_dies_with_a_killed_host_and_frees_the_port(tmp_path: Path) ->
         assert not _port_free(port)
         host.send_signal(signal.SIGKILL)
         host.wait()
-        assert _poll(lambda: _port_free(port), 2.0), "the port is still bound 2 s after the host died"
-        assert _poll(lambda: _gone(child_pid), 2.0), "the server process outlived its host"
+        assert wait_until(lambda: _port_free(port), 2.0), "the port is still bound 2 s after the host died"
+        assert wait_until(lambda: process_gone(child_pid), 2.0), "the server process outlived its host"
 
 
 def test_a_killed_child_is_reported_and_restart_brings_it_back() -> None:
@@ -192,7 +165,7 @@ def test_a_killed_child_is_reported_and_restart_brings_it_back() -> None:
         assert handle.wait(30)
         assert not handle.is_running and not server.is_running
         assert handle.reason is not None and "signal 9" in handle.reason
-        assert _gone(first)
+        assert process_gone(first)
 
         handle.restart()
         assert handle.is_running and handle.reason is None
@@ -217,7 +190,7 @@ def test_stop_ends_the_child_within_a_second_and_reaps_it() -> None:
         handle.stop(timeout=1.0)
         assert handle.wait(0)  # stopped by the time stop() returned
         assert not handle.is_running and handle.reason is None
-        assert _gone(pid) and not os.path.exists(f"/proc/{pid}")  # reaped, not a zombie
+        assert process_gone(pid) and not os.path.exists(f"/proc/{pid}")  # reaped, not a zombie
         assert _port_free(handle.port)
     finally:
         _kill(pid)
@@ -376,14 +349,14 @@ def test_a_client_cancel_withdraws_the_queued_main_thread_call_in_the_host() -> 
         caller.start()
         try:
             # The call crossed the bridge and waits in the host's main-thread queue.
-            assert _poll(lambda: handle.main_thread_status().get("queue_depth") == 1, 10.0)
+            assert wait_until(lambda: handle.main_thread_status().get("queue_depth") == 1, 10.0)
             cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 7}}
             with httpx.Client(timeout=5.0) as other:
                 assert other.post(url, json=cancel, headers=ACCEPT | sid).status_code == 202
             caller.join(10)
             assert answer and "Request cancelled" in answer[0].text
             # Withdrawn in the host: nothing is left for the main thread to run.
-            assert _poll(lambda: handle.main_thread_status().get("queue_depth") == 0, 5.0)
+            assert wait_until(lambda: handle.main_thread_status().get("queue_depth") == 0, 5.0)
             assert handle.pump() == 0 and ran == []
         finally:
             handle.pump()  # never leave the caller thread waiting
