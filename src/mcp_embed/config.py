@@ -271,12 +271,9 @@ class McpHttpConfig(BaseModel):
             # public_url that is the bound socket, which is the URL clients use only when they
             # reach the server directly on this machine.
             host = info.data.get("host", "127.0.0.1")
-            if v.enforce == "edge" or info.data.get("trusted_proxies") or not is_loopback_host(host):
-                where = (
-                    "behind a proxy"
-                    if v.enforce == "edge" or info.data.get("trusted_proxies")
-                    else f"on host {host!r}"
-                )
+            proxied = v.enforce == "edge" or bool(info.data.get("trusted_proxies"))
+            if proxied or not is_loopback_host(host):
+                where = "behind a proxy" if proxied else f"on host {host!r}"
                 raise ValueError(
                     f"OAuth {where} needs public_url (or OAuthConfig.audience): the audience a "
                     "token must carry is taken from configuration, never from the request's Host"

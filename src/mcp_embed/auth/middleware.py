@@ -25,6 +25,7 @@ from mcp.server.auth.provider import AccessToken
 from .._asgi.http import ASGIApp, Receive, Scope, Send, header, send_bytes, send_jsonrpc_error
 from .._asgi.ratelimit import TokenBuckets, send_too_many
 from .._jsonsafe import escape_surrogates
+from ..audit import peer
 from ..logs import get_logger
 from .config import ApiKeyConfig, OAuthConfig, is_loopback_host
 from .native import ApiKeyVerifier, Denied, JwtVerifier, Principal, missing
@@ -182,8 +183,6 @@ class AuthLayer:
                     send, 403, -32001, "Forbidden: this server only accepts requests through its proxy"
                 )
                 return
-            from ..audit import peer
-
             who = peer(scope, self.proxies)[1]  # the proxy's X-User-Id
             if who is not None:
                 bind_principal(scope, Principal(who))
@@ -191,8 +190,6 @@ class AuthLayer:
             return
         address = None
         if self.failures is not None:
-            from ..audit import peer
-
             address = str(peer(scope, self.proxies)[0])
             wait = self.failures.peek(address)
             if wait > 0.0:  # this address failed too often: not even looked at
