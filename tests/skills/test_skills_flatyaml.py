@@ -1,4 +1,5 @@
-"""The plain-YAML fast path of the frontmatter reader gives exactly what PyYAML gives, or steps aside."""
+"""The plain-YAML fast path of the frontmatter reader gives exactly what its YAML 1.2 core loader gives
+(and PyYAML's YAML 1.1 safe loader too), or steps aside."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_embed.skills._flatyaml import load_flat
+from mcp_embed.skills.frontmatter import load_core_yaml
 from skills.skillkit import EXAMPLES
 
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -19,7 +21,8 @@ def safe_load(text: str) -> object:
 def agrees(text: str) -> None:
     fast = load_flat(text)
     if fast is not None:
-        assert fast == safe_load(text), text
+        assert fast == load_core_yaml(text), text  # the reading every SKILL.md gets
+        assert fast == safe_load(text), text  # it steps aside for YAML 1.1's booleans as well
 
 
 def test_the_usual_frontmatter_takes_the_fast_path() -> None:
@@ -35,7 +38,7 @@ def test_the_usual_frontmatter_takes_the_fast_path() -> None:
         "  author: 'Ana Lúcia'\n"
         "compatibility: Maya 2025 or later\n"
     )
-    assert load_flat(text) == safe_load(text)
+    assert load_flat(text) == load_core_yaml(text) == safe_load(text)
     assert load_flat(text) is not None
 
 
@@ -131,15 +134,16 @@ def _frontmatter(draw: st.DrawFn) -> str:
 
 @settings(max_examples=800, deadline=None)
 @given(_frontmatter())
-def test_the_fast_path_never_disagrees_with_pyyaml(text: str) -> None:
+def test_the_fast_path_never_disagrees_with_the_yaml_loaders(text: str) -> None:
     fast = load_flat(text)
     if fast is None:
         return
-    try:
-        expected = safe_load(text)
-    except yaml.YAMLError as exc:  # pragma: no cover - a disagreement is the bug this test finds
-        raise AssertionError(f"fast path read {text!r} as {fast!r}, but YAML rejects it: {exc}") from None
-    assert fast == expected, text
+    for load in (load_core_yaml, safe_load):
+        try:
+            expected = load(text)
+        except yaml.YAMLError as exc:  # pragma: no cover - a disagreement is the bug this test finds
+            raise AssertionError(f"fast path read {text!r} as {fast!r}, but YAML rejects it: {exc}") from None
+        assert fast == expected, (load.__name__, text)
 
 
 def test_the_generator_reaches_the_fast_path_often() -> None:

@@ -5,8 +5,9 @@ Python, a third of a lazy discovery. :func:`load_flat` reads only lines of ``key
 indented ``key: value`` under a ``key:`` of its own, with values YAML can only read as strings: plain
 text that starts with a letter and holds no YAML syntax (``:``, ``#``, quotes, brackets, ...), or quoted
 text without escapes. It returns ``None`` for anything else, including every value YAML would turn into
-a bool, a null or a number, and the caller falls back to the YAML safe loader; so the result is always
-what ``yaml.safe_load`` gives for the same text (a property test checks this against PyYAML).
+a bool, a null or a number, and the caller falls back to the YAML loader; so the result is always what
+``frontmatter.load_core_yaml`` (the YAML 1.2 core schema every ``SKILL.md`` is read with) gives for the
+same text, and what PyYAML's YAML 1.1 ``safe_load`` gives too (a property test checks this).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _DOUBLE = re.compile(rf'"([^"\\{_ODD}]*)"')
 _SINGLE = re.compile(rf"'([^'{_ODD}]*)'")
 # Anywhere, comments included: YAML reads these as line breaks or refuses them.
 _BAD = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufeff\u2028\u2029\ufffe\uffff]")
-# Plain words YAML 1.1 (PyYAML) resolves to booleans or null rather than strings.
+# Plain words YAML 1.2 or YAML 1.1 resolves to booleans or null rather than strings: all left to the loader.
 _WORDS = frozenset(
     w
     for base in ("yes", "no", "true", "false", "on", "off", "null")

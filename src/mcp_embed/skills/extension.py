@@ -7,7 +7,8 @@ A server that serves skills declares the extension with ``directoryRead: true`` 
 - ``resources/directory/read`` (``uri``, ``cursor``): the direct children of a skill folder.
 
 ``frontmatter`` is the ``SKILL.md`` frontmatter as JSON, read with the YAML 1.2 core schema, as a
-host re-reading the file would. ``resources`` lists every resource the skill serves (``SKILL.md``
+host re-reading the file would, by the very function discovery reads it with
+(``frontmatter.load_frontmatter``). ``resources`` lists every resource the skill serves (``SKILL.md``
 and the files under ``references/`` and ``assets/``, see ``resources.py``) with the SHA-256 digest
 and size of the very bytes ``resources/read`` returns. Entries read files only, never scripts: a
 skill whose tools were not analysed yet stays that way. A skill over 512 files or 16 MiB is not
@@ -21,7 +22,6 @@ import datetime
 import functools
 import hashlib
 import os
-import re
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -95,51 +95,6 @@ def _file_digest(path: Path) -> tuple[str, int]:
 
 # -- frontmatter, as YAML 1.2 reads it ------------------------------------------------------------
 
-_CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_CORE_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_CORE_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-
-
-@functools.cache
-def _core_loader() -> Any:
-    """A safe loader with the YAML 1.2 core schema: ``yes``, ``on``, ``010`` and dates stay what a
-    YAML 1.2 reader makes of them (strings, 10), not PyYAML's 1.1 booleans, octals and dates."""
-    import yaml
-
-    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-    class CoreLoader(base):  # type: ignore[valid-type,misc]
-        pass
-
-    CoreLoader.yaml_implicit_resolvers = {}
-    for tag, pattern, first in (
-        ("tag:yaml.org,2002:bool", _CORE_BOOL, "tTfF"),
-        ("tag:yaml.org,2002:null", _CORE_NULL, ["~", "n", "N", ""]),
-        ("tag:yaml.org,2002:int", _CORE_INT, "-+0123456789"),
-        ("tag:yaml.org,2002:float", _CORE_FLOAT, "-+.0123456789"),
-    ):
-        CoreLoader.add_implicit_resolver(tag, pattern, list(first))
-
-    def core_int(loader: Any, node: Any) -> int:
-        text = str(loader.construct_scalar(node))
-        if text.startswith("0o"):
-            return int(text[2:], 8)
-        if text.startswith("0x"):
-            return int(text[2:], 16)
-        return int(text, 10)
-
-    def core_bool(loader: Any, node: Any) -> bool:
-        return str(loader.construct_scalar(node)).lower() == "true"
-
-    CoreLoader.add_constructor("tag:yaml.org,2002:int", core_int)
-    CoreLoader.add_constructor("tag:yaml.org,2002:bool", core_bool)
-    return CoreLoader
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {_json_key(k): _jsonable(v) for k, v in value.items()}
@@ -166,14 +121,14 @@ def _frontmatter(data: bytes, uri: str) -> dict[str, Any]:
     """The frontmatter of a ``SKILL.md`` (its bytes) as a JSON object; raises :class:`ValueError`."""
     import yaml
 
-    from .frontmatter import split_frontmatter
+    from .frontmatter import load_frontmatter, split_frontmatter
 
     text = data.decode("utf-8-sig")
     parts = split_frontmatter(text)
     if parts is None or not parts[0].strip():
         raise ValueError(f"{uri} has no frontmatter")
     try:
-        loaded = yaml.load(parts[0], Loader=_core_loader())  # noqa: S506 - a SafeLoader subclass
+        loaded = load_frontmatter(parts[0])  # the reading discovery gives Skill.metadata from
     except yaml.YAMLError as exc:
         raise ValueError(f"{uri}: frontmatter is not valid YAML: {exc}") from None
     if not isinstance(loaded, dict):

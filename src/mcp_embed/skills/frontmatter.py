@@ -1,4 +1,4 @@
-"""``SKILL.md`` frontmatter: safe YAML loading and the agentskills.io rules.
+"""``SKILL.md`` frontmatter: its one YAML reading (the 1.2 core schema) and the agentskills.io rules.
 
 Nothing here raises on bad input: every defect becomes a :class:`SkillProblem` naming the file, the key and
 the rule, and a header with an error is not returned.
@@ -15,7 +15,14 @@ from typing import Any
 from ._flatyaml import load_flat
 from ._model import Severity, SkillProblem
 
-__all__ = ["SkillHeader", "load_yaml", "parse_skill_md", "split_frontmatter"]
+__all__ = [
+    "SkillHeader",
+    "load_core_yaml",
+    "load_frontmatter",
+    "load_yaml",
+    "parse_skill_md",
+    "split_frontmatter",
+]
 
 NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 NAME_MAX = 64
@@ -37,10 +44,78 @@ def _safe_loader() -> Any:
 
 
 def load_yaml(text: str) -> Any:
-    """Load one YAML document with the safe loader (the C one when libyaml is present)."""
+    """Load one YAML document with the safe loader (the C one when libyaml is present).
+
+    This is PyYAML's YAML 1.1 reading, kept for ``tools.yaml`` (dcc-mcp-core's format, read the way
+    its Python users' PyYAML reads it). A ``SKILL.md`` frontmatter is read by :func:`load_frontmatter`.
+    """
     import yaml
 
     return yaml.load(text, Loader=_safe_loader())  # noqa: S506 - the loader is a SafeLoader
+
+
+# The YAML 1.2 core schema's implicit types (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+_CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_CORE_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_CORE_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+@functools.cache
+def _core_loader() -> Any:
+    """A safe loader with the YAML 1.2 core schema: ``yes``, ``on``, ``1_000`` and dates stay strings
+    and ``010`` is 10, as a YAML 1.2 reader has them, not PyYAML's 1.1 booleans, octals and dates."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class CoreLoader(base):  # type: ignore[valid-type,misc]
+        pass
+
+    CoreLoader.yaml_implicit_resolvers = {}
+    for tag, pattern, first in (
+        ("tag:yaml.org,2002:bool", _CORE_BOOL, "tTfF"),
+        ("tag:yaml.org,2002:null", _CORE_NULL, ["~", "n", "N", ""]),
+        ("tag:yaml.org,2002:int", _CORE_INT, "-+0123456789"),
+        ("tag:yaml.org,2002:float", _CORE_FLOAT, "-+.0123456789"),
+    ):
+        CoreLoader.add_implicit_resolver(tag, pattern, list(first))
+
+    def core_int(loader: Any, node: Any) -> int:
+        text = str(loader.construct_scalar(node))
+        if text.startswith("0o"):
+            return int(text[2:], 8)
+        if text.startswith("0x"):
+            return int(text[2:], 16)
+        return int(text, 10)
+
+    def core_bool(loader: Any, node: Any) -> bool:
+        return str(loader.construct_scalar(node)).lower() == "true"
+
+    CoreLoader.add_constructor("tag:yaml.org,2002:int", core_int)
+    CoreLoader.add_constructor("tag:yaml.org,2002:bool", core_bool)
+    return CoreLoader
+
+
+def load_core_yaml(text: str) -> Any:
+    """Load one YAML document with the YAML 1.2 core schema (safe: a ``SafeLoader`` subclass)."""
+    import yaml
+
+    return yaml.load(text, Loader=_core_loader())  # noqa: S506 - a SafeLoader subclass
+
+
+def load_frontmatter(text: str) -> Any:
+    """The one reading of a ``SKILL.md`` frontmatter (its YAML text), for discovery and ``skills/get``.
+
+    YAML 1.2 core schema, as the agents and hosts that re-read the file have it (SEP-2640: the entry's
+    ``frontmatter`` is the file's), with the plain-text fast path of :mod:`._flatyaml` first. Raises what
+    the YAML loader raises.
+    """
+    flat = load_flat(text)
+    return flat if flat is not None else load_core_yaml(text)
 
 
 def yaml_error_line(exc: BaseException) -> int | None:
@@ -237,9 +312,7 @@ def parse_skill_md(text: str, path: str, folder: str | None) -> tuple[SkillHeade
         report.add("error", "frontmatter-size", f"the frontmatter exceeds {FRONTMATTER_MAX} bytes", line=2)
         return None, report.problems
     try:
-        fm = load_flat(yaml_text)
-        if fm is None:
-            fm = load_yaml(yaml_text)
+        fm = load_frontmatter(yaml_text)
     except Exception as exc:  # a safe loader raises many types on hostile input; all are "bad YAML"
         inner = yaml_error_line(exc)
         detail = str(getattr(exc, "problem", None) or exc).strip().splitlines()
