@@ -18,9 +18,9 @@ def _no_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("parsed again")
 
-    monkeypatch.setattr("mcp_embed.skills.discovery.analyze_script", refuse)
+    monkeypatch.setattr("mcp_embed.skills.skilltools.analyze_script", refuse)
     monkeypatch.setattr("mcp_embed.skills.discovery.parse_skill_md", refuse)
-    monkeypatch.setattr("mcp_embed.skills.discovery.parse_tools_yaml", refuse)
+    monkeypatch.setattr("mcp_embed.skills.skilltools.parse_tools_yaml", refuse)
 
 
 def run(root: Path, cache_dir: Path | None = None, **kwargs: object):

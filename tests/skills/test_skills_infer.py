@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from mcp_embed.skills.infer import analyze_script, build_input_schema, parse_docstring
+from mcp_embed.skills.docstrings import parse_docstring
+from mcp_embed.skills.infer import analyze_script, build_input_schema
 
 
 def schema_of(signature: str, prelude: str = "") -> dict[str, Any]:

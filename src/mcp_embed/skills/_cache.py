@@ -44,7 +44,17 @@ def _mtime(path: str) -> int:
 def _stamp() -> str:
     """What a cache file must match: format, package and Python versions, and the parsers' own files."""
     here = os.path.dirname(__file__)
-    parsers = ("frontmatter.py", "infer.py", "toolsyaml.py", "naming.py", "_model.py", "_cache.py")
+    parsers = (
+        "frontmatter.py",
+        "_flatyaml.py",
+        "infer.py",
+        "typeschema.py",
+        "docstrings.py",
+        "toolsyaml.py",
+        "naming.py",
+        "_model.py",
+        "_cache.py",
+    )
     mtimes = ",".join(str(_mtime(os.path.join(here, name))) for name in parsers)
     return f"{FORMAT}/{__version__}/{sys.version_info[0]}.{sys.version_info[1]}/{mtimes}"
 
