@@ -95,6 +95,7 @@ def _file_digest(path: Path) -> tuple[str, int]:
 
 # -- frontmatter, as YAML 1.2 reads it ------------------------------------------------------------
 
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {_json_key(k): _jsonable(v) for k, v in value.items()}
