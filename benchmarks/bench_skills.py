@@ -140,7 +140,7 @@ def main() -> int:
 
         def server_start() -> SkillLoader:
             server = create_skill_server("maya", config, skill_paths=[root])
-            loader = SkillLoader(server, env=no_cache, include_user_dir=False)
+            loader = server._skill_loader(env=no_cache, include_user_dir=False)
             loader.load()
             return loader
 
@@ -148,8 +148,7 @@ def main() -> int:
             def run() -> object:
                 cfg = McpHttpConfig(port=0, spawn_mode=spawn_mode, enable_file_logging=False)
                 server = create_skill_server("maya", cfg, skill_paths=[root])
-                server._skills = SkillLoader(server, env=no_cache, include_user_dir=False)
-                server._skills.load()  # what start() does first when it finds skill roots
+                server._skill_loader(env=no_cache, include_user_dir=False).load()  # what start() does first
                 handle = server.start()
                 assert server.skills is not None and len(server.skills.pending) > args.skills // 2
                 handle.stop()

@@ -53,7 +53,7 @@ def _decode(r: httpx.Response) -> Any:
 
 def _run(config: dict[str, Any], fast: bool) -> tuple[list[Any], list[str]]:
     server = demo_server(**config)
-    server._fast_path = fast
+    server.fast_path = fast
     with server.start() as handle, httpx.Client() as client:
         headers = dict(ACCEPT)
         if not config.get("stateless"):

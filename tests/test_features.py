@@ -151,7 +151,7 @@ def test_content_mcperror_and_verbatim_schema_through_the_client() -> None:
 
 def _post_all(fast: bool, requests: list[dict[str, Any]]) -> list[Any]:
     server = feature_server()
-    server._fast_path = fast
+    server.fast_path = fast
     with server.start() as handle, httpx.Client() as client:
         init = {
             "jsonrpc": "2.0",

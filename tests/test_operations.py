@@ -360,7 +360,7 @@ def test_metrics_are_off_by_default_and_basic_auth_is_constant_time_checked() ->
 @pytest.mark.parametrize("fast", [True, False], ids=["direct-route", "sdk-route"])
 def test_allow_list_hides_and_denies_with_globs(tmp_path: Path, fast: bool) -> None:
     server = demo_server(log_dir=str(tmp_path), allowed_tools=("*echo", "a?d"))
-    server._fast_path = fast
+    server.fast_path = fast
     with server.start() as handle, httpx.Client(timeout=10) as client:
         r = client.post(handle.mcp_url(), json=rpc(0, "initialize", _init_params()), headers=ACCEPT)
         headers = {

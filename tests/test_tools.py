@@ -9,20 +9,12 @@ import pytest
 from pydantic import BaseModel
 
 from mcp_embed import ToolContext, ToolError
-from mcp_embed.tools import PendingTool, build_tool, inline_refs
+from mcp_embed.tools import PendingTool, ToolOptions, build_tool, inline_refs
 
 
 def _spec(fn, **kw):
     return build_tool(
-        PendingTool(
-            fn,
-            name=kw.pop("name", None),
-            description=None,
-            annotations=kw.pop("annotations", None),
-            affinity="any",
-            timeout=None,
-            title=None,
-        )
+        PendingTool(fn, ToolOptions(name=kw.pop("name", None), annotations=kw.pop("annotations", None)))
     )
 
 
@@ -118,21 +110,11 @@ def test_tool_names_and_annotations_are_checked() -> None:
     def f() -> None: ...
 
     with pytest.raises(ValueError, match="invalid tool name"):
-        PendingTool(
-            f, name="has space", description=None, annotations=None, affinity="any", timeout=None, title=None
-        )
+        PendingTool(f, ToolOptions(name="has space"))
     spec = _spec(f, annotations={"read_only_hint": True, "openWorldHint": False})
     assert spec.annotations == {"readOnlyHint": True, "openWorldHint": False}
     with pytest.raises(ValueError, match="unknown tool annotation"):
-        PendingTool(
-            f,
-            name=None,
-            description=None,
-            annotations={"fast": True},
-            affinity="any",
-            timeout=None,
-            title=None,
-        )
+        PendingTool(f, ToolOptions(annotations={"fast": True}))
 
 
 def test_inline_refs_keeps_recursive_definitions() -> None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
     from mcp.server.lowlevel.server import Server
 
-    from .server import SkillServer
+    from .components import Components
+    from .config import McpHttpConfig
 
 log = get_logger("protocol")
 
@@ -267,16 +268,21 @@ class _Track:
         return await call_next(ctx)
 
 
-def install(low: Server[Any], server: SkillServer) -> Live:
+def install(
+    low: Server[Any],
+    config: McpHttpConfig,
+    components: Components,
+    request_state_keys: Sequence[bytes | str] | None = None,
+) -> Live:
     """Register the resource, prompt, completion, logging and subscription handlers on ``low``."""
     live = Live()
-    live.ask_timeout = server.config.client_request_timeout
+    live.ask_timeout = config.client_request_timeout
     # Built inside the server's event loop: host threads can notify from the start.
     # (Outside a loop, the first request sets it instead.)
     with contextlib.suppress(RuntimeError):
         live.loop = asyncio.get_running_loop()
-    resources = server.resources
-    prompts = server.prompts
+    resources = components.resources
+    prompts = components.prompts
 
     async def list_resources(ctx: ServerRequestContext[Any], params: Any) -> dict[str, Any]:
         return {"resources": [r.wire() for r in resources.resources()], "resultType": "complete"}
@@ -336,7 +342,7 @@ def install(low: Server[Any], server: SkillServer) -> Live:
             from ._argerrors import mask_argument_values
 
             # The message may quote the arguments: masked as a tool's are (audit_arguments).
-            text = mask_argument_values(str(exc), given, all_values=not server.config.audit_arguments)
+            text = mask_argument_values(str(exc), given, all_values=not config.audit_arguments)
             log.warning("prompt %r failed: %s: %s", spec.name, type(exc).__name__, text)
             raise MCPError(
                 code=types.INTERNAL_ERROR, message=f"Prompt '{spec.name}' failed: {type(exc).__name__}: {exc}"
@@ -379,7 +385,7 @@ def install(low: Server[Any], server: SkillServer) -> Live:
         "subscriptions/listen", types.SubscriptionsListenRequestParams, ListenHandler(live.bus)
     )
 
-    complete = server._completion
+    complete = components.completion
     if complete is not None:
         handler = complete
 
@@ -400,10 +406,10 @@ def install(low: Server[Any], server: SkillServer) -> Live:
 
         low.add_request_handler("completion/complete", types.CompleteRequestParams, completion)
 
-    keys = server.request_state_keys
+    keys = request_state_keys
     security = RequestStateSecurity(keys=list(keys)) if keys else RequestStateSecurity.ephemeral()
     low.middleware.append(_Track(live))
-    low.middleware.append(RequestStateBoundary(security, default_audience=server.config.server_name))
+    low.middleware.append(RequestStateBoundary(security, default_audience=config.server_name))
     return live
 
 

@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -32,10 +32,13 @@ from .tools import ToolResult, ToolSpec, is_input_required
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
 
+    from ._handlers import Live
     from .audit import Operations
+    from .components import Components
+    from .config import McpHttpConfig
     from .dispatch import Dispatcher
-    from .server import SkillServer
     from .tasks import TaskRuntime
+    from .tools import ToolRegistry
 
 log = get_logger("protocol")
 
@@ -46,11 +49,18 @@ _TIMED_OUT: contextvars.ContextVar[bool] = contextvars.ContextVar("mcp_embed_tim
 class ToolCaller:
     """Runs one ``tools/call`` end to end: lookup, validation, dispatch, progress, result."""
 
-    def __init__(self, server: SkillServer, dispatcher: Dispatcher) -> None:
-        self.server = server
-        self.registry = server.registry
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        dispatcher: Dispatcher,
+        ops: Operations | None = None,
+        *,
+        audit_arguments: bool = False,
+    ) -> None:
+        self.registry = registry
         self.dispatcher = dispatcher
-        self.ops: Operations | None = None  # audit, metrics, allow-list (audit.py)
+        self.ops = ops  # audit, metrics, allow-list (audit.py); None where another process audits
+        self.audit_arguments = audit_arguments
 
     async def call(
         self,
@@ -238,7 +248,7 @@ class ToolCaller:
         arguments: their values are masked unless ``audit_arguments``, secret-named ones always."""
         from ._argerrors import mask_argument_values
 
-        all_values = not getattr(getattr(self.server, "config", None), "audit_arguments", False)
+        all_values = not self.audit_arguments
         text = f"{type(exc).__name__}: {exc}"
         if log.isEnabledFor(logging.DEBUG):
             text += "\n" + "".join(traceback.format_exception(exc)).rstrip()
@@ -247,15 +257,21 @@ class ToolCaller:
 
 
 def build_lowlevel_server(
-    server: SkillServer, caller: ToolCaller, tasks: TaskRuntime | None = None
-) -> tuple[Server[Any], Callable[[], dict[str, Any]]]:
-    """The SDK ``Server`` whose handlers read the registry, and the ``tools/list`` result builder.
+    config: McpHttpConfig,
+    components: Components,
+    caller: ToolCaller,
+    tasks: TaskRuntime | None = None,
+    *,
+    request_state_keys: Sequence[bytes | str] | None = None,
+) -> tuple[Server[Any], Callable[[], dict[str, Any]], Live]:
+    """The SDK ``Server`` whose handlers read ``components``, the ``tools/list`` result builder,
+    and the notifier that reaches its connected clients.
 
     ``tasks`` serves the SEP-2663 tasks extension (``tasks.py``).
     """
     from . import _handlers
 
-    registry = server.registry
+    registry = components.tools
     live: _handlers.Live | None = None  # set below, before any request arrives
     cache: dict[str, Any] = {"version": -1, "tools": []}
 
@@ -336,9 +352,9 @@ def build_lowlevel_server(
         return await invoke()
 
     low: Server[Any] = _Server(
-        server.config.server_name,
-        version=server.config.effective_server_version,
-        instructions=server.config.instructions,
+        config.server_name,
+        version=config.effective_server_version,
+        instructions=config.instructions,
         lifespan=_stopping(tasks),
         on_list_tools=list_tools,
         on_call_tool=call_tool,
@@ -347,11 +363,11 @@ def build_lowlevel_server(
         cache_hints=cast(Any, {m: CacheHint(ttl_ms=0, scope="private") for m in CACHEABLE_METHODS}),
     )
     # Resources, prompts, completion, logging level, subscriptions (resources.py, prompts.py).
-    live = _handlers.install(low, server)
-    from .skills import extension as skills_extension
+    live = _handlers.install(low, config, components, request_state_keys)
+    if components.serves_skills:
+        from .skills import extension as skills_extension
 
-    if server._skills_remote is not None or skills_extension.serves_skills(server):
-        skills_extension.install(low, server, server._skills_remote)  # SEP-2640
+        skills_extension.install(low, components)  # SEP-2640
     if tasks is not None:
         from .tasks import TASKS_EXTENSION, params_types
 
@@ -362,8 +378,7 @@ def build_lowlevel_server(
         low.extensions[TASKS_EXTENSION] = {}
     if caller.ops is not None:
         low.middleware.append(_SessionAudit(caller.ops))
-    server._live = live
-    return low, list_tools_result
+    return low, list_tools_result, live
 
 
 class _Server(Server[Any]):

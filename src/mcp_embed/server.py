@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
+from .components import Components
 from .config import McpHttpConfig
 from .errors import ServerStartError
 from .handle import ServerHandle
 from .logs import get_logger
-from .prompts import PromptRegistry, build_prompt
-from .resources import ResourceRegistry, build_resource
-from .tools import Affinity, PendingTool, TaskSupport, ToolRegistry, ToolSpec
+from .prompts import build_prompt
+from .resources import build_resource
+from .tools import PendingTool, ToolKwargs, ToolOptions, ToolSpec
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mcp.server.streamable_http import EventStore
 
-    from ._handlers import Live
-    from .app import App
+    from .assemble import Blueprint
     from .audit import Operations
     from .dispatch import Dispatcher
     from .runtime import Runtime
@@ -36,7 +37,6 @@ log = get_logger("server")
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=Callable[..., Any])
-CompletionFn = Callable[..., Any]
 
 
 class SkillServer:
@@ -60,113 +60,63 @@ class SkillServer:
         # The Python that runs subprocess skills; inside a DCC pass its batch interpreter (mayapy, hython).
         self.skill_interpreter: str | None = None
         self._skills: SkillLoader | None = None
-        # In a spawn_mode="subprocess" child: answers the skills extension's methods from the host.
-        self._skills_remote: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
-        self.registry = ToolRegistry()
+        #: What this server serves; handed to the layers that serve it.
+        self.components = Components(sink=self._sink)
+        self.registry = self.components.tools
+        self.resources = self.components.resources
+        self.prompts = self.components.prompts
         self.dispatcher: Dispatcher | None = None
-        self._active_dispatcher: Dispatcher | None = None  # this run's; start() picks it
         self._lock = threading.Lock()
         self._runtime: Runtime | None = None
         self._handle: ServerHandle | None = None
         self._started_at = 0.0
-        self._fast_path = True  # tests turn it off to compare with the SDK's own path
-        self.operations: Operations | None = None  # this run's audit log and metrics (audit.py)
-        self.resources = ResourceRegistry()
-        self.prompts = PromptRegistry()
+        #: Answer ``tools/call``, ``tools/list`` and ``ping`` without the SDK where the request
+        #: allows it (the same answers, faster). Turn off before ``start()`` to compare with the SDK.
+        self.fast_path = True
         #: Replaces the built-in InMemoryEventStore (stateful mode) for Last-Event-ID resumption.
         self.event_store = event_store
         #: Keys (>= 32 bytes) sealing InputRequired state; share them across replicas. None: per process.
         self.request_state_keys = list(request_state_keys) if request_state_keys else None
         #: Where SEP-2663 task state lives; None: an :class:`InMemoryTaskStore` per run.
         self.task_store = task_store
-        self._completion: CompletionFn | None = None
-        self._live: Live | None = None
-        self.registry.subscribe(self.notify_tools_changed)
 
     # -- tools ------------------------------------------------------------------------------------
 
     @overload
     def tool(self, fn: F, /) -> F: ...
     @overload
-    def tool(
-        self,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | Any | None = None,
-        affinity: Affinity = "any",
-        timeout: float | None = None,
-        title: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        task: TaskSupport = "forbidden",
-    ) -> Callable[[F], F]: ...
+    def tool(self, **options: Unpack[ToolKwargs]) -> Callable[[F], F]: ...
     def tool(  # type: ignore[misc]  # mypy rejects a keyword-only overload beside a positional-only one
-        self,
-        fn: Callable[..., Any] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | Any | None = None,
-        affinity: Affinity = "any",
-        timeout: float | None = None,
-        title: str | None = None,
-        input_schema: Mapping[str, Any] | None = None,
-        task: TaskSupport = "forbidden",
+        self, fn: Callable[..., Any] | None = None, /, **options: Unpack[ToolKwargs]
     ) -> Any:
         """Register a function as a tool: ``@server.tool()`` or ``@server.tool``.
 
         The input schema comes from the type hints, the description from the docstring (its
         ``Args:`` section documents the parameters), and a typed return gives ``outputSchema``.
         A parameter annotated :class:`ToolContext` receives the call's context.
-        ``input_schema`` publishes that JSON Schema verbatim instead, and arguments are then
-        validated with ``jsonschema`` (the draft named by ``$schema``; 2020-12 by default).
-        ``task="optional"`` lets a call run as a SEP-2663 task the client polls, when the client
-        declares the tasks extension; ``task="required"`` refuses clients that do not (-32021).
+        The keywords are :class:`ToolOptions`: ``name``, ``description``, ``title``,
+        ``annotations`` (MCP hints, camelCase or snake_case), ``affinity`` (``"main"``: the host's
+        main thread), ``timeout`` (seconds). ``input_schema`` publishes that JSON Schema verbatim
+        instead, and arguments are then validated with ``jsonschema`` (the draft named by
+        ``$schema``; 2020-12 by default). ``task="optional"`` lets a call run as a SEP-2663 task
+        the client polls, when the client declares the tasks extension; ``task="required"``
+        refuses clients that do not (-32021).
         """
+        checked = ToolOptions(**options)
 
         def register(f: F) -> F:
-            self.add_tool(
-                f,
-                name=name,
-                description=description,
-                annotations=annotations,
-                affinity=affinity,
-                timeout=timeout,
-                title=title,
-                input_schema=input_schema,
-                task=task,
-            )
+            self._add(PendingTool(f, checked), replace=False)
             return f
 
         return register(fn) if fn is not None else register
 
     def add_tool(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str | None = None,
-        description: str | None = None,
-        annotations: Mapping[str, Any] | Any | None = None,
-        affinity: Affinity = "any",
-        timeout: float | None = None,
-        title: str | None = None,
-        replace: bool = False,
-        input_schema: Mapping[str, Any] | None = None,
-        task: TaskSupport = "forbidden",
+        self, fn: Callable[..., Any], *, replace: bool = False, **options: Unpack[ToolKwargs]
     ) -> None:
-        """Register ``fn`` as a tool (see :meth:`tool`). Safe while the server runs."""
-        pending = PendingTool(
-            fn,
-            name=name,
-            description=description,
-            annotations=annotations,
-            affinity=affinity,
-            timeout=timeout,
-            title=title,
-            input_schema=input_schema,
-            task=task,
-        )
+        """Register ``fn`` as a tool (the keywords of :meth:`tool`). Safe while the server runs."""
+        self._add(PendingTool(fn, ToolOptions(**options)), replace=replace)
+
+    def _add(self, pending: PendingTool, *, replace: bool) -> None:
         if self.is_running:
             # Build now so a bad signature fails here, in the caller, not on the next tools/list.
             from .tools import build_tool
@@ -282,7 +232,7 @@ class SkillServer:
         """
 
         def register(f: C) -> C:
-            self._completion = f
+            self.components.completion = f
             return f
 
         return register
@@ -291,44 +241,24 @@ class SkillServer:
 
     def notify_resource_updated(self, uri: str) -> None:
         """Tell subscribed clients that the resource at ``uri`` changed. Call from any thread."""
-        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
-            return
-        from mcp.shared.subscriptions import ResourceUpdated
-
-        self._publish(ResourceUpdated(uri=str(uri)))
+        self.components.notify_resource_updated(uri)
 
     def notify_tools_changed(self) -> None:
         """Tell clients the tool list changed (done for you by ``add_tool``/``remove_tool``)."""
-        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
-            return
-        from mcp.shared.subscriptions import ToolsListChanged
-
-        self._publish(ToolsListChanged())
+        self.components.notify_tools_changed()
 
     def notify_prompts_changed(self) -> None:
         """Tell clients the prompt list changed (done for you by ``add_prompt``/``remove_prompt``)."""
-        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
-            return
-        from mcp.shared.subscriptions import PromptsListChanged
-
-        self._publish(PromptsListChanged())
+        self.components.notify_prompts_changed()
 
     def notify_resources_changed(self) -> None:
         """Tell clients the resource list changed (done for you by ``add_resource``/``remove_resource``)."""
-        if not self.is_running:  # nobody to tell; and importing the SDK here would cost the host
-            return
-        from mcp.shared.subscriptions import ResourcesListChanged
+        self.components.notify_resources_changed()
 
-        self._publish(ResourcesListChanged())
-
-    def _publish(self, event: Any) -> None:
-        forward = getattr(self._runtime, "publish", None)  # spawn_mode="subprocess": the child serves
-        if forward is not None and self.is_running:
-            forward(event)
-            return
-        live = self._live
-        if live is not None and self.is_running:
-            live.notify(event)
+    def _sink(self) -> Callable[[Any], None] | None:
+        # Nobody to tell while stopped; and importing the SDK for the event would cost the host.
+        runtime = self._runtime
+        return runtime.publish if runtime is not None and runtime.is_running else None
 
     # -- skills -----------------------------------------------------------------------------------
 
@@ -339,11 +269,28 @@ class SkillServer:
         Skills come from ``skill_paths``, then ``DCC_MCP_<APP>_SKILL_PATHS``, ``DCC_MCP_SKILL_PATHS``
         and the user data folder. Broken skills are logged (the ``mcp_embed.skills`` logger) and skipped.
         """
+        loader = self._skill_loader()
+        loader.skill_paths = list(self.skill_paths)
+        return loader.load()
+
+    def _skill_loader(
+        self, *, env: Mapping[str, str] | None = None, include_user_dir: bool = True
+    ) -> SkillLoader:
+        """This server's loader, made on first use (``env`` and ``include_user_dir`` apply then)."""
         from .skills.serve import SkillLoader
 
         if self._skills is None:
-            self._skills = SkillLoader(self, interpreter=self.skill_interpreter)
-        return self._skills.load()
+            self._skills = SkillLoader(
+                self.components,
+                self.app_name,
+                self.skill_paths,
+                list_limit=self.config.skills_list_limit,
+                interpreter=self.skill_interpreter,
+                env=env,
+                include_user_dir=include_user_dir,
+            )
+            self.components.skills = self._skills
+        return self._skills
 
     def _has_skill_roots(self) -> bool:
         # A host with no skill folders anywhere never loads the skill parsers (memory and time).
@@ -378,12 +325,13 @@ class SkillServer:
                 name = self.config.server_name
                 raise ServerStartError(f"{name!r} is already running at {where}; stop() it first")
             dispatcher = self._start_dispatcher()
+            plan = self._blueprint(dispatcher)
             if self.config.spawn_mode == "subprocess":
                 from .runtime.subprocess import SubprocessRuntime
 
-                runtime = SubprocessRuntime(self, dispatcher)
+                runtime = SubprocessRuntime(plan)
             else:
-                runtime = ThreadRuntime(self)
+                runtime = ThreadRuntime(plan)
             try:
                 runtime.start()  # binds the socket here: a port in use raises in the caller
             except BaseException:
@@ -397,7 +345,13 @@ class SkillServer:
         if self.config.skills_watch_interval is not None:
             from .skills.serve import SkillWatcher
 
-            SkillWatcher(self, self.config.skills_watch_interval).start()
+            watched = SkillWatcher(
+                self._skill_roots,
+                self.config.skills_watch_interval,
+                lambda: self.is_running,
+                self.reload_skills,
+            )
+            watched.start()
         if wait:
             try:
                 handle.wait_ready(timeout)
@@ -418,8 +372,43 @@ class SkillServer:
         start = getattr(dispatcher, "start", None)
         if start is not None:
             start()
-        self._active_dispatcher = dispatcher
         return dispatcher
+
+    def _blueprint(self, dispatcher: Dispatcher) -> Blueprint:
+        from .assemble import Blueprint
+
+        return Blueprint(
+            app_name=self.app_name,
+            config=self.config,
+            components=self.components,
+            dispatcher=dispatcher,
+            event_store=self.event_store,
+            task_store=self.task_store,
+            request_state_keys=self.request_state_keys,
+            fast_path=self.fast_path,
+            prepare=self._prepare,
+        )
+
+    def _prepare(self) -> None:
+        """Run in the server's thread before it serves: build the pending tools (pydantic), and
+        discover the skills when a skill root exists."""
+        self.registry.build_pending()
+        if self._skills is None and self._has_skill_roots():
+            self.reload_skills()
+
+    def _skill_roots(self) -> list[tuple[Path, str]]:
+        from .skills.roots import skill_roots
+
+        loader = self._skills
+        env = loader.env if loader is not None else None
+        include_user_dir = loader.include_user_dir if loader is not None else True
+        return skill_roots(self.app_name, self.skill_paths, env=env, include_user_dir=include_user_dir)
+
+    @property
+    def operations(self) -> Operations | None:
+        """This run's audit log, metrics and allow-list (``audit.py``); None before ``start()``
+        and in ``spawn_mode="subprocess"``, where the child process keeps them."""
+        return self._runtime.operations if self._runtime is not None else None
 
     def _warn_if_exposed(self, port: int) -> None:
         from .auth.config import INSECURE_ENV, insecure_override
@@ -456,119 +445,11 @@ class SkillServer:
         log.warning(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
-    # -- called in the server thread --------------------------------------------------------------
-
-    def _build_app(self, *, bound_port: int, on_startup: Callable[[], None]) -> App:
-        from .app import App
-        from .audit import build_operations
-        from .dispatch import InlineDispatcher
-        from .events import InMemoryEventStore
-        from .fastpath import FastPath
-        from .protocol import ToolCaller, build_lowlevel_server
-        from .tasks import InMemoryTaskStore, TaskRuntime
-        from .transport import Transports
-
-        self.registry.build_pending()
-        if self._skills is None and self._has_skill_roots():
-            self.reload_skills()
-        dispatcher = self._active_dispatcher or self.dispatcher or InlineDispatcher()
-        caller = ToolCaller(self, dispatcher)
-        # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.
-        caller.ops = self.operations = build_operations(self.config, dispatcher, self.registry)
-        tasks = TaskRuntime(
-            caller,
-            self.task_store if self.task_store is not None else InMemoryTaskStore(),
-            ttl=self.config.task_ttl,
-            poll_interval=self.config.task_poll_interval,
-            handoff=self.config.task_handoff,
-        )
-        low, list_tools = build_lowlevel_server(self, caller, tasks)
-        cfg = self.config
-        store = (
-            (
-                self.event_store
-                if self.event_store is not None
-                else InMemoryEventStore(cfg.event_store_max_events)
-            )
-            if cfg.enable_event_store and not cfg.stateless
-            else None
-        )
-        transports = Transports(low, cfg, store)
-        fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless)
-        fast.enabled = self._fast_path
-        hosts, origins = allowed_hosts_and_origins(cfg, bound_port)
-        started = time.monotonic()
-
-        def health() -> dict[str, Any]:
-            return {
-                "status": "healthy",
-                "name": cfg.server_name,
-                "version": cfg.effective_server_version,
-                "uptime_s": round(time.monotonic() - started, 3),
-                "tools": len(self.registry),
-            }
-
-        return App(
-            cfg,
-            transports,
-            allowed_hosts=hosts,
-            allowed_origins=origins,
-            health=_with_main_thread(health, dispatcher),
-            on_startup=on_startup,
-            fastpath=fast,
-            ops=self.operations,
-        )
-
 
 def _close_dispatcher(dispatcher: Any) -> None:
     close = getattr(dispatcher, "close", None)
     if close is not None:
         close()
-
-
-def _with_main_thread(health: Callable[[], dict[str, Any]], dispatcher: Any) -> Callable[[], dict[str, Any]]:
-    """``/health`` plus ``main_thread`` (busy_for_s, queue_depth, ...) when the dispatcher reports it."""
-    status = getattr(dispatcher, "status", None)
-    if status is None:
-        return health
-
-    def with_main_thread() -> dict[str, Any]:
-        out = health()
-        out["main_thread"] = status()
-        return out
-
-    return with_main_thread
-
-
-def allowed_hosts_and_origins(cfg: McpHttpConfig, port: int) -> tuple[list[str], list[str]]:
-    """The guard's allow-lists: loopback, the bind address, ``public_url``, and what the user added."""
-    from urllib.parse import urlsplit
-
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    host = cfg.host
-    if host not in ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1"):
-        shown = f"[{host}]" if ":" in host else host
-        hosts.append(f"{shown}:*")
-        origins += [f"http://{shown}:*", f"https://{shown}:*"]
-    elif host in ("0.0.0.0", "::"):
-        # A wildcard bind is reached by this machine's own names too.
-        name = socket.gethostname()
-        hosts.append(f"{name}:*")
-        origins += [f"http://{name}:*", f"https://{name}:*"]
-    if cfg.public_url:
-        parts = urlsplit(cfg.public_url)
-        netloc = parts.netloc.lower()
-        hosts.append(netloc)
-        if parts.port is None:
-            default = 443 if parts.scheme == "https" else 80
-            hosts.append(f"{netloc}:{default}")
-        origins.append(f"{parts.scheme}://{netloc}")
-    hosts += list(cfg.allowed_hosts)
-    origins += list(cfg.allowed_origins)
-    origins += [o for o in cfg.cors_origins if o != "*"]
-    del port  # the derived patterns already allow any port of a loopback host
-    return hosts, origins
 
 
 def create_skill_server(

@@ -283,13 +283,8 @@ def skill_server(
 
 def _isolate(server: SkillServer) -> None:
     """Read only the server's own ``skill_paths``: no DCC_MCP_* roots, no user data folder."""
-    from .skills.serve import SkillLoader
-
-    if server._skills is None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_MCP_")}
-        server._skills = SkillLoader(
-            server, interpreter=server.skill_interpreter, env=env, include_user_dir=False
-        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_MCP_")}
+    server._skill_loader(env=env, include_user_dir=False)
 
 
 @contextlib.contextmanager

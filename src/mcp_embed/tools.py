@@ -15,7 +15,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from ._argerrors import pydantic_message, schema_errors_message
 from .context import ToolContext
@@ -24,7 +24,7 @@ from .errors import ToolError
 if TYPE_CHECKING:
     from pydantic import BaseModel, TypeAdapter
 
-__all__ = ["Affinity", "TaskSupport", "ToolSpec"]
+__all__ = ["Affinity", "TaskSupport", "ToolKwargs", "ToolOptions", "ToolSpec"]
 
 Affinity = Literal["main", "any"]
 TaskSupport = Literal["forbidden", "optional", "required"]
@@ -144,57 +144,63 @@ def normalize_annotations(annotations: Mapping[str, Any] | Any | None) -> dict[s
 # -- callables ------------------------------------------------------------------------------------
 
 
-class PendingTool:
-    """A callable registered before start; turned into a ``ToolSpec`` by :func:`build_tool`."""
+class ToolKwargs(TypedDict, total=False):
+    """The keywords of ``server.tool()`` and ``add_tool()``: the fields of :class:`ToolOptions`."""
 
-    __slots__ = (
-        "affinity",
-        "annotations",
-        "description",
-        "fn",
-        "input_schema",
-        "name",
-        "task",
-        "timeout",
-        "title",
-    )
+    name: str | None
+    description: str | None
+    annotations: Mapping[str, Any] | Any | None
+    affinity: Affinity
+    timeout: float | None
+    title: str | None
+    input_schema: Mapping[str, Any] | None
+    task: TaskSupport
 
-    def __init__(
-        self,
-        fn: Callable[..., Any],
-        *,
-        name: str | None,
-        description: str | None,
-        annotations: Mapping[str, Any] | Any | None,
-        affinity: Affinity,
-        timeout: float | None,
-        title: str | None,
-        input_schema: Mapping[str, Any] | None = None,
-        task: TaskSupport = "forbidden",
-    ) -> None:
-        if not callable(fn):
-            raise TypeError(f"a tool must be callable, got {type(fn).__name__}")
-        if affinity not in ("main", "any"):
-            raise ValueError(f"affinity must be 'main' or 'any', not {affinity!r}")
-        if task not in ("forbidden", "optional", "required"):
-            raise ValueError(f"task must be 'forbidden', 'optional' or 'required', not {task!r}")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-        self.fn = fn
-        self.name = check_tool_name(name or str(getattr(fn, "__name__", "")))
-        self.description = description
-        self.annotations = normalize_annotations(annotations)
-        self.affinity = affinity
-        self.timeout = timeout
-        self.title = title
-        self.task: TaskSupport = task
-        if input_schema is not None:
-            if not isinstance(input_schema, Mapping) or input_schema.get("type") != "object":
+
+@dataclass(frozen=True, kw_only=True)
+class ToolOptions:
+    """How a callable is served as a tool; checked when made (see ``SkillServer.tool``)."""
+
+    name: str | None = None
+    description: str | None = None
+    annotations: Mapping[str, Any] | Any | None = None
+    affinity: Affinity = "any"
+    timeout: float | None = None
+    title: str | None = None
+    input_schema: Mapping[str, Any] | None = None
+    task: TaskSupport = "forbidden"
+
+    def __post_init__(self) -> None:
+        if self.affinity not in ("main", "any"):
+            raise ValueError(f"affinity must be 'main' or 'any', not {self.affinity!r}")
+        if self.task not in ("forbidden", "optional", "required"):
+            raise ValueError(f"task must be 'forbidden', 'optional' or 'required', not {self.task!r}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {self.timeout!r}")
+        if self.name is not None:
+            check_tool_name(self.name)
+        object.__setattr__(self, "annotations", normalize_annotations(self.annotations))
+        schema = self.input_schema
+        if schema is not None:
+            if not isinstance(schema, Mapping) or schema.get("type") != "object":
                 raise ValueError('input_schema must be a JSON Schema object with "type": "object"')
             from jsonschema import validators
 
-            validators.validator_for(input_schema).check_schema(dict(input_schema))  # fail here, not per call
-        self.input_schema = dict(input_schema) if input_schema is not None else None
+            validators.validator_for(schema).check_schema(dict(schema))  # fail here, not per call
+            object.__setattr__(self, "input_schema", dict(schema))
+
+
+class PendingTool:
+    """A callable registered before start; turned into a ``ToolSpec`` by :func:`build_tool`."""
+
+    __slots__ = ("fn", "name", "options")
+
+    def __init__(self, fn: Callable[..., Any], options: ToolOptions | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"a tool must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.options = options if options is not None else ToolOptions()
+        self.name = self.options.name or check_tool_name(str(getattr(fn, "__name__", "")))
 
 
 def build_tool(p: PendingTool) -> ToolSpec:
@@ -210,7 +216,7 @@ def build_tool(p: PendingTool) -> ToolSpec:
     doc = inspect.getdoc(fn) or ""
     summary, param_docs = _parse_docstring(doc)
 
-    if p.input_schema is not None:
+    if p.options.input_schema is not None:
         return _build_verbatim(p, sig, hints, summary)
 
     fields: dict[str, Any] = {}
@@ -285,15 +291,15 @@ def build_tool(p: PendingTool) -> ToolSpec:
 
 def _spec(p: PendingTool, summary: str, **fields: Any) -> ToolSpec:
     """The ``ToolSpec`` of a callable: what the registration said, plus the built ``fields``."""
-    fn = p.fn
+    fn, o = p.fn, p.options
     return ToolSpec(
         name=p.name,
-        title=p.title,
-        description=p.description if p.description is not None else summary,
-        annotations=p.annotations,
-        affinity=p.affinity,
-        timeout=p.timeout,
-        task=p.task,
+        title=o.title,
+        description=o.description if o.description is not None else summary,
+        annotations=cast("dict[str, Any] | None", o.annotations),
+        affinity=o.affinity,
+        timeout=o.timeout,
+        task=o.task,
         invoke=fn,
         is_async=inspect.iscoroutinefunction(fn)
         or inspect.iscoroutinefunction(getattr(fn, "__call__", None)),  # noqa: B004
@@ -305,7 +311,7 @@ def _build_verbatim(p: PendingTool, sig: inspect.Signature, hints: dict[str, Any
     """A tool whose input schema was given verbatim: validated with jsonschema, not pydantic."""
     from jsonschema import validators
 
-    schema = p.input_schema
+    schema = cast("dict[str, Any] | None", p.options.input_schema)
     assert schema is not None
     validator = validators.validator_for(schema)(schema)
     ctx_param = next((n for n in sig.parameters if _is_context(hints.get(n, Any))), None)
@@ -614,6 +620,10 @@ class ToolRegistry:
             self._list_filter = flt
             self._version += 1
         self._changed()
+
+    def relist(self) -> None:
+        """Tell listeners the ``tools/list`` view changed (the filter's answers did, not the filter)."""
+        self.set_list_filter(self._list_filter)
 
     def subscribe(self, listener: Callable[[], None]) -> Callable[[], None]:
         self._listeners.append(listener)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..audit import Operations
 
 __all__ = ["Runtime"]
 
@@ -13,6 +16,8 @@ class Runtime(Protocol):
 
     port: int
     bound_host: str
+    #: This run's audit log and metrics where this process keeps them, else None.
+    operations: Operations | None
 
     def start(self) -> None: ...
 
@@ -27,3 +32,6 @@ class Runtime(Protocol):
     def stop(self, timeout: float) -> None: ...
 
     def join(self, timeout: float | None) -> bool: ...
+
+    def publish(self, event: Any) -> None:
+        """Tell connected clients what changed (an SDK subscription event)."""

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     # A PipeConnection on Windows, a Connection elsewhere: type against their common base.
     Connection = _ConnectionBase
 
+    from ..assemble import Blueprint
+    from ..components import Components
     from ..context import ToolContext
-    from ..server import SkillServer
 
 log = get_logger("runtime")
 
@@ -241,8 +242,8 @@ def proxy_spec(entry: dict[str, Any]) -> ToolSpec:
 class _SocketRuntime(ThreadRuntime):
     """The dedicated-thread runtime on a socket the host bound and handed over."""
 
-    def __init__(self, server: SkillServer, sock: socket.socket) -> None:
-        super().__init__(server)
+    def __init__(self, plan: Blueprint, sock: socket.socket) -> None:
+        super().__init__(plan)
         self._given = sock
 
     def start(self) -> None:
@@ -250,7 +251,7 @@ class _SocketRuntime(ThreadRuntime):
         self.bound_host, self.port = probe_address(self._given)
         self._thread = threading.Thread(
             target=self._thread_main,
-            name=f"mcp-embed:{self.server.config.server_name}:{self.port}",
+            name=f"mcp-embed:{self.plan.config.server_name}:{self.port}",
             daemon=True,
         )
         self._thread.start()
@@ -266,7 +267,7 @@ class _Child:
         self.host_status: tuple[float, dict[str, Any]] | None = None
         self._done = threading.Event()
         self._send_lock = threading.Lock()
-        self._server: SkillServer | None = None
+        self._components: Components | None = None
         self._catalog_seq = 0
         self._entries: dict[str, dict[str, Any]] = {}
         self._resources: list[dict[str, Any]] = []
@@ -336,8 +337,8 @@ class _Child:
 
     def _start(self, init: dict[str, Any]) -> _SocketRuntime:
         from .. import logs
-        from ..server import SkillServer
-        from ..skills.serve import SkillLoader
+        from ..assemble import Blueprint
+        from ..components import Components
 
         config = init["config"]
         logger = logging.getLogger("mcp_embed")
@@ -355,28 +356,34 @@ class _Child:
             sock = socket.socket(fileno=int(where["fd"]))
         sock.setblocking(False)
 
-        server = SkillServer(init["app_name"], config, request_state_keys=init.get("request_state_keys"))
+        runtime: _SocketRuntime | None = None
+        components = Components(
+            sink=lambda: runtime.publish if runtime is not None and runtime.is_running else None
+        )
         if init.get("completion"):
 
             async def complete(ref: Any, argument: str, value: str, context: Any) -> Any:
                 return await self.request("complete", ref, argument, value, context)
 
-            server._completion = complete
-        server._skills = SkillLoader(server)  # the host discovered them; never look here
+            components.completion = complete
         if init.get("skills"):
 
             async def skills(method: str, params: dict[str, Any]) -> dict[str, Any]:
                 return dict(await self.request("skills", method, params))
 
-            server._skills_remote = skills  # skills/list, skills/get, directory reads: the host answers
-        dispatcher = _BridgeDispatcher(self, init["dispatcher"])
-        server.dispatcher = server._active_dispatcher = dispatcher
-        self._server = server
+            components.skills_forward = skills  # skills/list, skills/get, directory reads: the host answers
+        self._components = components
         self._apply(1, init["catalog"])
         # Every lookup in this process runs on the server's loop, which awaits this first.
-        server.registry.set_async_resolver(self._resolve_async)
-        runtime = _SocketRuntime(server, sock)
-        server._runtime = runtime
+        components.tools.set_async_resolver(self._resolve_async)
+        plan = Blueprint(
+            app_name=init["app_name"],
+            config=config,
+            components=components,
+            dispatcher=_BridgeDispatcher(self, init["dispatcher"]),
+            request_state_keys=init.get("request_state_keys"),
+        )
+        runtime = _SocketRuntime(plan, sock)
         runtime.start()
         return runtime
 
@@ -412,8 +419,8 @@ class _Child:
                     self.send(("answer", aid, "mcp_error", (-32603, "the call is no longer running", None)))
                 else:
                     asyncio.run_coroutine_threadsafe(self._answer(aid, hit[2], method, params), hit[0])
-            elif kind == "event" and msg[1] == "resource_updated" and self._server is not None:
-                self._server.notify_resource_updated(msg[2])
+            elif kind == "event" and msg[1] == "resource_updated" and self._components is not None:
+                self._components.notify_resource_updated(msg[2])
             elif kind == "stop":
                 return
 
@@ -487,11 +494,11 @@ class _Child:
 
     def _apply(self, seq: int, catalog: dict[str, Any]) -> None:
         """Make the registries match the host's catalogue: changed entries replaced, gone ones removed."""
-        if seq <= self._catalog_seq or self._server is None:
+        if seq <= self._catalog_seq or self._components is None:
             return
         self._catalog_seq = seq
-        server = self._server
-        registry = server.registry
+        components = self._components
+        registry = components.tools
         self._pending = frozenset(catalog.get("pending", ()))
         hidden = frozenset(catalog.get("hidden", ()))
         # One tools/list_changed to the clients for the whole catalogue, not one per tool: the
@@ -512,16 +519,16 @@ class _Child:
                 self._entries[name] = entry
         if catalog["resources"] != self._resources:
             self._resources = catalog["resources"]
-            self._apply_resources(server)
+            self._apply_resources(components)
         if catalog["prompts"] != self._prompts:
             self._prompts = catalog["prompts"]
-            self._apply_prompts(server)
+            self._apply_prompts(components)
 
-    def _apply_resources(self, server: SkillServer) -> None:
+    def _apply_resources(self, components: Components) -> None:
         from ..resources import build_resource
 
-        for spec in list(server.resources):
-            server.resources.remove(spec.uri)
+        for spec in list(components.resources):
+            components.resources.remove(spec.uri)
         for entry in self._resources:
             key = entry["uri"]
 
@@ -538,14 +545,14 @@ class _Child:
                 title=entry["title"],
             )
             spec.wants_context = _CTX if entry.get("context") else None
-            server.resources.add(spec, replace=True)
-        server.notify_resources_changed()
+            components.resources.add(spec, replace=True)
+        components.notify_resources_changed()
 
-    def _apply_prompts(self, server: SkillServer) -> None:
+    def _apply_prompts(self, components: Components) -> None:
         from ..prompts import PromptArgument, PromptSpec
 
-        for spec in list(server.prompts):
-            server.prompts.remove(spec.name)
+        for spec in list(components.prompts):
+            components.prompts.remove(spec.name)
         for entry in self._prompts:
             name = entry["name"]
 
@@ -553,7 +560,7 @@ class _Child:
                 meta = _ctx_meta(args.pop(_CTX, None))
                 return await self.request("prompt", _name, args, meta)
 
-            server.prompts.add(
+            components.prompts.add(
                 PromptSpec(
                     name=name,
                     fn=get,
@@ -565,7 +572,7 @@ class _Child:
                 ),
                 replace=True,
             )
-        server.notify_prompts_changed()
+        components.notify_prompts_changed()
 
 
 def _settle(fut: asyncio.Future[tuple[str, Any]], outcome: tuple[str, Any]) -> None:

@@ -71,8 +71,10 @@ if TYPE_CHECKING:
     # A PipeConnection on Windows, a Connection elsewhere: type against their common base.
     Connection = _ConnectionBase
 
+    from ..assemble import Blueprint
+    from ..audit import Operations
+    from ..components import Components
     from ..protocol import ToolCaller
-    from ..server import SkillServer
     from ..skills import SkillTool
 
 log = get_logger("runtime")
@@ -105,19 +107,13 @@ def python_executable(configured: str | None) -> str:
     return exe
 
 
-def _serves_skills(server: SkillServer) -> bool:
-    from ..skills.extension import serves_skills
-
-    return serves_skills(server)
-
-
-def build_catalog(server: SkillServer) -> dict[str, Any]:
+def build_catalog(components: Components) -> dict[str, Any]:
     """What the child serves without asking the host: the tools (and what it needs to run
     subprocess skills itself), which tools ``tools/list`` hides, the skills not analysed yet, the
     resources and templates, and the prompts. Analyses nothing: pending skills stay pending."""
-    registry = server.registry
+    registry = components.tools
     registry.build_pending()
-    catalog = server.skills
+    catalog = components.skills.catalog if components.skills is not None else None
     local: dict[str, SkillTool] = {}
     pending: list[str] = []
     if catalog is not None:
@@ -166,7 +162,7 @@ def build_catalog(server: SkillServer) -> dict[str, Any]:
             "title": r.title,
             "context": r.wants_context is not None,
         }
-        for r in server.resources
+        for r in components.resources
     ]
     prompts = [
         {
@@ -176,7 +172,7 @@ def build_catalog(server: SkillServer) -> dict[str, Any]:
             "arguments": [(a.name, a.description, a.required) for a in p.arguments],
             "context": p.wants_context is not None,
         }
-        for p in server.prompts
+        for p in components.prompts
     ]
     return {"tools": tools, "hidden": hidden, "pending": pending, "resources": resources, "prompts": prompts}
 
@@ -185,9 +181,15 @@ class _Bridge:
     """The host's side of forwarded calls: an event loop thread running them through ``ToolCaller``."""
 
     def __init__(
-        self, caller: ToolCaller, name: str, stale: Callable[[], bool], resync: Callable[[], None]
+        self,
+        caller: ToolCaller,
+        components: Components,
+        name: str,
+        stale: Callable[[], bool],
+        resync: Callable[[], None],
     ) -> None:
         self.caller = caller
+        self.components = components
         self.stale = stale  # whether a call changed the registry since the child's catalogue
         self.resync = resync  # sends the child a new one (blocking: it waits for the ack)
         self.loop = asyncio.new_event_loop()
@@ -252,7 +254,7 @@ class _Bridge:
             elif kind == "skills":  # SEP-2640 methods: the host holds the skills (skills/extension.py)
                 from ..skills.extension import answer
 
-                reply = ("result", cid, "ok", await answer(self.caller.server, *msg[2:]))
+                reply = ("result", cid, "ok", await answer(self.components, *msg[2:]))
             else:
                 reply = ("result", cid, "error", f"unknown request {kind!r}")
         except MCPError as exc:
@@ -352,7 +354,7 @@ class _Bridge:
         """The raw value of a resource reader (the child turns it into ``contents``)."""
         from .._handlers import call_user
 
-        spec = next((r for r in self.caller.server.resources if r.uri == uri), None)
+        spec = next((r for r in self.components.resources if r.uri == uri), None)
         if spec is None:
             raise LookupError(f"the resource {uri!r} is no longer registered")
         kwargs = dict(args)
@@ -363,7 +365,7 @@ class _Bridge:
     async def _complete(self, *args: Any) -> list[str]:
         import inspect
 
-        handler = self.caller.server._completion
+        handler = self.components.completion
         if handler is None:
             return []
         if inspect.iscoroutinefunction(handler):
@@ -375,7 +377,7 @@ class _Bridge:
     async def _get_prompt(self, name: str, args: dict[str, Any], meta: dict[str, Any]) -> Any:
         from .._handlers import call_user
 
-        spec = self.caller.server.prompts.get(name)
+        spec = self.components.prompts.get(name)
         if spec is None:
             raise LookupError(f"the prompt {name!r} is no longer registered")
         kwargs = dict(args)
@@ -400,9 +402,12 @@ class _Bridge:
 class SubprocessRuntime:
     """Runs one server in a child Python process; satisfies :class:`~mcp_embed.runtime.Runtime`."""
 
-    def __init__(self, server: SkillServer, dispatcher: Any) -> None:
-        self.server = server
-        self.dispatcher = dispatcher
+    def __init__(self, plan: Blueprint) -> None:
+        self.plan = plan
+        self.components = plan.components
+        self.dispatcher = plan.dispatcher
+        #: The child process keeps the audit log and metrics of what it serves.
+        self.operations: Operations | None = None
         self.port = 0
         self.bound_host = ""
         #: The child's pid (0 before it is spawned).
@@ -435,7 +440,7 @@ class SubprocessRuntime:
 
     def start(self) -> None:
         """Bind the port here (a port in use raises now), then spawn the child in the background."""
-        cfg = self.server.config
+        cfg = self.plan.config
         self._exe = python_executable(cfg.python_executable)
         sock = bind_socket(cfg.host, self.port or cfg.port)
         self.bound_host, self.port = probe_address(sock)
@@ -449,7 +454,7 @@ class SubprocessRuntime:
             self._stopping = False
             self._closed = False
         if self._unsubscribe is None:
-            self._unsubscribe = self.server.registry.subscribe(self._push_catalog)
+            self._unsubscribe = self.components.tools.subscribe(self._push_catalog)
         self._supervisor = threading.Thread(
             target=self._supervise,
             args=(sock, gen),
@@ -530,12 +535,15 @@ class SubprocessRuntime:
         try:
             # Everything heavy happens here, not in start(): the SDK (ToolCaller), skill discovery,
             # pydantic schemas, the log file.
-            cfg = self.server.config
+            cfg = self.plan.config
             if self._bridge is None:
                 from ..protocol import ToolCaller
 
+                caller = ToolCaller(
+                    self.components.tools, self.dispatcher, audit_arguments=cfg.audit_arguments
+                )
                 self._bridge = _Bridge(
-                    ToolCaller(self.server, self.dispatcher), cfg.server_name, self._stale, self._sync_catalog
+                    caller, self.components, cfg.server_name, self._stale, self._sync_catalog
                 )
             if self._detach_logs is None and cfg.enable_file_logging:
                 try:
@@ -561,15 +569,15 @@ class SubprocessRuntime:
             else:
                 where = {"fd": sock.fileno()}
             init = {
-                "app_name": self.server.app_name,
-                "config": self.server.config,
+                "app_name": self.plan.app_name,
+                "config": self.plan.config,
                 "catalog": catalog,
                 "socket": where,
                 "dispatcher": str(getattr(self.dispatcher, "name", "inline")),
                 "host_pid": os.getpid(),
-                "completion": self.server._completion is not None,
-                "request_state_keys": self.server.request_state_keys,
-                "skills": _serves_skills(self.server),
+                "completion": self.components.completion is not None,
+                "request_state_keys": self.plan.request_state_keys,
+                "skills": self.components.serves_skills,
             }
             with self._send_lock:
                 self._conn = conn
@@ -685,7 +693,7 @@ class SubprocessRuntime:
             elif kind == "ready":
                 log.info("server process %d is serving on port %d", self.pid, self.port)
                 self._ready.set()
-                if self._sent != build_catalog(self.server):  # changed while the child started
+                if self._sent != build_catalog(self.components):  # changed while the child started
                     self._push_catalog()
             elif kind == "failed":
                 self._error = str(msg[1])
@@ -700,11 +708,10 @@ class SubprocessRuntime:
     # -- the catalogue ------------------------------------------------------------------------------
 
     def _catalog(self) -> dict[str, Any]:
-        if self.server._skills is None:
-            self.server.reload_skills()
+        self.plan.prepare()
         try:
-            self._sent_version = self.server.registry.version
-            return build_catalog(self.server)
+            self._sent_version = self.components.tools.version
+            return build_catalog(self.components)
         except Exception as exc:
             raise ServerStartError(f"a tool could not be built: {type(exc).__name__}: {exc}") from None
 
@@ -723,8 +730,8 @@ class SubprocessRuntime:
             return
         with self._catalog_lock:
             try:
-                version = self.server.registry.version
-                catalog = build_catalog(self.server)
+                version = self.components.tools.version
+                catalog = build_catalog(self.components)
             except Exception as exc:
                 log.error("tool catalogue not sent: %s: %s", type(exc).__name__, exc)
                 return
@@ -745,7 +752,7 @@ class SubprocessRuntime:
         self._acks.pop(seq, None)
 
     def _stale(self) -> bool:
-        return self.server.registry.version != self._sent_version
+        return self.components.tools.version != self._sent_version
 
     def _sync_catalog(self) -> None:
         """Re-send the catalogue if the registry changed since it was built, even where nothing was
@@ -756,7 +763,7 @@ class SubprocessRuntime:
     def _resolve(self, send: Callable[[tuple[Any, ...]], None], rid: int, name: str) -> None:
         """The child missed ``name``: analyse its skill if pending, send the new catalogue, then answer."""
         try:
-            self.server.registry.get(name)  # the SkillLoader's miss hook analyses the skill
+            self.components.tools.get(name)  # the SkillLoader's miss hook analyses the skill
             self._sync_catalog()
         except Exception as exc:  # never leave the child waiting
             log.error(

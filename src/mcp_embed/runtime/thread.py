@@ -21,8 +21,10 @@ from ..errors import PortInUseError, ServerStartError
 from ..logs import get_logger
 
 if TYPE_CHECKING:
+    from .._handlers import Live
     from ..app import App
-    from ..server import SkillServer
+    from ..assemble import Blueprint
+    from ..audit import Operations
 
 log = get_logger("runtime")
 
@@ -80,8 +82,11 @@ def _hypercorn_logger() -> Any:
 class ThreadRuntime:
     """Runs one server in a daemon thread until ``stop()``."""
 
-    def __init__(self, server: SkillServer) -> None:
-        self.server = server
+    def __init__(self, plan: Blueprint) -> None:
+        self.plan = plan
+        #: This run's audit log and metrics, once the app is built.
+        self.operations: Operations | None = None
+        self._live: Live | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,7 +102,7 @@ class ThreadRuntime:
     # -- control, from any thread -----------------------------------------------------------------
 
     def start(self) -> None:
-        cfg = self.server.config
+        cfg = self.plan.config
         self._sock = bind_socket(cfg.host, cfg.port)
         self.bound_host, self.port = probe_address(self._sock)
         self._thread = threading.Thread(
@@ -148,6 +153,12 @@ class ThreadRuntime:
     def join(self, timeout: float | None) -> bool:
         return self._stopped.wait(timeout)
 
+    def publish(self, event: Any) -> None:
+        """Send a change notification (an SDK subscription event) to the connected clients."""
+        live = self._live
+        if live is not None:
+            live.notify(event)
+
     # -- the server thread ------------------------------------------------------------------------
 
     def _thread_main(self) -> None:
@@ -160,7 +171,7 @@ class ThreadRuntime:
                 log.error("the server stopped on an error: %s: %s", type(exc).__name__, exc)
         finally:
             self._close_socket()
-            ops = getattr(self.server, "operations", None)
+            ops = self.operations
             if ops is not None:
                 ops.close()  # drain the audit log before stop() returns: nothing queued is lost
             self._stopped.set()
@@ -179,8 +190,11 @@ class ThreadRuntime:
         def on_startup() -> None:
             asyncio.get_running_loop().create_task(self._probe())
 
-        app = self.server._build_app(bound_port=self.port, on_startup=on_startup)
-        self._app = app
+        from ..assemble import assemble
+
+        built = assemble(self.plan, bound_port=self.port, on_startup=on_startup)
+        app = self._app = built.app
+        self.operations, self._live = built.operations, built.live
 
         hc = Config()
         hc.accesslog = None

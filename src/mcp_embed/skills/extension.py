@@ -34,7 +34,7 @@ from ..logs import get_logger
 if TYPE_CHECKING:
     from mcp.server.lowlevel.server import Server
 
-    from ..server import SkillServer
+    from ..components import Components
     from ._model import Skill, SkillCatalog
 
 __all__ = [
@@ -42,7 +42,6 @@ __all__ = [
     "answer",
     "answer_sync",
     "install",
-    "serves_skills",
 ]
 
 log = get_logger("skills")
@@ -54,18 +53,6 @@ MAX_FILES = 512  # SEP-2640: a skill of more resource entries SHOULD NOT be serv
 MAX_TOTAL_BYTES = 16 * 1024 * 1024  # SEP-2640: nor one whose files add up to more
 INVALID_PARAMS = -32602
 METHODS = ("skills/list", "skills/get", "resources/directory/read")
-
-Forward = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-def serves_skills(server: SkillServer) -> bool:
-    """Whether ``server`` serves skills: it discovered them from at least one existing skill root.
-
-    A server with no skill root anywhere does not claim the extension.
-    """
-    loader = server._skills
-    catalog = loader.catalog if loader is not None else None
-    return catalog is not None and bool(catalog.roots or catalog.skills)
 
 
 # -- digests ------------------------------------------------------------------------------------
@@ -298,22 +285,22 @@ def answer_sync(catalog: SkillCatalog | None, method: str, params: dict[str, Any
     raise McpError(-32601, f"Method not found: {method}")
 
 
-async def answer(server: SkillServer, method: str, params: dict[str, Any]) -> dict[str, Any]:
-    """:func:`answer_sync` for the server's current catalog, on a worker thread (it reads files)."""
+async def answer(components: Components, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """:func:`answer_sync` for the current catalog of ``components``, on a worker thread (it reads files)."""
     import anyio.to_thread
 
-    catalog = server.skills
+    catalog = components.skills.catalog if components.skills is not None else None
     return await anyio.to_thread.run_sync(lambda: answer_sync(catalog, method, params))
 
 
 # -- the SDK handlers -----------------------------------------------------------------------------
 
 
-def install(low: Server[Any], server: SkillServer, forward: Forward | None = None) -> None:
+def install(low: Server[Any], components: Components) -> None:
     """Declare the extension on ``low`` and register its three methods.
 
-    ``forward`` answers instead of this process's catalog: a ``spawn_mode="subprocess"`` child
-    asks the host, which holds the skills.
+    ``components.skills_forward`` answers instead of this process's catalog: a
+    ``spawn_mode="subprocess"`` child asks the host, which holds the skills.
     """
     from mcp.shared.exceptions import MCPError
     from mcp_types import RequestParams
@@ -329,11 +316,13 @@ def install(low: Server[Any], server: SkillServer, forward: Forward | None = Non
     class DirectoryParams(UriParams):
         cursor: str | None = None
 
+    forward = components.skills_forward
+
     def handler(method: str) -> Callable[[Any, Any], Awaitable[dict[str, Any]]]:
         async def handle(ctx: Any, params: Any) -> dict[str, Any]:
             args = {k: getattr(params, k) for k in ("uri", "cursor") if getattr(params, k, None) is not None}
             try:
-                out = await (forward or functools.partial(answer, server))(method, args)
+                out = await (forward or functools.partial(answer, components))(method, args)
             except McpError as exc:
                 raise MCPError(code=exc.code, message=exc.message, data=exc.data) from None
             if is_modern(ctx):

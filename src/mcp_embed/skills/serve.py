@@ -7,7 +7,7 @@ The registry stays the one source of tools: ``reload_skills()`` swaps the skill 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ToolError
@@ -26,8 +26,10 @@ from .naming import split_tool_name
 from .resources import skill_uri
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..components import Components
     from ..context import ToolContext
-    from ..server import SkillServer
 
 log = get_logger("skills")
 
@@ -78,13 +80,20 @@ class SkillLoader:
 
     def __init__(
         self,
-        server: SkillServer,
+        components: Components,
+        app_name: str,
+        skill_paths: Sequence[str] = (),
         *,
+        list_limit: int | None = None,
         interpreter: str | None = None,
         env: Mapping[str, str] | None = None,
         include_user_dir: bool = True,
     ) -> None:
-        self.server = server
+        self.components = components
+        self.app_name = app_name
+        self.skill_paths = list(skill_paths)
+        #: Above this many skill tools, tools/list shows the meta-tools instead (skills_list_limit).
+        self.list_limit = list_limit
         self.interpreter = interpreter
         # ``env`` replaces os.environ for the DCC_MCP_* roots; mcp_embed.testing isolates tests with it.
         self.env = env
@@ -105,8 +114,8 @@ class SkillLoader:
         """
         with self._lock:
             catalog = discover_skills(
-                self.server.app_name,
-                self.server.skill_paths,
+                self.app_name,
+                self.skill_paths,
                 env=self.env,
                 interpreter=self.interpreter,
                 include_user_dir=self.include_user_dir,
@@ -116,10 +125,10 @@ class SkillLoader:
             self._logged = 0
             # One list_changed (one catalogue push in subprocess mode) for the whole reload, not
             # one per tool added or removed: a push per tool made a 1,000-tool reload take 20 s.
-            with self.server.registry.batch():
+            with self.components.tools.batch():
                 self._apply(catalog)
             catalog.on_resolve(lambda skill, tools: self._resolved(catalog, skill, tools))
-            self.server.registry.set_resolver(self._resolve_tool)
+            self.components.tools.set_resolver(self._resolve_tool)
             return catalog
 
     def _log_problems(self, catalog: SkillCatalog) -> None:
@@ -132,8 +141,8 @@ class SkillLoader:
 
         Deciding costs at most the skills that fit under the limit, plus one: the rest stay unread.
         """
-        registry = self.server.registry
-        limit = self.server.config.skills_list_limit
+        registry = self.components.tools
+        limit = self.list_limit
         own = {*self._tools, *self._meta}
         count = sum(1 for name in registry.names() if name not in own)  # the host's Python tools
         with catalog.batch():
@@ -151,7 +160,7 @@ class SkillLoader:
         self._log_problems(catalog)
         for sh in catalog.shadowed:
             log.warning("skill %r at %s is shadowed by the one at %s", sh.name, sh.path, sh.shadowed_by)
-        registry = self.server.registry
+        registry = self.components.tools
         wanted: dict[str, ToolSpec] = {}
         for skill in catalog.skills:
             if not catalog.is_pending(skill.name):
@@ -166,7 +175,7 @@ class SkillLoader:
         self._tools = set(wanted)
 
         resources = {r.uri: r for r in list_skill_resources(catalog)}
-        registered = self.server.resources
+        registered = self.components.resources
         for uri in self._resources - set(resources):
             registered.remove(uri)
         for uri, res in resources.items():
@@ -174,7 +183,7 @@ class SkillLoader:
             entry = ResourceSpec(uri, res.name, _reader(catalog, uri), res.description, res.mime_type)
             registered.add(entry, replace=True)
         self._resources = set(resources)
-        self.server.notify_resources_changed()
+        self.components.notify_resources_changed()
         self._catalog_view(catalog, over)
         pending = len(catalog.pending)
         log.info(
@@ -187,7 +196,7 @@ class SkillLoader:
 
     def _spec(self, tool: SkillTool) -> ToolSpec | None:
         """The registry entry for ``tool``, or ``None`` when a Python tool already has its name."""
-        if tool.name in self.server.registry and tool.name not in self._tools:
+        if tool.name in self.components.tools and tool.name not in self._tools:
             log.warning("skill tool %r is not served: a Python tool of that name is registered", tool.name)
             return None
         return skill_tool_spec(tool)
@@ -197,11 +206,11 @@ class SkillLoader:
         if catalog is not self.catalog:
             return  # a reload replaced that catalog; its tools are not served any more
         self._log_problems(catalog)
-        with self.server.registry.batch():
+        with self.components.tools.batch():
             for tool in tools:
                 spec = self._spec(tool)
                 if spec is not None:
-                    self.server.registry.add(spec, replace=True, notify=skill in self._active)
+                    self.components.tools.add(spec, replace=True, notify=skill in self._active)
                     self._tools.add(tool.name)
 
     def _resolve_tool(self, name: str) -> bool:
@@ -215,8 +224,8 @@ class SkillLoader:
     # -- many skills: a searchable catalog instead of every schema ------------------------------
 
     def _catalog_view(self, catalog: SkillCatalog, over: bool) -> None:
-        registry = self.server.registry
-        limit = self.server.config.skills_list_limit
+        registry = self.components.tools
+        limit = self.list_limit
         meta_names = {name for name, _ in _META_TOOLS}
         if limit is None or not over or not (self._tools or catalog.pending):
             for name in meta_names & self._meta:
@@ -246,7 +255,7 @@ class SkillLoader:
             self.catalog.resolve()  # once: every skill's tools, from the parse cache when it has them
         words = [w for w in query.lower().replace("_", " ").replace("-", " ").split() if w]
         scored: list[tuple[int, str, dict[str, Any]]] = []
-        for spec in self.server.registry:
+        for spec in self.components.tools:
             if not spec.source.startswith("skill:"):
                 continue
             skill = spec.source[6:]
@@ -261,7 +270,7 @@ class SkillLoader:
         return [row for _, _, row in scored[: max(1, min(limit, 100))]]
 
     def describe(self, name: str) -> dict[str, Any]:
-        spec = self.server.registry.get(name)
+        spec = self.components.tools.get(name)
         if spec is None:
             raise ToolError(f"no tool named {name!r}; use search_tools to find one")
         return spec.wire()
@@ -275,10 +284,10 @@ class SkillLoader:
             raise ToolError(f"no skill named {skill!r}{hint}")
         catalog.resolve([skill])
         source = f"skill:{skill}"
-        tools = sorted(spec.name for spec in self.server.registry if spec.source == source)
+        tools = sorted(spec.name for spec in self.components.tools if spec.source == source)
         if skill not in self._active:
             self._active.add(skill)
-            self.server.registry.set_list_filter(self.server.registry._list_filter)  # re-list, notify
+            self.components.tools.relist()
         return {"skill": skill, "tools": tools, "instructions": skill_uri(skill)}
 
 
@@ -320,14 +329,10 @@ def _meta_activate(loader: SkillLoader) -> ToolSpec:
 
 
 def _meta_spec(fn: Callable[..., Any], *, readonly: bool) -> ToolSpec:
-    from ..tools import PendingTool, build_tool
+    from ..tools import PendingTool, ToolOptions, build_tool
 
     hints = {"readOnlyHint": True} if readonly else {"readOnlyHint": False, "destructiveHint": False}
-    spec = build_tool(
-        PendingTool(
-            fn, name=None, description=None, annotations=hints, affinity="any", timeout=None, title=None
-        )
-    )
+    spec = build_tool(PendingTool(fn, ToolOptions(annotations=hints)))
     spec.source = "meta"
     return spec
 
@@ -356,9 +361,17 @@ class SkillWatcher:
     same on Windows, macOS, Linux and network shares, where studios keep their skills.
     """
 
-    def __init__(self, server: SkillServer, interval: float) -> None:
-        self.server = server
+    def __init__(
+        self,
+        roots: Callable[[], Iterable[tuple[Path, str]]],
+        interval: float,
+        running: Callable[[], bool],
+        reload: Callable[[], object],
+    ) -> None:
+        self.roots = roots  # the skill roots to watch, looked up afresh at every poll
         self.interval = interval
+        self.running = running
+        self.reload = reload
         self._thread = threading.Thread(target=self._run, name="mcp-embed:skills-watch", daemon=True)
 
     def start(self) -> SkillWatcher:
@@ -367,29 +380,23 @@ class SkillWatcher:
 
     def snapshot(self) -> frozenset[tuple[str, int, int]]:
         """(path, mtime_ns, size) of every file in every existing root, to a bounded depth."""
-        from .roots import skill_roots
-
-        loader = self.server._skills
-        env = getattr(loader, "env", None)
-        include_user_dir = getattr(loader, "include_user_dir", True)
         seen: set[tuple[str, int, int]] = set()
-        for root, _ in skill_roots(
-            self.server.app_name, self.server.skill_paths, env=env, include_user_dir=include_user_dir
-        ):
+        for root, _ in self.roots():
             _scan(str(root), 0, seen)
         return frozenset(seen)
 
     def _run(self) -> None:
         import time
 
-        # Wait until the server is up, so the first snapshot matches what start() loaded.
-        while not self.server.is_running:
-            if self.server._runtime is None:
-                return
+        # Wait (bounded, as start() waits) until the server is up, so the first snapshot
+        # matches what start() loaded.
+        for _ in range(1200):
+            if self.running():
+                break
             time.sleep(0.05)
         last = self.snapshot()
         pending = False
-        while self.server.is_running:
+        while self.running():
             time.sleep(self.interval)
             current = self.snapshot()
             if current != last:
@@ -398,7 +405,7 @@ class SkillWatcher:
             if pending:
                 pending = False
                 try:
-                    self.server.reload_skills()
+                    self.reload()
                 except Exception as exc:  # a broken edit must not end the watcher
                     log.error("reloading skills failed: %s: %s", type(exc).__name__, exc)
 

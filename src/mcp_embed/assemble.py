@@ -1,0 +1,165 @@
+"""The composition root: a :class:`Blueprint` (config + components + this run's parts) becomes the
+ASGI app. It runs in the server's own thread (or child process), so the SDK, hypercorn and pydantic
+are imported there, never in the host's.
+
+``SkillServer.start()`` builds the blueprint and hands it to a runtime; the runtime calls
+:func:`assemble` once it has its event loop. Nothing here knows the server object.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http import EventStore
+
+    from ._handlers import Live
+    from .app import App
+    from .audit import Operations
+    from .components import Components
+    from .config import McpHttpConfig
+    from .dispatch import Dispatcher
+    from .tasks import TaskStore
+
+__all__ = ["Assembled", "Blueprint", "allowed_hosts_and_origins", "assemble"]
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """Everything one run of a server is built from; what ``start()`` hands down."""
+
+    app_name: str
+    config: McpHttpConfig
+    components: Components
+    dispatcher: Dispatcher
+    #: Replaces the built-in InMemoryEventStore (stateful mode) for Last-Event-ID resumption.
+    event_store: EventStore | None = None
+    #: Where SEP-2663 task state lives; None: an InMemoryTaskStore per run.
+    task_store: TaskStore | None = None
+    #: Keys sealing InputRequired state; None: a per-process key.
+    request_state_keys: Sequence[bytes | str] | None = None
+    #: Answer tools/call, tools/list and ping without the SDK where the request allows (fastpath.py).
+    fast_path: bool = True
+    #: Run in the server's thread before the app is built: build pending tools, discover skills.
+    prepare: Callable[[], None] = field(default=_nothing)
+
+
+@dataclass(frozen=True)
+class Assembled:
+    """One run's app, with the parts its runtime drives: the operations to close on stop and the
+    notifier that reaches connected clients."""
+
+    app: App
+    operations: Operations
+    live: Live
+
+
+def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]) -> Assembled:
+    """Build the app of one run: operations, tool caller, tasks, SDK server, transports, fast path."""
+    from .app import App
+    from .audit import build_operations
+    from .events import InMemoryEventStore
+    from .fastpath import FastPath
+    from .protocol import ToolCaller, build_lowlevel_server
+    from .tasks import InMemoryTaskStore, TaskRuntime
+    from .transport import Transports
+
+    plan.prepare()
+    cfg, components, dispatcher = plan.config, plan.components, plan.dispatcher
+    # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.
+    ops = build_operations(cfg, dispatcher, components.tools)
+    caller = ToolCaller(components.tools, dispatcher, ops, audit_arguments=cfg.audit_arguments)
+    tasks = TaskRuntime(
+        caller,
+        plan.task_store if plan.task_store is not None else InMemoryTaskStore(),
+        ttl=cfg.task_ttl,
+        poll_interval=cfg.task_poll_interval,
+        handoff=cfg.task_handoff,
+    )
+    low, list_tools, live = build_lowlevel_server(
+        cfg, components, caller, tasks, request_state_keys=plan.request_state_keys
+    )
+    store = (
+        (plan.event_store if plan.event_store is not None else InMemoryEventStore(cfg.event_store_max_events))
+        if cfg.enable_event_store and not cfg.stateless
+        else None
+    )
+    transports = Transports(low, cfg, store)
+    fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless)
+    fast.enabled = plan.fast_path
+    hosts, origins = allowed_hosts_and_origins(cfg, bound_port)
+    started = time.monotonic()
+
+    def health() -> dict[str, Any]:
+        return {
+            "status": "healthy",
+            "name": cfg.server_name,
+            "version": cfg.effective_server_version,
+            "uptime_s": round(time.monotonic() - started, 3),
+            "tools": len(components.tools),
+        }
+
+    app = App(
+        cfg,
+        transports,
+        allowed_hosts=hosts,
+        allowed_origins=origins,
+        health=_with_main_thread(health, dispatcher),
+        on_startup=on_startup,
+        fastpath=fast,
+        ops=ops,
+    )
+    return Assembled(app, ops, live)
+
+
+def _with_main_thread(health: Callable[[], dict[str, Any]], dispatcher: Any) -> Callable[[], dict[str, Any]]:
+    """``/health`` plus ``main_thread`` (busy_for_s, queue_depth, ...) when the dispatcher reports it."""
+    status = getattr(dispatcher, "status", None)
+    if status is None:
+        return health
+
+    def with_main_thread() -> dict[str, Any]:
+        out = health()
+        out["main_thread"] = status()
+        return out
+
+    return with_main_thread
+
+
+def allowed_hosts_and_origins(cfg: McpHttpConfig, port: int) -> tuple[list[str], list[str]]:
+    """The guard's allow-lists: loopback, the bind address, ``public_url``, and what the user added."""
+    from urllib.parse import urlsplit
+
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    host = cfg.host
+    if host not in ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1"):
+        shown = f"[{host}]" if ":" in host else host
+        hosts.append(f"{shown}:*")
+        origins += [f"http://{shown}:*", f"https://{shown}:*"]
+    elif host in ("0.0.0.0", "::"):
+        # A wildcard bind is reached by this machine's own names too.
+        name = socket.gethostname()
+        hosts.append(f"{name}:*")
+        origins += [f"http://{name}:*", f"https://{name}:*"]
+    if cfg.public_url:
+        parts = urlsplit(cfg.public_url)
+        netloc = parts.netloc.lower()
+        hosts.append(netloc)
+        if parts.port is None:
+            default = 443 if parts.scheme == "https" else 80
+            hosts.append(f"{netloc}:{default}")
+        origins.append(f"{parts.scheme}://{netloc}")
+    hosts += list(cfg.allowed_hosts)
+    origins += list(cfg.allowed_origins)
+    origins += [o for o in cfg.cors_origins if o != "*"]
+    del port  # the derived patterns already allow any port of a loopback host
+    return hosts, origins
