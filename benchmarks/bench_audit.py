@@ -157,7 +157,7 @@ def audit_cost_per_record(log_root: Path, n: int = 20_000) -> tuple[float, float
     it, then a flush.
     """
     from mcp_embed import McpHttpConfig
-    from mcp_embed.audit import Operations
+    from mcp_embed.ops.audit import Operations
 
     ops = Operations(McpHttpConfig(), log_dir=log_root / "direct")
     assert ops.audit is not None

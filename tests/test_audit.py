@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from conftest import ACCEPT, demo_server
-from mcp_embed.audit import AuditLog, args_sha256
+from mcp_embed.ops.audit import AuditLog, args_sha256
 
 POISON = "bad \\ud800 text"  # in a raw body: the JSON escape of a lone surrogate, valid JSON
 
@@ -234,7 +234,7 @@ def test_a_record_that_cannot_be_written_is_counted_and_reported(
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", write)
-    with caplog.at_level(logging.ERROR, logger="mcp_embed.audit"):
+    with caplog.at_level(logging.ERROR, logger="mcp_embed.ops.audit"):
         for i in range(3):
             audit.write(_rec(i))
         assert audit.flush()
@@ -248,7 +248,7 @@ def test_a_record_that_cannot_be_written_is_counted_and_reported(
 
 def test_lost_records_are_a_metric(tmp_path: Path) -> None:
     pytest.importorskip("prometheus_client")
-    from mcp_embed.metrics import Metrics
+    from mcp_embed.ops.metrics import Metrics
 
     metrics = Metrics(server_name="t", version="1", known_tool=lambda name: True)
     metrics.audit_lost(2)
@@ -354,7 +354,8 @@ def test_with_audit_arguments_secret_fields_still_never_reach_the_logs(tmp_path:
 
 
 def test_skill_argument_errors_name_the_field_not_the_value() -> None:
-    from mcp_embed.skills._model import SkillArgumentError, SkillTool
+    from mcp_embed.skills._model import SkillTool
+    from mcp_embed.skills.errors import SkillArgumentError
 
     tool = SkillTool(
         name="s_login", description="", input_schema={"type": "object", "properties": {

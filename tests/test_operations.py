@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import ACCEPT, demo_server, sdk_client
-from mcp_embed.audit import args_sha256
+from mcp_embed.ops.audit import args_sha256
 
 
 def read_audit(log_dir: Path) -> list[dict[str, Any]]:
@@ -341,7 +341,7 @@ def test_metrics_parse_and_agree_with_the_audit_log(tmp_path: Path) -> None:
 
 
 def test_metrics_are_off_by_default_and_basic_auth_is_constant_time_checked() -> None:
-    from mcp_embed.metrics import check_basic_auth
+    from mcp_embed.ops.metrics import check_basic_auth
 
     good = "Basic " + base64.b64encode(b"u:p w").decode()
     assert check_basic_auth(good, "u:p w")
@@ -401,7 +401,7 @@ def test_allow_list_hides_and_denies_with_globs(tmp_path: Path, fast: bool) -> N
 
 
 def test_allow_list_from_the_environment_narrows_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mcp_embed.allowlist import ToolAllowList, from_config
+    from mcp_embed.ops.allowlist import ToolAllowList, from_config
 
     assert from_config(None, {}) is None
     only_env = from_config(None, {"MCP_EMBED_ALLOWED_TOOLS": "scene.*, render"})
@@ -453,7 +453,7 @@ def test_rate_limit_answers_429_then_recovers(tmp_path: Path) -> None:
 
 
 def test_token_buckets_are_per_key_and_refill() -> None:
-    from mcp_embed._asgi.ratelimit import TokenBuckets
+    from mcp_embed.http.middleware.ratelimit import TokenBuckets
 
     now = [100.0]
     buckets = TokenBuckets(rate=1.0, burst=2, max_keys=3, clock=lambda: now[0])
@@ -470,7 +470,7 @@ def test_token_buckets_are_per_key_and_refill() -> None:
 
 
 def test_principal_and_address_behind_a_trusted_proxy() -> None:
-    from mcp_embed.audit import TrustedProxies, peer
+    from mcp_embed.ops.peer import TrustedProxies, peer
 
     proxies = TrustedProxies(["10.0.0.0/8"])
     scope = {
@@ -539,7 +539,7 @@ def test_json_log_format_writes_one_object_a_line(tmp_path: Path) -> None:
 
 
 def test_default_log_dir_is_per_server_and_file_logging_can_be_off(tmp_path: Path) -> None:
-    from mcp_embed.audit import default_log_dir
+    from mcp_embed.ops.audit import default_log_dir
 
     assert os.environ["MCP_EMBED_LOG_DIR"]  # conftest points every test server at a temp folder
     assert default_log_dir("maya mcp/1").parts[-2:] == ("mcp-embed", "maya_mcp_1")
@@ -557,7 +557,7 @@ def _record(i: int) -> dict[str, Any]:
 
 
 def test_audit_log_size_rotation_keeps_n_backups_in_order(tmp_path: Path) -> None:
-    from mcp_embed.audit import AuditLog
+    from mcp_embed.ops.audit import AuditLog
 
     audit = AuditLog(tmp_path / "audit.jsonl", max_bytes=2000, backups=3)
     for i in range(300):
@@ -572,7 +572,7 @@ def test_audit_log_size_rotation_keeps_n_backups_in_order(tmp_path: Path) -> Non
 
 
 def test_audit_log_follows_an_external_rename(tmp_path: Path) -> None:
-    from mcp_embed.audit import AuditLog
+    from mcp_embed.ops.audit import AuditLog
 
     path = tmp_path / "audit.jsonl"
     audit = AuditLog(path, max_bytes=10**6, backups=2)

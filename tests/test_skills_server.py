@@ -466,7 +466,7 @@ def test_the_child_serves_others_while_the_host_analyses_a_hidden_skill(
 
     import httpx
 
-    from mcp_embed.runtime.subprocess import SubprocessRuntime
+    from mcp_embed.runtime.subprocess.host import SubprocessRuntime
 
     root = tmp_path / "skills"
     for i in range(6):

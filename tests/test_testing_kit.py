@@ -269,7 +269,7 @@ def test_an_unreachable_server_is_one_readable_line(capsys) -> None:
     ],
 )
 def test_arg_values_follow_the_schema(schema: object, value: str, expected: object) -> None:
-    from mcp_embed._cli_tools import coerce
+    from mcp_embed.cli.tools import coerce
 
     assert coerce(value, schema, "k") == expected
 

@@ -9,7 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from mcp_embed import ToolContext, ToolError
-from mcp_embed.tools import PendingTool, ToolOptions, build_tool, inline_refs
+from mcp_embed.components.schema import build_tool, inline_refs
+from mcp_embed.components.tools import PendingTool, ToolOptions
 
 
 def _spec(fn, **kw):

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mcp.server.streamable_http import EventStore
 
-    from ._handlers import Live
-    from .app import App
-    from .audit import Operations
     from .components import Components
     from .config import McpHttpConfig
     from .dispatch import Dispatcher
+    from .http.app import App
+    from .ops.audit import Operations
+    from .protocol.handlers import Live
     from .tasks import TaskStore
 
 __all__ = ["Assembled", "Blueprint", "allowed_hosts_and_origins", "assemble"]
@@ -64,13 +64,15 @@ class Assembled:
 
 def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]) -> Assembled:
     """Build the app of one run: operations, tool caller, tasks, SDK server, transports, fast path."""
-    from .app import App
-    from .audit import build_operations
     from .events import InMemoryEventStore
-    from .fastpath import FastPath
-    from .protocol import ToolCaller, build_lowlevel_server
-    from .tasks import InMemoryTaskStore, TaskRuntime
-    from .transport import Transports
+    from .http.app import App
+    from .http.fastpath import FastPath
+    from .http.transport import Transports
+    from .ops.audit import build_operations
+    from .protocol.caller import ToolCaller
+    from .protocol.lowlevel import build_lowlevel_server
+    from .protocol.tasks import TaskRuntime
+    from .tasks import InMemoryTaskStore
 
     plan.prepare()
     cfg, components, dispatcher = plan.config, plan.components, plan.dispatcher

@@ -7,7 +7,7 @@ import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from .content import Message
@@ -271,3 +271,68 @@ class ToolContext:
 
     def _cancel(self) -> None:
         self._cancelled.set()
+
+
+class ContextMeta(NamedTuple):
+    """A call's context as plain values, to rebuild it in another process (``spawn_mode="subprocess"``:
+    the child serves the request, the host runs the tool). :meth:`of` and :meth:`context` are the one
+    way across."""
+
+    tool_name: str
+    request_id: str | int | None = None
+    session_id: str | None = None
+    progress_token: str | int | None = None
+    principal: str | None = None
+    protocol_version: str | None = None
+    client_capabilities: dict[str, Any] | None = None
+    input_responses: dict[str, Any] | None = None
+    request_state: str | None = None
+    #: The call can send progress and log notifications back.
+    emits: bool = False
+    #: The call can ask the client (elicitation, sampling, roots).
+    asks: bool = False
+    log_level: str | None = None
+
+    @classmethod
+    def of(cls, ctx: ToolContext | None, tool_name: str) -> ContextMeta:
+        if ctx is None:
+            return cls(tool_name)
+        return cls(
+            ctx.tool_name,
+            ctx.request_id,
+            ctx.session_id,
+            ctx.progress_token,
+            ctx.principal,
+            ctx.protocol_version,
+            ctx.client_capabilities,
+            ctx.input_responses,
+            ctx.request_state,
+            ctx._emit is not None,
+            ctx._request is not None,
+            ctx._level() if ctx._level is not None else None,
+        )
+
+    def context(
+        self,
+        *,
+        emit: Callable[[str, dict[str, Any]], None] | None = None,
+        request: Requester | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> ToolContext:
+        """The context again, with this process's channels back to the client (or none)."""
+        level = self.log_level
+        return ToolContext(
+            tool_name=self.tool_name,
+            request_id=self.request_id,
+            session_id=self.session_id,
+            progress_token=self.progress_token,
+            principal=self.principal,
+            emit=emit,
+            protocol_version=self.protocol_version,
+            client_capabilities=self.client_capabilities,
+            input_responses=self.input_responses,
+            request_state=self.request_state,
+            request=request if self.asks else None,
+            loop=loop,
+            log_level=(lambda: level) if level is not None else None,
+        )

@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from .components import Components
+from .components.prompts import build_prompt
+from .components.resources import build_resource
+from .components.tools import PendingTool, ToolKwargs, ToolOptions, ToolSpec
 from .config import McpHttpConfig
 from .errors import ServerStartError
 from .handle import ServerHandle
 from .logs import get_logger
-from .prompts import build_prompt
-from .resources import build_resource
-from .tools import PendingTool, ToolKwargs, ToolOptions, ToolSpec
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from mcp.server.streamable_http import EventStore
 
     from .assemble import Blueprint
-    from .audit import Operations
     from .dispatch import Dispatcher
+    from .ops.audit import Operations
     from .runtime import Runtime
     from .skills import SkillCatalog
     from .skills.serve import SkillLoader
@@ -119,7 +119,7 @@ class SkillServer:
     def _add(self, pending: PendingTool, *, replace: bool) -> None:
         if self.is_running:
             # Build now so a bad signature fails here, in the caller, not on the next tools/list.
-            from .tools import build_tool
+            from .components.schema import build_tool
 
             self.registry.add(build_tool(pending), replace=replace)
         else:
@@ -327,7 +327,7 @@ class SkillServer:
             dispatcher = self._start_dispatcher()
             plan = self._blueprint(dispatcher)
             if self.config.spawn_mode == "subprocess":
-                from .runtime.subprocess import SubprocessRuntime
+                from .runtime.subprocess.host import SubprocessRuntime
 
                 runtime = SubprocessRuntime(plan)
             else:

@@ -14,7 +14,7 @@ wire only.
 
 No scenario is an expected failure (``--allow-fail``, XFAIL in the tables): REQUIREMENTS.md §9.
 The SEP-2663 tasks scenarios, XFAIL while SDK 2.3 had no server side for the extension, pass
-since mcp-embed serves it itself (``src/mcp_embed/tasks.py``).
+since mcp-embed serves it itself (``src/mcp_embed/protocol/tasks.py``).
 """
 
 from __future__ import annotations

@@ -37,6 +37,8 @@ from ..errors import ConfigError
 
 __all__ = [
     "INSECURE_ENV",
+    "PRM_PATH",
+    "VERIFY_PATH",
     "ApiKey",
     "ApiKeyConfig",
     "AuthConfig",
@@ -50,6 +52,11 @@ Enforce = Literal["edge", "native"]
 
 INSECURE_ENV = "MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL"
 """Set to 1 to accept http:// (non-loopback) issuer, JWKS and public URLs. Logged on every start."""
+
+# Where the server answers for the edge: the server's routes and the edge config both use them.
+PRM_PATH = "/.well-known/oauth-protected-resource"
+VERIFY_PATH = "/_mcp_embed/verify"
+"""Answers nginx's ``auth_request``: 204 (with ``X-Mcp-Principal``), 401, 400 or 403."""
 
 # RFC 6750 b64token (token68): what a bearer credential may contain.
 _TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")

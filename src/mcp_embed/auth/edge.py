@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .._version import __version__
-from .config import ApiKeyConfig, OAuthConfig
-from .middleware import PRM_PATH, VERIFY_PATH
+from .config import PRM_PATH, VERIFY_PATH, ApiKeyConfig, OAuthConfig
 
 if TYPE_CHECKING:
     from ..config import McpHttpConfig

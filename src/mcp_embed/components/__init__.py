@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..prompts import PromptRegistry
-from ..resources import ResourceRegistry
-from ..tools import ToolRegistry
+from .prompts import PromptRegistry
+from .registry import ToolRegistry
+from .resources import ResourceRegistry
 
 if TYPE_CHECKING:
     from ..skills import SkillCatalog

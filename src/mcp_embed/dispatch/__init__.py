@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..logs import get_logger
 from ._queue import MainThreadQueue, QueueDispatcher
+from .bindings import QT_BINDINGS
 from .inline import InlineDispatcher
 from .manual import ManualDispatcher
 
 if TYPE_CHECKING:
+    from ..components.tools import ToolSpec
     from ..config import McpHttpConfig
     from ..context import ToolContext
-    from ..tools import ToolSpec
 
 log = get_logger("dispatch")
 
@@ -45,9 +46,6 @@ class Dispatcher(Protocol):
 
     async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any: ...
 
-
-QT_BINDINGS = ("PySide6", "PyQt6", "PySide2", "PyQt5")
-"""The Qt bindings a ``qt`` host may have imported, in the order they are looked for."""
 
 # Executable names (lower case, without extension) that identify a host before its module loads.
 _EXE_HOSTS: tuple[tuple[tuple[str, ...], HostName], ...] = (

@@ -29,8 +29,8 @@ from ..errors import ToolError
 from ..logs import get_logger
 
 if TYPE_CHECKING:
+    from ..components.tools import ToolSpec
     from ..context import ToolContext
-    from ..tools import ToolSpec
 
 log = get_logger("dispatch")
 

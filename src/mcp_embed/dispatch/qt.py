@@ -17,8 +17,8 @@ from typing import Any
 
 from ..errors import ServerStartError
 from ..logs import get_logger
-from . import QT_BINDINGS
 from ._queue import QueueDispatcher
+from .bindings import QT_BINDINGS
 
 log = get_logger("dispatch.qt")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..audit import Operations
+    from ..ops.audit import Operations
 
 __all__ = ["Runtime"]
 

@@ -21,10 +21,10 @@ from ..errors import PortInUseError, ServerStartError
 from ..logs import get_logger
 
 if TYPE_CHECKING:
-    from .._handlers import Live
-    from ..app import App
     from ..assemble import Blueprint
-    from ..audit import Operations
+    from ..http.app import App
+    from ..ops.audit import Operations
+    from ..protocol.handlers import Live
 
 log = get_logger("runtime")
 

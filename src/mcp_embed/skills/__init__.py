@@ -18,18 +18,9 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from ._model import (
-        DEFAULT_SUBPROCESS_TIMEOUT,
-        ShadowedSkill,
-        Skill,
-        SkillArgumentError,
-        SkillCatalog,
-        SkillProblem,
-        SkillResourceError,
-        SkillTool,
-        SkillToolError,
-    )
+    from ._model import ShadowedSkill, Skill, SkillCatalog, SkillProblem, SkillResourceError, SkillTool
     from .discovery import discover_skills, env_var_name, skill_roots, validate_skill
+    from .errors import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillToolError
     from .naming import split_tool_name, tool_name
     from .report import format_problems, format_skills_table
     from .resources import SkillResource, SkillResourceContent, list_skill_resources, read_skill_resource
@@ -37,17 +28,17 @@ if TYPE_CHECKING:
 
 # Names load on first use, so asking where skills live (``.roots``) does not load the parsers.
 _LAZY: dict[str, str] = {
-    "DEFAULT_SUBPROCESS_TIMEOUT": "_model",
+    "DEFAULT_SUBPROCESS_TIMEOUT": "errors",
     "ShadowedSkill": "_model",
     "Skill": "_model",
-    "SkillArgumentError": "_model",
+    "SkillArgumentError": "errors",
     "SkillCatalog": "_model",
     "SkillProblem": "_model",
     "SkillResource": "resources",
     "SkillResourceContent": "resources",
     "SkillResourceError": "_model",
     "SkillTool": "_model",
-    "SkillToolError": "_model",
+    "SkillToolError": "errors",
     "any_root_exists": "roots",
     "discover_skills": "discovery",
     "env_var_name": "roots",

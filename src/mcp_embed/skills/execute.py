@@ -21,12 +21,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._argerrors import schema_error_message, schema_field
+from ..components._argerrors import schema_error_message, schema_field
 from ..errors import ToolError
 from ._lifetime import start_tree
-from ._model import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillTool, SkillToolError
+from .errors import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillToolError
+
+if TYPE_CHECKING:
+    from ._model import SkillTool
 
 __all__ = ["clear_module_cache", "invoke_tool", "validate_arguments"]
 

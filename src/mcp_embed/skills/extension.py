@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import base64
 import datetime
-import functools
 import hashlib
 import os
 import threading
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -32,8 +30,6 @@ from ..errors import McpError
 from ..logs import get_logger
 
 if TYPE_CHECKING:
-    from mcp.server.lowlevel.server import Server
-
     from ..components import Components
     from ._model import Skill, SkillCatalog
 
@@ -41,7 +37,6 @@ __all__ = [
     "SKILLS_EXTENSION",
     "answer",
     "answer_sync",
-    "install",
 ]
 
 log = get_logger("skills")
@@ -291,48 +286,3 @@ async def answer(components: Components, method: str, params: dict[str, Any]) ->
 
     catalog = components.skills.catalog if components.skills is not None else None
     return await anyio.to_thread.run_sync(lambda: answer_sync(catalog, method, params))
-
-
-# -- the SDK handlers -----------------------------------------------------------------------------
-
-
-def install(low: Server[Any], components: Components) -> None:
-    """Declare the extension on ``low`` and register its three methods.
-
-    ``components.skills_forward`` answers instead of this process's catalog: a
-    ``spawn_mode="subprocess"`` child asks the host, which holds the skills.
-    """
-    from mcp.shared.exceptions import MCPError
-    from mcp_types import RequestParams
-
-    from .._handlers import is_modern
-
-    class ListParams(RequestParams):
-        cursor: str | None = None
-
-    class UriParams(RequestParams):
-        uri: str
-
-    class DirectoryParams(UriParams):
-        cursor: str | None = None
-
-    forward = components.skills_forward
-
-    def handler(method: str) -> Callable[[Any, Any], Awaitable[dict[str, Any]]]:
-        async def handle(ctx: Any, params: Any) -> dict[str, Any]:
-            args = {k: getattr(params, k) for k in ("uri", "cursor") if getattr(params, k, None) is not None}
-            try:
-                out = await (forward or functools.partial(answer, components))(method, args)
-            except McpError as exc:
-                raise MCPError(code=exc.code, message=exc.message, data=exc.data) from None
-            if is_modern(ctx):
-                # 2026-07-28: resultType, and cache hints as on resources/read (skills reload: never cache).
-                out = {"resultType": "complete", **out, "ttlMs": 0, "cacheScope": "private"}
-            return out
-
-        return handle
-
-    low.add_request_handler("skills/list", ListParams, handler("skills/list"))
-    low.add_request_handler("skills/get", UriParams, handler("skills/get"))
-    low.add_request_handler("resources/directory/read", DirectoryParams, handler("resources/directory/read"))
-    low.extensions[SKILLS_EXTENSION] = {"directoryRead": True}

@@ -10,10 +10,10 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..components.resources import ResourceSpec
+from ..components.tools import ToolResult, ToolSpec, default_result
 from ..errors import ToolError
 from ..logs import get_logger
-from ..resources import ResourceSpec
-from ..tools import ToolResult, ToolSpec, _default_result
 from . import (
     SkillArgumentError,
     SkillCatalog,
@@ -50,7 +50,7 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
         return tool.invoke(arguments, (lambda: ctx.cancelled) if ctx is not None else None)
 
     def to_result(value: Any) -> ToolResult:
-        result = _default_result(value)
+        result = default_result(value)
         if tool.output_schema is not None and result.structured is None and value is not None:
             # A declared output schema promises structuredContent; wrap a non-object value.
             result.structured = {"result": value}
@@ -329,7 +329,8 @@ def _meta_activate(loader: SkillLoader) -> ToolSpec:
 
 
 def _meta_spec(fn: Callable[..., Any], *, readonly: bool) -> ToolSpec:
-    from ..tools import PendingTool, ToolOptions, build_tool
+    from ..components.schema import build_tool
+    from ..components.tools import PendingTool, ToolOptions
 
     hints = {"readOnlyHint": True} if readonly else {"readOnlyHint": False, "destructiveHint": False}
     spec = build_tool(PendingTool(fn, ToolOptions(annotations=hints)))

@@ -1,0 +1,284 @@
+"""A direct route for the plain requests that dominate traffic: ``tools/call``, ``tools/list``, ``ping``.
+
+The SDK serves every POST through a per-request transport, memory streams, a dispatcher task
+and two pydantic passes. A plain request needs none of that: no progress, no server-to-client
+request, one JSON answer. This route parses it, runs it through the same ``ToolCaller`` and
+``tools/list`` handler as the SDK path, and answers ``application/json`` (the spec lets the
+server choose JSON whenever the client accepts it). Anything else, or anything doubtful, is
+handed to the SDK unchanged, body included.
+
+Stateful sessions are looked up in the SDK's session manager, with its owner check (a session
+answers only to the principal that opened it), and their idle clock is held while the request
+runs, exactly as the SDK's own transport does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+from .._asgi import Message, Receive, Scope, Send
+from .._json import JsonError, dumps, loads
+from .responses import read_body, replay
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from ..protocol.caller import ToolCaller
+
+_FAST_METHODS = frozenset({"tools/call", "tools/list", "ping"})
+_VERSIONS = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
+_MAX_FAST_BODY = 256 * 1024  # larger bodies stream through the SDK's body limit as usual
+
+Fallback = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class FastPath:
+    def __init__(
+        self,
+        caller: ToolCaller,
+        list_tools: Callable[[], dict[str, Any]],
+        manager: StreamableHTTPSessionManager,
+        *,
+        stateless: bool,
+    ) -> None:
+        self.caller = caller
+        self.list_tools = list_tools
+        self.manager = manager
+        self.stateless = stateless
+        self.enabled = True
+        # Main-thread calls in flight here, by (session, request id): cancellable (dispatch).
+        self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, fallback: Fallback) -> None:
+        if not self.enabled or scope["method"] != "POST":
+            await fallback(scope, receive, send)
+            return
+        session_id = None
+        version = None
+        accepts_json = content_json = False
+        for k, v in scope["headers"]:
+            if k == b"accept":
+                accepts_json = b"application/json" in v or b"*/*" in v
+            elif k == b"content-type":
+                content_json = v.startswith(b"application/json")
+            elif k == b"mcp-session-id":
+                session_id = v.decode("latin-1")
+            elif k == b"mcp-protocol-version":
+                version = v.decode("latin-1")
+        if not (accepts_json and content_json) or (version is not None and version not in _VERSIONS):
+            await fallback(scope, receive, send)
+            return
+        transport = None
+        if not self.stateless:
+            transport = self.manager._server_instances.get(session_id) if session_id else None
+            if (
+                transport is None
+                or transport.is_terminated
+                or transport.idle_scope is None
+                or not _owned_by_caller(self.manager, session_id, scope)  # the SDK answers 404
+            ):
+                await fallback(scope, receive, send)
+                return
+        elif session_id is not None:
+            await fallback(scope, receive, send)
+            return
+
+        body, more = await read_body(receive, _MAX_FAST_BODY)
+        replayed = replay(body, more, receive)
+        message = _plain_request(body) if not more else None
+        if message is None and self._inflight and self._cancel_inflight(body, session_id):
+            await _accepted(send, session_id)
+            return
+        if message is None:
+            await fallback(scope, replayed, send)
+            return
+        req_id, method, params = message
+        if method == "tools/call":
+            name = params.get("name")
+            if isinstance(name, str):
+                await self.caller.registry.ensure(name)
+            spec = self.caller.registry.get(name) if isinstance(name, str) else None
+            meta = params.get("_meta")
+            if (
+                spec is None
+                or spec.wants_context is not None
+                or spec.task != "forbidden"  # task-enabled: tasks.py decides, on the SDK path
+                or (isinstance(meta, dict) and "progressToken" in meta)
+                or not isinstance(params.get("arguments", {}), (dict, type(None)))
+            ):
+                await fallback(scope, replayed, send)
+                return
+
+        if transport is None:
+            await self._answer_or_cancel(receive, req_id, method, params, send, None, scope)
+            return
+        # Hold the session's idle clock while this request runs, as the SDK transport does.
+        idle = transport.idle_scope
+        assert idle is not None  # checked above
+        timeout = transport._idle_timeout
+        transport._requests_in_flight += 1
+        idle.deadline = math.inf
+        try:
+            await self._answer_or_cancel(receive, req_id, method, params, send, session_id, scope)
+        finally:
+            transport._requests_in_flight -= 1
+            if not transport._requests_in_flight and timeout is not None:
+                idle.deadline = anyio.current_time() + timeout
+
+    def _cancel_inflight(self, body: bytes, session_id: str | None) -> bool:
+        """A ``notifications/cancelled`` for a main-thread call running here: cancel it.
+
+        The client posts it separately, and the SDK's session would not know the request."""
+        if session_id is None:
+            return False
+        try:
+            msg = loads(body)
+        except JsonError:
+            return False
+        if type(msg) is not dict or msg.get("method") != "notifications/cancelled" or "id" in msg:
+            return False
+        params = msg.get("params")
+        rid = params.get("requestId") if type(params) is dict else None
+        cancel = self._inflight.get((session_id, rid)) if type(rid) in (int, str) else None
+        if cancel is None:
+            return False
+        cancel.cancel()
+        return True
+
+    async def _answer_or_cancel(
+        self,
+        receive: Receive,
+        req_id: Any,
+        method: str,
+        params: dict[str, Any],
+        send: Send,
+        session_id: str | None,
+        *rest: Any,
+    ) -> None:
+        """``_answer``; for a main-thread tool, cancellable by the client's ``notifications/cancelled``
+        or by the client dropping the request (the 2026 wire's cancellation), so a call still
+        queued for the host's main thread is dropped rather than run for nobody."""
+        spec = self.caller.registry.get(params["name"]) if method == "tools/call" else None
+        if spec is None or spec.affinity != "main":
+            await self._answer(req_id, method, params, send, session_id, *rest)
+            return
+        answered = False
+
+        async def send_once(message: Message) -> None:
+            nonlocal answered
+            answered = True
+            await send(message)
+
+        key = (session_id or "", req_id)
+        with anyio.CancelScope() as cancel:
+            if session_id is not None:
+                self._inflight[key] = cancel
+            try:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(_cancel_on_disconnect, receive, cancel)
+                    await self._answer(req_id, method, params, send_once, session_id, *rest)
+                    tg.cancel_scope.cancel()
+            finally:
+                if self._inflight.get(key) is cancel:
+                    del self._inflight[key]
+        if cancel.cancelled_caught and not answered:
+            error = {"code": -32800, "message": "Request cancelled"}
+            payload = {"jsonrpc": "2.0", "id": req_id, "error": error}
+            with contextlib.suppress(Exception):  # the client may be gone
+                await _send_json(send, payload, session_id)
+
+    async def _answer(
+        self,
+        req_id: Any,
+        method: str,
+        params: dict[str, Any],
+        send: Send,
+        session_id: str | None,
+        scope: Scope | None = None,
+    ) -> None:
+        try:
+            if method == "tools/call":
+                result = await self.caller.call(
+                    params["name"],
+                    params.get("arguments"),
+                    request_id=req_id,
+                    session_id=session_id,
+                    scope=scope,
+                )
+            elif method == "tools/list":
+                result = self.list_tools()
+            else:
+                result = {}
+            payload: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "result": result}
+        except MCPError as exc:
+            payload = {"jsonrpc": "2.0", "id": req_id, "error": exc.error.model_dump(exclude_none=True)}
+        await _send_json(send, payload, session_id)
+
+
+async def _cancel_on_disconnect(receive: Receive, cancel: anyio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    cancel.cancel()
+
+
+def _owned_by_caller(manager: StreamableHTTPSessionManager, session_id: str | None, scope: Scope) -> bool:
+    """The SDK's own session-owner rule: the caller's ``scope["user"]`` is the one that opened it."""
+    user = scope.get("user")
+    requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
+    return session_id is not None and requestor == manager._session_owners.get(session_id)
+
+
+async def _accepted(send: Send, session_id: str | None) -> None:
+    headers = [(b"content-length", b"0")]
+    if session_id is not None:
+        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 202, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _send_json(send: Send, payload: dict[str, Any], session_id: str | None) -> None:
+    try:
+        body = dumps(payload)
+    except JsonError as exc:  # a tool's result; the request itself parsed strictly
+        error = {"code": -32603, "message": f"the result cannot be sent: {exc}"}
+        body = dumps({"jsonrpc": "2.0", "id": payload.get("id"), "error": error})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if session_id is not None:
+        headers.append((b"mcp-session-id", session_id.encode("latin-1")))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _plain_request(body: bytes) -> tuple[Any, str, dict[str, Any]] | None:
+    """``(id, method, params)`` of a single, well-formed request we answer here, else None."""
+    try:
+        msg = loads(body)
+    except JsonError:  # the SDK answers its own parse error
+        return None
+    if type(msg) is not dict or msg.get("jsonrpc") != "2.0":
+        return None
+    method = msg.get("method")
+    req_id = msg.get("id")
+    if method not in _FAST_METHODS or type(req_id) not in (int, str) or len(msg) > 4:
+        return None
+    params = msg.get("params", {})
+    if params is None:
+        params = {}
+    if type(params) is not dict:
+        return None
+    meta = params.get("_meta")
+    if meta is not None and (
+        type(meta) is not dict or any(k.startswith("io.modelcontextprotocol/") for k in meta)
+    ):
+        return None
+    if method == "tools/list" and params.get("cursor") is not None:
+        return None
+    return req_id, method, params
