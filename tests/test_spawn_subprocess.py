@@ -99,7 +99,7 @@ def test_config_accepts_subprocess_and_names_it_in_errors() -> None:
 
 
 def test_a_dcc_application_executable_is_refused_with_advice(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mcp_embed.runtime.subprocess.host import python_executable
+    from mcp_embed.runtime.subprocess.process import python_executable
 
     monkeypatch.setattr(sys, "executable", "/usr/autodesk/maya2025/bin/maya.bin")
     with pytest.raises(ServerStartError, match="mayapy"):

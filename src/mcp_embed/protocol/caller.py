@@ -62,13 +62,13 @@ class ToolCaller:
         """Run one call, refusing tools outside ``allowed_tools`` and auditing every outcome.
 
         ``scope`` (the HTTP request's ASGI scope) and ``client`` (name, version) are for the audit
-        record; the other keywords go to :meth:`_call`.
+        record; the other keywords go to :meth:`invoke`.
         """
         ops = self.ops
         if scope is not None and "principal" not in kw:
             kw["principal"] = self._principal(scope)
         if ops is None:
-            return await self._call(name, arguments, **kw)
+            return await self.invoke(name, arguments, **kw)
         started = time.perf_counter()
         audit = functools.partial(
             ops.tool_call,
@@ -87,7 +87,7 @@ class ToolCaller:
         token = _TIMED_OUT.set(False)
         ops.in_flight += 1
         try:
-            result = await self._call(name, arguments, **kw)
+            result = await self.invoke(name, arguments, **kw)
             if result.get("isError"):
                 content = result.get("content") or [{}]
                 error = str(content[0].get("text", "")) if isinstance(content[0], dict) else None
@@ -123,7 +123,7 @@ class ToolCaller:
         scope = scope_of(ctx)
         return self._principal(scope) if scope is not None else None
 
-    async def _call(
+    async def invoke(
         self,
         name: str,
         arguments: dict[str, Any] | None,
@@ -136,6 +136,8 @@ class ToolCaller:
         modern: bool = False,
         principal: str | None = None,
     ) -> dict[str, Any]:
+        """Run one call without the allow-list and the audit record: what :meth:`call` wraps, and
+        what the subprocess host runs for its child (which audits the call itself)."""
         await self.registry.ensure(name)
         spec = self.registry.get(name)
         if spec is None:

@@ -61,7 +61,7 @@ def session_key(ctx: ServerRequestContext[Any]) -> str | None:
     sid = headers.get("mcp-session-id") if headers is not None else None
     if sid:
         return str(sid)
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+    if is_modern(ctx):
         return None  # per-request era: nothing outlives the request
     conn = getattr(ctx.session, "_connection", None)
     if conn is None:
@@ -72,8 +72,13 @@ def session_key(ctx: ServerRequestContext[Any]) -> str | None:
     return str(sid) if sid else f"conn-{id(conn)}"
 
 
+def is_modern_version(version: str | None) -> bool:
+    """The per-request wire (2026-07-28 and later), not the 2025 handshake era."""
+    return version in MODERN_PROTOCOL_VERSIONS
+
+
 def is_modern(ctx: ServerRequestContext[Any]) -> bool:
-    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
+    return is_modern_version(ctx.protocol_version)
 
 
 def dump(model: Any) -> dict[str, Any]:

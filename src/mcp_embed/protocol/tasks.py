@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..logs import get_logger
 from ..tasks import TASKS_EXTENSION, Task, TaskStatus, TaskStore
+from .handlers import is_modern
 
 if TYPE_CHECKING:
     from mcp.server.context import ServerRequestContext
@@ -170,7 +171,7 @@ class TaskRuntime:
         import mcp_types as types
         from mcp.shared.inbound import decode_header_value
 
-        if not _modern(ctx):
+        if not is_modern(ctx):
             raise _mcp_error(types.METHOD_NOT_FOUND, "Method not found", ctx.method)
         headers = getattr(ctx.request, "headers", None)
         if headers is not None and decode_header_value(headers.get("mcp-name")) != task_id:
@@ -386,15 +387,9 @@ def _internal(message: str = "Internal error") -> dict[str, Any]:
     return {"code": -32603, "message": message}
 
 
-def _modern(ctx: ServerRequestContext[Any]) -> bool:
-    from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-
-    return ctx.protocol_version in MODERN_PROTOCOL_VERSIONS
-
-
 def _declared(ctx: ServerRequestContext[Any]) -> bool:
     """True if this request (2026-07-28 envelope) declares the tasks extension."""
-    if not _modern(ctx):
+    if not is_modern(ctx):
         return False
     caps = ctx.session.client_capabilities
     extensions = getattr(caps, "extensions", None) or {}
