@@ -95,8 +95,7 @@ def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]
         else None
     )
     transports = Transports(low, cfg, store)
-    fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless)
-    fast.enabled = plan.fast_path
+    fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless, enabled=plan.fast_path)
     hosts, origins = allowed_hosts_and_origins(cfg, bound_port)
     started = time.monotonic()
 

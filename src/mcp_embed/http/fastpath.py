@@ -15,9 +15,8 @@ runs, exactly as the SDK's own transport does.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
@@ -26,12 +25,18 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
 from .._asgi import Message, Receive, Scope, Send
 from .._json import JsonError, dumps, loads
+from ..logs import get_logger
+from . import sdkseam
 from .responses import read_body, replay
 
 if TYPE_CHECKING:
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+    from ..components.tools import ToolSpec
     from ..protocol.caller import ToolCaller
+
+log = get_logger("fastpath")
 
 _FAST_METHODS = frozenset({"tools/call", "tools/list", "ping"})
 _VERSIONS = frozenset(HANDSHAKE_PROTOCOL_VERSIONS)
@@ -48,12 +53,20 @@ class FastPath:
         manager: StreamableHTTPSessionManager,
         *,
         stateless: bool,
+        enabled: bool = True,
     ) -> None:
         self.caller = caller
         self.list_tools = list_tools
         self.manager = manager
         self.stateless = stateless
-        self.enabled = True
+        problems = [] if stateless or not enabled else sdkseam.contract_problems(manager)
+        if problems:
+            log.warning(
+                "the fast path is off: this mcp SDK moved what it relies on (%s); every request is "
+                "served by the SDK, correctly but slower. Please report it.",
+                "; ".join(problems),
+            )
+        self.enabled = enabled and not problems
         # Main-thread calls in flight here, by (session, request id): cancellable (dispatch).
         self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
 
@@ -61,77 +74,35 @@ class FastPath:
         if not self.enabled or scope["method"] != "POST":
             await fallback(scope, receive, send)
             return
-        session_id = None
-        version = None
-        accepts_json = content_json = False
-        for k, v in scope["headers"]:
-            if k == b"accept":
-                accepts_json = b"application/json" in v or b"*/*" in v
-            elif k == b"content-type":
-                content_json = v.startswith(b"application/json")
-            elif k == b"mcp-session-id":
-                session_id = v.decode("latin-1")
-            elif k == b"mcp-protocol-version":
-                version = v.decode("latin-1")
-        if not (accepts_json and content_json) or (version is not None and version not in _VERSIONS):
-            await fallback(scope, receive, send)
-            return
+        head = _Head.of(scope)
         transport = None
-        if not self.stateless:
-            transport = self.manager._server_instances.get(session_id) if session_id else None
-            if (
-                transport is None
-                or transport.is_terminated
-                or transport.idle_scope is None
-                or not _owned_by_caller(self.manager, session_id, scope)  # the SDK answers 404
-            ):
-                await fallback(scope, receive, send)
-                return
-        elif session_id is not None:
+        if not self.stateless and head.session_id is not None:
+            transport = sdkseam.session_transport(self.manager, head.session_id)
+        owned = transport is not None and _owned_by_caller(self.manager, head.session_id, scope)
+        if refusal(head, self.stateless, transport, owned) is not None:
             await fallback(scope, receive, send)
             return
-
         body, more = await read_body(receive, _MAX_FAST_BODY)
         replayed = replay(body, more, receive)
         message = _plain_request(body) if not more else None
-        if message is None and self._inflight and self._cancel_inflight(body, session_id):
-            await _accepted(send, session_id)
+        if message is None and self._inflight and self._cancel_inflight(body, head.session_id):
+            await _accepted(send, head.session_id)
             return
-        if message is None:
+        spec = None
+        if message is not None and message[1] == "tools/call":
+            name = message[2].get("name")
+            if isinstance(name, str):
+                await self.caller.registry.ensure(name)
+                spec = self.caller.registry.get(name)
+        if message is None or refusal(head, self.stateless, transport, owned, message, spec) is not None:
             await fallback(scope, replayed, send)
             return
         req_id, method, params = message
-        if method == "tools/call":
-            name = params.get("name")
-            if isinstance(name, str):
-                await self.caller.registry.ensure(name)
-            spec = self.caller.registry.get(name) if isinstance(name, str) else None
-            meta = params.get("_meta")
-            if (
-                spec is None
-                or spec.wants_context is not None
-                or spec.task != "forbidden"  # task-enabled: tasks.py decides, on the SDK path
-                or (isinstance(meta, dict) and "progressToken" in meta)
-                or not isinstance(params.get("arguments", {}), (dict, type(None)))
-            ):
-                await fallback(scope, replayed, send)
-                return
-
         if transport is None:
             await self._answer_or_cancel(receive, req_id, method, params, send, None, scope)
             return
-        # Hold the session's idle clock while this request runs, as the SDK transport does.
-        idle = transport.idle_scope
-        assert idle is not None  # checked above
-        timeout = transport._idle_timeout
-        transport._requests_in_flight += 1
-        idle.deadline = math.inf
-        try:
-            await self._answer_or_cancel(receive, req_id, method, params, send, session_id, scope)
-        finally:
-            transport._requests_in_flight -= 1
-            if not transport._requests_in_flight and timeout is not None:
-                idle.deadline = anyio.current_time() + timeout
+        with sdkseam.holding_idle_clock(transport):
+            await self._answer_or_cancel(receive, req_id, method, params, send, head.session_id, scope)
 
     def _cancel_inflight(self, body: bytes, session_id: str | None) -> bool:
         """A ``notifications/cancelled`` for a main-thread call running here: cancel it.
@@ -223,6 +194,77 @@ class FastPath:
         await _send_json(send, payload, session_id)
 
 
+class _Head(NamedTuple):
+    """What the fast path reads from a request's headers."""
+
+    accepts_json: bool
+    content_json: bool
+    session_id: str | None
+    version: str | None
+
+    @classmethod
+    def of(cls, scope: Scope) -> _Head:
+        session_id = version = None
+        accepts_json = content_json = False
+        for k, v in scope["headers"]:
+            if k == b"accept":
+                accepts_json = b"application/json" in v or b"*/*" in v
+            elif k == b"content-type":
+                content_json = v.startswith(b"application/json")
+            elif k == b"mcp-session-id":
+                session_id = v.decode("latin-1")
+            elif k == b"mcp-protocol-version":
+                version = v.decode("latin-1")
+        return cls(accepts_json, content_json, session_id, version)
+
+
+_UNREAD: Any = object()  # the body is not read yet: judge what is known
+
+
+def refusal(
+    head: _Head,
+    stateless: bool,
+    transport: StreamableHTTPServerTransport | None,
+    owned: bool,
+    message: tuple[Any, str, dict[str, Any]] | None = _UNREAD,
+    spec: ToolSpec | None = None,
+) -> str | None:
+    """Why the SDK must serve this request, or None when the fast path answers it: the one place
+    that decides. Called before the body is read (``message`` unread) and again after."""
+    if not (head.accepts_json and head.content_json):
+        return "the client does not send and accept JSON"
+    if head.version is not None and head.version not in _VERSIONS:
+        return "the protocol version is not one the SDK negotiates"
+    if stateless:
+        if head.session_id is not None:
+            return "a session id in stateless mode"
+    elif transport is None:
+        return "no live session with that id"  # the SDK answers 400 or 404
+    elif sdkseam.session_ending(transport):
+        return "the session is ending"
+    elif not owned:
+        return "the session belongs to another principal"  # the SDK answers 404
+    if message is _UNREAD:
+        return None
+    if message is None:
+        return "not a single plain request"
+    _, method, params = message
+    if method != "tools/call":
+        return None
+    meta = params.get("_meta")
+    if spec is None:
+        return "no such tool"  # the SDK's handler answers it, audited
+    if spec.wants_context is not None:
+        return "the tool takes a context (progress, logs, questions to the client)"
+    if spec.task != "forbidden":
+        return "the tool may run as a task"  # tasks.py decides, on the SDK path
+    if isinstance(meta, dict) and "progressToken" in meta:
+        return "the client asked for progress"
+    if not isinstance(params.get("arguments", {}), (dict, type(None))):
+        return "arguments are not an object"
+    return None
+
+
 async def _cancel_on_disconnect(receive: Receive, cancel: anyio.CancelScope) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -233,7 +275,7 @@ def _owned_by_caller(manager: StreamableHTTPSessionManager, session_id: str | No
     """The SDK's own session-owner rule: the caller's ``scope["user"]`` is the one that opened it."""
     user = scope.get("user")
     requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
-    return session_id is not None and requestor == manager._session_owners.get(session_id)
+    return session_id is not None and requestor == sdkseam.session_owner(manager, session_id)
 
 
 async def _accepted(send: Send, session_id: str | None) -> None:

@@ -1,0 +1,90 @@
+"""The SDK internals the fast path relies on, in one place, and checked.
+
+The fast path answers a stateful session's request without the SDK's per-request transport, so it
+needs four things the SDK keeps private (``mcp>=2.3,<3`` declares none of them public): the
+session manager's transports by session id and the principal that opened each session, and a
+transport's idle timeout and count of requests in flight (the idle clock it holds while a request
+runs). Only this module names them.
+
+:func:`contract_problems` says which are missing. The fast path asks once per server run and, if
+any moved, turns itself off with a warning: the SDK then serves every request, so an SDK upgrade
+can cost speed but never correctness. ``tests/http/test_sdkseam.py`` fails on the same check, so
+the day it happens we know.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+__all__ = ["contract_problems", "holding_idle_clock", "session_ending", "session_owner", "session_transport"]
+
+MANAGER_FIELDS: dict[str, type] = {"_server_instances": dict, "_session_owners": dict}
+TRANSPORT_FIELDS: dict[str, tuple[type, ...]] = {"_idle_timeout": (float, int), "_requests_in_flight": (int,)}
+TRANSPORT_PUBLIC = ("idle_scope", "is_terminated")
+
+
+def contract_problems(manager: StreamableHTTPSessionManager) -> list[str]:
+    """What the fast path needs and this SDK lacks: empty when the contract holds."""
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
+
+    problems = [
+        f"StreamableHTTPSessionManager.{name} is not a {kind.__name__}"
+        for name, kind in MANAGER_FIELDS.items()
+        if not isinstance(getattr(manager, name, None), kind)
+    ]
+    probe = StreamableHTTPServerTransport(mcp_session_id=None, idle_timeout=1.0)
+    problems += [
+        f"StreamableHTTPServerTransport.{name} is missing or of another type"
+        for name, kinds in TRANSPORT_FIELDS.items()
+        if not isinstance(getattr(probe, name, None), kinds)
+    ]
+    problems += [
+        f"StreamableHTTPServerTransport.{name} is missing"
+        for name in TRANSPORT_PUBLIC
+        if not hasattr(probe, name)
+    ]
+    return problems
+
+
+def session_transport(
+    manager: StreamableHTTPSessionManager, session_id: str
+) -> StreamableHTTPServerTransport | None:
+    """The live transport of a stateful session, or None."""
+    transports: dict[str, StreamableHTTPServerTransport] = manager._server_instances
+    return transports.get(session_id)
+
+
+def session_owner(manager: StreamableHTTPSessionManager, session_id: str) -> Any:
+    """The authorization context that opened ``session_id`` (None: an anonymous session)."""
+    return manager._session_owners.get(session_id)
+
+
+def session_ending(transport: StreamableHTTPServerTransport) -> bool:
+    """Terminated, never connected, or its idle time already ran out: the SDK must answer."""
+    idle = transport.idle_scope
+    return transport.is_terminated or idle is None or idle.cancel_called
+
+
+@contextlib.contextmanager
+def holding_idle_clock(transport: StreamableHTTPServerTransport) -> Iterator[None]:
+    """Hold the session's idle clock while a request runs, as the SDK's own transport does."""
+    idle = transport.idle_scope
+    assert idle is not None  # session_ending() said no
+    timeout = transport._idle_timeout
+    transport._requests_in_flight += 1
+    idle.deadline = math.inf
+    try:
+        yield
+    finally:
+        transport._requests_in_flight -= 1
+        if not transport._requests_in_flight and timeout is not None:
+            idle.deadline = anyio.current_time() + timeout
