@@ -51,7 +51,7 @@ def load_yaml(text: str) -> Any:
     """
     import yaml
 
-    return yaml.load(text, Loader=_safe_loader())  # noqa: S506 - the loader is a SafeLoader
+    return check_aliases(yaml.load(text, Loader=_safe_loader()))  # noqa: S506 - the loader is a SafeLoader
 
 
 # The YAML 1.2 core schema's implicit types (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
@@ -104,7 +104,45 @@ def load_core_yaml(text: str) -> Any:
     """Load one YAML document with the YAML 1.2 core schema (safe: a ``SafeLoader`` subclass)."""
     import yaml
 
-    return yaml.load(text, Loader=_core_loader())  # noqa: S506 - a SafeLoader subclass
+    return check_aliases(yaml.load(text, Loader=_core_loader()))  # noqa: S506 - a SafeLoader subclass
+
+
+YAML_VALUES_MAX = 100_000
+"""The most values a document may stand for once its aliases are expanded (as JSON expands them)."""
+
+
+def check_aliases(doc: Any) -> Any:
+    """``doc``, unless its aliases make it endless (an anchor inside itself) or huge once expanded
+    ("billion laughs"): then a ``YAMLError``. YAML shares an aliased value instead of copying it, so
+    the document loads fine and the damage comes later, in whatever walks it (JSON, a schema)."""
+    import yaml
+
+    expanded: dict[int, int] = {}  # id -> how many values the subtree stands for
+    started: set[int] = set()  # the containers whose subtree is being walked: the current path
+    stack: list[tuple[Any, bool]] = [(doc, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        key = id(node)
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        if finished:
+            started.discard(key)
+            total = 1 + sum(expanded.get(id(c), 1) for c in children)
+            if total > YAML_VALUES_MAX:
+                raise yaml.YAMLError(
+                    f"the YAML stands for more than {YAML_VALUES_MAX} values once its aliases are expanded"
+                )
+            expanded[key] = total
+            continue
+        if key in expanded:
+            continue
+        if key in started:
+            raise yaml.YAMLError("a YAML alias refers to a value that contains it (an endless document)")
+        started.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)))
+    return doc
 
 
 def load_frontmatter(text: str) -> Any:
