@@ -9,6 +9,8 @@ a cycle, an object whose ``str()`` raises, an int too long for ``str()``) become
 
 from __future__ import annotations
 
+import base64
+import datetime
 import json
 import math
 import re
@@ -133,3 +135,41 @@ def dumps_bytes(value: Any, *, sort_keys: bool = False, strict: bool = True, exa
         return text.encode("utf-8")
     except UnicodeEncodeError:
         return _SURROGATE.sub(_as_text if exact else _in_json, text).encode("utf-8")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON values, for data a user wrote (a frontmatter, a skill script's result):
+    containers become objects and arrays, NaN and infinities ``null``, dates ISO 8601 text, bytes
+    base64, keys text (``true``/``false``/``null`` as JSON spells them), any other leaf its ``str``.
+    Raises ``ValueError`` for a value that contains itself or nests deeper than JSON parsers read."""
+    return _jsonable(value, 0, set())
+
+
+def _jsonable(value: Any, depth: int, path: set[int]) -> Any:
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dict, list, tuple)):
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"the value nests deeper than {_MAX_DEPTH} levels")
+        if id(value) in path:
+            raise ValueError("the value contains itself")
+        path.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {_json_key(k): _jsonable(v, depth + 1, path) for k, v in value.items()}
+            return [_jsonable(v, depth + 1, path) for v in value]
+        finally:
+            path.discard(id(value))
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return "null" if key is None else str(key)

@@ -211,7 +211,7 @@ def default_result(value: Any) -> ToolResult:
     blocks = as_content_blocks(value)
     if blocks is not None:
         return ToolResult(blocks)
-    data = _jsonable(value)
+    data = _dump_typed(value)
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     return ToolResult([{"type": "text", "text": text}], data if isinstance(data, dict) else None)
 
@@ -232,7 +232,7 @@ def as_content_blocks(value: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def _dump_typed(value: Any) -> Any:
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", by_alias=True)
     from pydantic import TypeAdapter

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from .._jsonsafe import jsonable
 from ..components._argerrors import schema_error_message, schema_field
 from ..errors import ToolError
 from ._lifetime import start_tree
@@ -76,11 +77,9 @@ def validate_arguments(tool: SkillTool, arguments: Any) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
     try:
-        return json.loads(json.dumps(value, default=str))
-    except (TypeError, ValueError) as exc:
+        return jsonable(value)
+    except ValueError as exc:
         raise ValueError(f"the result cannot be converted to JSON: {exc}") from None
 
 

@@ -18,7 +18,6 @@ served as a skill (its resources still are).
 from __future__ import annotations
 
 import base64
-import datetime
 import hashlib
 import os
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from .._jsonsafe import jsonable
 from ..errors import McpError
 from ..logs import get_logger
 
@@ -78,28 +78,6 @@ def _file_digest(path: Path) -> tuple[str, int]:
 # -- frontmatter, as YAML 1.2 reads it ------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {_json_key(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, (datetime.date, datetime.datetime)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    return str(value)
-
-
-def _json_key(key: Any) -> str:
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    return "null" if key is None else str(key)
-
-
 def _frontmatter(data: bytes, uri: str) -> dict[str, Any]:
     """The frontmatter of a ``SKILL.md`` (its bytes) as a JSON object; raises :class:`ValueError`."""
     import yaml
@@ -116,7 +94,7 @@ def _frontmatter(data: bytes, uri: str) -> dict[str, Any]:
         raise ValueError(f"{uri}: frontmatter is not valid YAML: {exc}") from None
     if not isinstance(loaded, dict):
         raise ValueError(f"{uri}: frontmatter is not a mapping")
-    out: dict[str, Any] = _jsonable(loaded)
+    out: dict[str, Any] = jsonable(loaded)
     return out
 
 

@@ -268,16 +268,16 @@ def literal_default(node: ast.expr, ctx: ModuleNames) -> tuple[bool, Any]:
         return False, None
     if isinstance(value, tuple):
         value = list(value)
-    return (True, value) if _jsonable(value) else (False, None)
+    return (True, value) if _is_json_literal(value) else (False, None)
 
 
-def _jsonable(value: Any, depth: int = 0) -> bool:
+def _is_json_literal(value: Any, depth: int = 0) -> bool:
     if depth > _MAX_DEPTH:
         return False
     if isinstance(value, str | int | float | bool) or value is None:
         return True
     if isinstance(value, list):
-        return all(_jsonable(v, depth + 1) for v in value)
+        return all(_is_json_literal(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _jsonable(v, depth + 1) for k, v in value.items())
+        return all(isinstance(k, str) and _is_json_literal(v, depth + 1) for k, v in value.items())
     return False
