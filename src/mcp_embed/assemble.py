@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .components import Components
     from .config import McpHttpConfig
-    from .dispatch import Dispatcher
+    from .dispatch import Dispatching
     from .http.app import App
     from .ops.audit import Operations
     from .protocol.handlers import Live
@@ -39,7 +39,7 @@ class Blueprint:
     app_name: str
     config: McpHttpConfig
     components: Components
-    dispatcher: Dispatcher
+    dispatcher: Dispatching
     #: Replaces the built-in InMemoryEventStore (stateful mode) for Last-Event-ID resumption.
     event_store: EventStore | None = None
     #: Where SEP-2663 task state lives; None: an InMemoryTaskStore per run.
@@ -77,7 +77,7 @@ def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]
     plan.prepare()
     cfg, components, dispatcher = plan.config, plan.components, plan.dispatcher
     # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.
-    ops = build_operations(cfg, dispatcher, components.tools)
+    ops = build_operations(cfg, dispatcher.status, components.tools)
     caller = ToolCaller(components.tools, dispatcher, ops, audit_arguments=cfg.audit_arguments)
     tasks = TaskRuntime(
         caller,
@@ -113,7 +113,7 @@ def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]
         transports,
         allowed_hosts=hosts,
         allowed_origins=origins,
-        health=_with_main_thread(health, dispatcher),
+        health=_with_main_thread(health, dispatcher.status),
         on_startup=on_startup,
         fastpath=fast,
         ops=ops,
@@ -121,9 +121,10 @@ def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]
     return Assembled(app, ops, live)
 
 
-def _with_main_thread(health: Callable[[], dict[str, Any]], dispatcher: Any) -> Callable[[], dict[str, Any]]:
+def _with_main_thread(
+    health: Callable[[], dict[str, Any]], status: Callable[[], dict[str, Any]] | None
+) -> Callable[[], dict[str, Any]]:
     """``/health`` plus ``main_thread`` (busy_for_s, queue_depth, ...) when the dispatcher reports it."""
-    status = getattr(dispatcher, "status", None)
     if status is None:
         return health
 

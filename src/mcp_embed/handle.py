@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import McpHttpConfig
+    from .dispatch import Dispatching
     from .runtime import Runtime
 
 __all__ = ["ServerHandle"]
@@ -16,7 +17,7 @@ __all__ = ["ServerHandle"]
 class ServerHandle:
     """A running server. Stop it with ``stop()`` or use it as a context manager."""
 
-    def __init__(self, runtime: Runtime, config: McpHttpConfig, *, dispatcher: Any = None) -> None:
+    def __init__(self, runtime: Runtime, config: McpHttpConfig, *, dispatcher: Dispatching) -> None:
         self._runtime = runtime
         self._config = config
         self._dispatcher = dispatcher
@@ -67,28 +68,17 @@ class ServerHandle:
     def reason(self) -> str | None:
         """Why the server is not running (``spawn_mode="subprocess"``: the child exited or was
         killed), or None while it runs or after a plain ``stop()``."""
-        reason = getattr(self._runtime, "reason", None)
-        return str(reason) if reason is not None else None
+        return self._runtime.reason
 
     @property
     def pid(self) -> int | None:
         """The process serving HTTP: this one (dedicated), or the child (subprocess; None until spawned)."""
-        pid = getattr(self._runtime, "pid", None)
-        if pid is None:
-            import os
-
-            return os.getpid()
-        return int(pid) if pid else None
+        return self._runtime.pid
 
     def restart(self, timeout: float = 30.0) -> ServerHandle:
         """Start the server process again (``spawn_mode="subprocess"``), on the same port, e.g.
         after ``is_running`` turned False because the child crashed. Returns once it answers."""
-        restart = getattr(self._runtime, "restart", None)
-        if restart is None:
-            from .errors import ServerStartError
-
-            raise ServerStartError("restart() needs spawn_mode='subprocess'; stop() and start() the server")
-        restart(timeout)
+        self._runtime.restart(timeout)
         return self
 
     def wait_ready(self, timeout: float | None = 30.0) -> ServerHandle:
@@ -103,7 +93,7 @@ class ServerHandle:
     @property
     def dispatcher(self) -> str:
         """The name of the dispatcher serving ``affinity="main"`` tools (``"qt"``, ``"inline"``, ...)."""
-        return str(getattr(self._dispatcher, "name", "inline"))
+        return self._dispatcher.name
 
     def pump(self, budget_ms: float = 8.0) -> int:
         """Run queued ``affinity="main"`` tools on the calling thread for up to ``budget_ms``.
@@ -112,12 +102,12 @@ class ServerHandle:
         host's own loop. Runs at least one job when any is waiting, never re-enters itself, and
         returns how many ran (0 when idle, or with a dispatcher that has no queue).
         """
-        pump = getattr(self._dispatcher, "pump", None)
+        pump = self._dispatcher.pump
         return int(pump(budget_ms)) if pump is not None else 0
 
     def main_thread_status(self) -> dict[str, Any]:
         """What ``/health`` reports as ``main_thread``: busy_for_s, queue_depth, running, wedged."""
-        status = getattr(self._dispatcher, "status", None)
+        status = self._dispatcher.status
         return dict(status()) if status is not None else {}
 
     def stop(self, timeout: float = 1.0) -> None:
@@ -125,9 +115,7 @@ class ServerHandle:
         calls dropped and host hooks removed. Idempotent; call it from the add-on's unload hook."""
         with self._stop_lock:
             self._runtime.stop(timeout)
-            close = getattr(self._dispatcher, "close", None)
-            if close is not None:
-                close()
+            self._dispatcher.close()
 
     def __enter__(self) -> ServerHandle:
         return self

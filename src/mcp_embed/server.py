@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mcp.server.streamable_http import EventStore
 
     from .assemble import Blueprint
-    from .dispatch import Dispatcher
+    from .dispatch import Dispatcher, Dispatching
     from .ops.audit import Operations
     from .runtime import Runtime
     from .skills import SkillCatalog
@@ -335,7 +335,7 @@ class SkillServer:
             try:
                 runtime.start()  # binds the socket here: a port in use raises in the caller
             except BaseException:
-                _close_dispatcher(dispatcher)
+                dispatcher.close()
                 raise
             self._runtime = runtime
             self._started_at = time.monotonic()
@@ -360,21 +360,18 @@ class SkillServer:
                 raise
         return handle
 
-    def _start_dispatcher(self) -> Dispatcher:
+    def _start_dispatcher(self) -> Dispatching:
         """This run's dispatcher (``self.dispatcher``, else ``config.dispatcher``), set up on the
         calling thread: host hooks (a Qt object, a Blender timer) belong to the host's main thread."""
-        if self.dispatcher is not None:
-            dispatcher = self.dispatcher
-        else:
-            from .dispatch import create_dispatcher
+        from .dispatch import Dispatching, create_dispatcher
 
-            dispatcher = create_dispatcher(self.config)
-        start = getattr(dispatcher, "start", None)
-        if start is not None:
-            start()
-        return dispatcher
+        dispatching = Dispatching(
+            self.dispatcher if self.dispatcher is not None else create_dispatcher(self.config)
+        )
+        dispatching.start()
+        return dispatching
 
-    def _blueprint(self, dispatcher: Dispatcher) -> Blueprint:
+    def _blueprint(self, dispatcher: Dispatching) -> Blueprint:
         from .assemble import Blueprint
 
         return Blueprint(
@@ -444,12 +441,6 @@ class SkillServer:
         )
         log.warning(msg)
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
-
-
-def _close_dispatcher(dispatcher: Any) -> None:
-    close = getattr(dispatcher, "close", None)
-    if close is not None:
-        close()
 
 
 def create_skill_server(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from ..logs import get_logger
@@ -27,6 +27,7 @@ log = get_logger("dispatch")
 
 __all__ = [
     "Dispatcher",
+    "Dispatching",
     "HostName",
     "InlineDispatcher",
     "MainThreadQueue",
@@ -40,11 +41,40 @@ HostName = Literal["qt", "blender", "maya", "houdini", "nuke", "inline"]
 
 
 class Dispatcher(Protocol):
-    """Runs a validated tool call and returns its raw value (or raises)."""
+    """Runs a validated tool call and returns its raw value (or raises).
 
-    name: str
+    Only ``run`` is required. A dispatcher may also have ``name``, ``start()`` (host hooks, on the
+    host's main thread), ``close()``, ``status()`` (the ``main_thread`` report of ``/health``),
+    ``pump(budget_ms)`` and ``handles_timeouts``; :class:`Dispatching` supplies each one it lacks.
+    """
 
     async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any: ...
+
+
+def _nothing() -> None:
+    return None
+
+
+class Dispatching:
+    """A dispatcher with every optional part: its own where it has one, a no-op where it has not.
+
+    ``SkillServer.start()`` makes one per run; everything below talks to it, so no layer probes a
+    dispatcher for what it can do.
+    """
+
+    __slots__ = ("close", "dispatcher", "handles_timeouts", "name", "pump", "run", "start", "status")
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.run = dispatcher.run
+        self.name = str(getattr(dispatcher, "name", "inline"))
+        self.start: Callable[[], object] = getattr(dispatcher, "start", _nothing)
+        self.close: Callable[[], object] = getattr(dispatcher, "close", _nothing)
+        #: The main-thread report, or None: a dispatcher without a queue has nothing to report.
+        self.status: Callable[[], dict[str, Any]] | None = getattr(dispatcher, "status", None)
+        self.pump: Callable[[float], int] | None = getattr(dispatcher, "pump", None)
+        #: The dispatcher enforces ``ToolSpec.timeout`` itself (a queue that drops late jobs).
+        self.handles_timeouts = bool(getattr(dispatcher, "handles_timeouts", False))
 
 
 # Executable names (lower case, without extension) that identify a host before its module loads.

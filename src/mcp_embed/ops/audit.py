@@ -223,9 +223,12 @@ class Operations:
             self.audit.close()
 
 
-def build_operations(config: McpHttpConfig, dispatcher: Any, registry: Any) -> Operations:
+def build_operations(
+    config: McpHttpConfig, main_thread: Callable[[], dict[str, Any]] | None, registry: Any
+) -> Operations:
     """This run's :class:`Operations`: the audit log and log file (``enable_file_logging``),
-    metrics (``enable_metrics``) and the allow-list. Called in the server thread by ``start()``."""
+    metrics (``enable_metrics``) and the allow-list. Called in the server thread by ``start()``.
+    ``main_thread`` is the dispatcher's status report, for the queue metrics (None: no queue)."""
     from ..errors import ServerStartError
     from ..logs import attach_file_logging
     from . import allowlist
@@ -244,8 +247,8 @@ def build_operations(config: McpHttpConfig, dispatcher: Any, registry: Any) -> O
             )
         except ImportError as exc:
             raise ServerStartError(str(exc)) from None
-        status = getattr(dispatcher, "status", None)
-        if callable(status):
+        status = main_thread
+        if status is not None:
             metrics.main_queue_depth = lambda: float(status().get("queue_depth") or 0)
             metrics.main_queue_wait = lambda: float(status().get("busy_for_s") or 0)
     log_dir: Path | None = None

@@ -23,7 +23,7 @@ from ..logs import get_logger
 
 if TYPE_CHECKING:
     from ..components.registry import ToolRegistry
-    from ..dispatch import Dispatcher
+    from ..dispatch import Dispatching
     from ..ops.audit import Operations
 
 __all__ = ["ToolCaller", "scope_of"]
@@ -40,7 +40,7 @@ class ToolCaller:
     def __init__(
         self,
         registry: ToolRegistry,
-        dispatcher: Dispatcher,
+        dispatcher: Dispatching,
         ops: Operations | None = None,
         *,
         audit_arguments: bool = False,
@@ -199,7 +199,7 @@ class ToolCaller:
     ) -> ToolResult:
         started = time.perf_counter()
         try:
-            if spec.timeout is not None and not getattr(self.dispatcher, "handles_timeouts", False):
+            if spec.timeout is not None and not self.dispatcher.handles_timeouts:
                 with anyio.fail_after(spec.timeout):
                     value = await self.dispatcher.run(spec, kwargs, ctx)
             else:

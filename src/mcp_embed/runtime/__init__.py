@@ -18,6 +18,8 @@ class Runtime(Protocol):
     bound_host: str
     #: This run's audit log and metrics where this process keeps them, else None.
     operations: Operations | None
+    #: Why it is not running (it died), None while it runs or after ``stop()``.
+    reason: str | None
 
     def start(self) -> None: ...
 
@@ -32,6 +34,13 @@ class Runtime(Protocol):
     def stop(self, timeout: float) -> None: ...
 
     def join(self, timeout: float | None) -> bool: ...
+
+    @property
+    def pid(self) -> int | None:
+        """The process serving HTTP (None: not spawned yet)."""
+
+    def restart(self, timeout: float) -> None:
+        """Serve again on the same port after the server died; raises where that cannot be."""
 
     def publish(self, event: Any) -> None:
         """Tell connected clients what changed (an SDK subscription event)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import sys
 import threading
@@ -86,6 +87,7 @@ class ThreadRuntime:
         self.plan = plan
         #: This run's audit log and metrics, once the app is built.
         self.operations: Operations | None = None
+        self.reason: str | None = None  # a thread does not die on its own: stop() ends it
         self._live: Live | None = None
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
@@ -152,6 +154,13 @@ class ThreadRuntime:
 
     def join(self, timeout: float | None) -> bool:
         return self._stopped.wait(timeout)
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def restart(self, timeout: float) -> None:
+        raise ServerStartError("restart() needs spawn_mode='subprocess'; stop() and start() the server")
 
     def publish(self, event: Any) -> None:
         """Send a change notification (an SDK subscription event) to the connected clients."""

@@ -236,6 +236,7 @@ class _Child:
         from ... import logs
         from ...assemble import Blueprint
         from ...components import Components
+        from ...dispatch import Dispatching
 
         config = init.config
         logger = logging.getLogger("mcp_embed")
@@ -278,7 +279,7 @@ class _Child:
             app_name=init.app_name,
             config=config,
             components=components,
-            dispatcher=_BridgeDispatcher(self, init.dispatcher),
+            dispatcher=Dispatching(_BridgeDispatcher(self, init.dispatcher)),
             request_state_keys=init.request_state_keys,
         )
         runtime = _SocketRuntime(plan, sock)

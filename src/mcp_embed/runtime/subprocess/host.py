@@ -93,8 +93,7 @@ class SubprocessRuntime:
         self.operations: Operations | None = None
         self.port = 0
         self.bound_host = ""
-        #: The child's pid (0 before it is spawned).
-        self.pid = 0
+        self._pid = 0  # the child's, once spawned
         #: Why the child is not running (it exited or was killed), None while it runs or after stop().
         self.reason: str | None = None
         self._gen = 0
@@ -162,6 +161,11 @@ class SubprocessRuntime:
 
     def join(self, timeout: float | None) -> bool:
         return self._stopped.wait(timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid (None before it is spawned)."""
+        return self._pid or None
 
     def stop(self, timeout: float) -> None:
         """End the child within ``timeout``: ask, then terminate, then kill; always reaped."""
@@ -241,7 +245,7 @@ class SubprocessRuntime:
                     return
                 proc = spawn(self._exe, sock, listener, key)
                 self._proc = proc
-                self.pid = proc.pid
+                self._pid = proc.pid
             conn = accept(listener, key, proc)
             if conn is None:
                 raise ServerStartError(
@@ -257,7 +261,7 @@ class SubprocessRuntime:
                 config=self.plan.config,
                 catalog=catalog,
                 socket=where,
-                dispatcher=str(getattr(self.dispatcher, "name", "inline")),
+                dispatcher=self.dispatcher.name,
                 host_pid=os.getpid(),
                 completion=self.components.completion is not None,
                 request_state_keys=list(keys) if keys else None,
@@ -324,7 +328,7 @@ class SubprocessRuntime:
             elif isinstance(msg, wire.Answer):
                 bridge.answer(msg.aid, msg.outcome)
             elif isinstance(msg, wire.StatusPoll):
-                status = getattr(self.dispatcher, "status", None)
+                status = self.dispatcher.status
                 with contextlib.suppress(Exception):
                     send(wire.Status(dict(status()) if status is not None else {}))
             elif isinstance(msg, wire.Log):
