@@ -106,7 +106,7 @@ def lifecycle(session: nox.Session) -> None:
             str(py),
             "-m",
             "pytest",
-            "tests/test_lifecycle.py",
+            "tests/runtime/test_lifecycle.py",
             "tests/test_sdk_client.py",
             "-q",
             external=True,
@@ -200,7 +200,7 @@ def edge(session: nox.Session) -> None:
     session.run(
         "pytest",
         "tests/test_edge_nginx.py",
-        "tests/test_auth_native.py",
+        "tests/http/auth/test_auth_native.py",
         "tests/test_auth_config.py",
         "tests/test_mcp_remote_discovery.py",
         "tests/test_example_remote_server.py",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -34,6 +35,18 @@ INIT = {
         "clientInfo": {"name": "t", "version": "1"},
     },
 }
+
+
+def read_audit(log_dir: Path) -> list[dict[str, Any]]:
+    """Every record of the audit log and its rotated backups, oldest file first."""
+    backups = sorted(log_dir.glob("audit.jsonl.*"), key=lambda p: -int(p.suffix[1:]))
+    files = [*backups, log_dir / "audit.jsonl"]
+    records = []
+    for f in files:
+        if f.exists():
+            for line in f.read_text("utf-8").splitlines():
+                records.append(json.loads(line))  # every line parses
+    return records
 
 
 def process_gone(pid: int) -> bool:

@@ -27,10 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import demo_server
+from conftest import demo_server, read_audit
 from mcp_embed import ApiKeyConfig, ServerHandle
 from mcp_embed._json import MAX_DEPTH
-from test_operations import read_audit
 
 KEY = "fuzz-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -25,7 +25,7 @@ SCOPE = "mcp:tools"
 
 def _start(auth: Any, tmp: Path, **config: Any) -> ServerHandle:
     # These tests refuse hundreds of credentials from one address on purpose: the failed-auth
-    # throttle (tests/test_session_principal.py) would answer most of them 429.
+    # throttle (tests/http/test_session_principal.py) would answer most of them 429.
     config.setdefault("auth_failures_per_second", None)
     server = demo_server(auth=auth, log_dir=str(tmp), stateless=True, json_response=True, **config)
 

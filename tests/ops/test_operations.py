@@ -21,20 +21,8 @@ import anyio
 import httpx
 import pytest
 
-from conftest import ACCEPT, demo_server, sdk_client
+from conftest import ACCEPT, demo_server, read_audit, sdk_client
 from mcp_embed.ops.audit import args_sha256
-
-
-def read_audit(log_dir: Path) -> list[dict[str, Any]]:
-    """Every record of the audit log and its rotated backups, oldest file first."""
-    backups = sorted(log_dir.glob("audit.jsonl.*"), key=lambda p: -int(p.suffix[1:]))
-    files = [*backups, log_dir / "audit.jsonl"]
-    records = []
-    for f in files:
-        if f.exists():
-            for line in f.read_text("utf-8").splitlines():
-                records.append(json.loads(line))  # every line parses
-    return records
 
 
 def rpc(id_: int, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
