@@ -14,9 +14,7 @@ the day it happens we know.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -74,17 +72,26 @@ def session_ending(transport: StreamableHTTPServerTransport) -> bool:
     return transport.is_terminated or idle is None or idle.cancel_called
 
 
-@contextlib.contextmanager
-def holding_idle_clock(transport: StreamableHTTPServerTransport) -> Iterator[None]:
-    """Hold the session's idle clock while a request runs, as the SDK's own transport does."""
-    idle = transport.idle_scope
-    assert idle is not None  # session_ending() said no
-    timeout = transport._idle_timeout
-    transport._requests_in_flight += 1
-    idle.deadline = math.inf
-    try:
-        yield
-    finally:
+class holding_idle_clock:
+    """Hold the session's idle clock while a request runs, as the SDK's own transport does.
+
+    A class, not a generator: it runs on every fast-path request of a stateful session."""
+
+    __slots__ = ("timeout", "transport")
+
+    def __init__(self, transport: StreamableHTTPServerTransport) -> None:
+        self.transport = transport
+        self.timeout = transport._idle_timeout
+
+    def __enter__(self) -> None:
+        idle = self.transport.idle_scope
+        assert idle is not None  # session_ending() said no
+        self.transport._requests_in_flight += 1
+        idle.deadline = math.inf
+
+    def __exit__(self, *exc: object) -> None:
+        transport = self.transport
         transport._requests_in_flight -= 1
-        if not transport._requests_in_flight and timeout is not None:
-            idle.deadline = anyio.current_time() + timeout
+        idle = transport.idle_scope
+        if not transport._requests_in_flight and self.timeout is not None and idle is not None:
+            idle.deadline = anyio.current_time() + self.timeout
