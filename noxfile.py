@@ -37,6 +37,18 @@ def _install(session: nox.Session, *extras: str) -> None:
     session.install("-e", spec)
 
 
+def _debian_package(session: nox.Session, name: str, path: str) -> bool:
+    """Whether program ``name`` is here, installing Debian's package of it when missing and root."""
+    if shutil.which(name) is not None or os.path.exists(path):
+        return True
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        return False
+    apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-q", external=True, env=apt_env)
+    session.run("apt-get", "install", "-y", "-q", name, external=True, env=apt_env)
+    return True
+
+
 def find_python(version: str) -> str | None:
     """An interpreter for ``version``: on PATH, or one that pyenv keeps but has not put on PATH."""
     exe = shutil.which(f"python{version}")
@@ -150,6 +162,10 @@ def bench(session: nox.Session) -> None:
     skill discovery against a plain read of the same files."""
     _install(session, "test")
     session.install("uvicorn")
+    # wrk loads the servers from a process of its own; without it the harness's httpx loop is the
+    # bottleneck and the ratios say little (the run says which loader it used).
+    if not _debian_package(session, "wrk", "/usr/bin/wrk"):
+        session.warn("wrk is not installed (`apt-get install wrk`): the httpx load loop is used")
     ARTIFACTS.mkdir(exist_ok=True)
     args = session.posargs or ["--quick"]
     # The harness checks itself first (parsing, verdicts, one bounded exchange; no timings asserted).
@@ -160,6 +176,8 @@ def bench(session: nox.Session) -> None:
     # A host holding the GIL in one long C call: initialize latency, dedicated vs subprocess.
     quick_gil = ["--hold", "1", "--rounds", "1"] if "--quick" in args else []
     session.run("python", "benchmarks/bench_gil.py", *quick_gil)
+    # The subprocess mode's IPC hop over dedicated, at p50 (target: at most +1 ms), in one run.
+    session.run("python", "benchmarks/bench_spawn.py", *(["--calls", "300"] if "--quick" in args else []))
     # Issue 14: a poisoned load in both spawn modes must give N audit records for N calls.
     session.run("python", "benchmarks/bench_audit.py", "--poisoned-only")
 
@@ -189,13 +207,8 @@ def edge(session: nox.Session) -> None:
     """Auth: a real nginx (installed with apt-get when missing and running as root) in front of the
     server with the rendered config, native JWT/API-key checks against a loopback JWKS, mcp-remote's
     OAuth discovery, and the example Dockerfile's command."""
-    if shutil.which("nginx") is None and not os.path.exists("/usr/sbin/nginx"):
-        if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
-            apt_env = {"DEBIAN_FRONTEND": "noninteractive"}
-            session.run("apt-get", "update", "-q", external=True, env=apt_env)
-            session.run("apt-get", "install", "-y", "-q", "nginx", external=True, env=apt_env)
-        else:
-            session.error("nginx is needed: `sudo apt-get install -y nginx` (or nginx-light), then rerun")
+    if not _debian_package(session, "nginx", "/usr/sbin/nginx"):
+        session.error("nginx is needed: `sudo apt-get install -y nginx` (or nginx-light), then rerun")
     _install(session, "test")
     session.run(
         "pytest",
