@@ -180,6 +180,24 @@ def test_no_import_cycle() -> None:
     assert not cycles, f"import cycles: {cycles}"
 
 
+def test_no_module_takes_another_modules_private_names() -> None:
+    """``from x import _name`` reads another module's private field: give it a public name instead.
+    A private *module* (``from . import _cache``) is fine: its own names are its interface."""
+    taken = []
+    for module, path in MODULES.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            stem = ".".join(base + ([node.module] if node.module else []))
+            for alias in node.names:
+                private = alias.name.startswith("_") and not alias.name.startswith("__")
+                if private and f"{stem}.{alias.name}" not in MODULES:
+                    taken.append(f"{path.relative_to(PKG.parent)}:{node.lineno}: {alias.name} from {stem}")
+    assert not taken, "private names taken from another module:\n" + "\n".join(taken)
+
+
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_no_module_is_over_500_lines(module: str) -> None:
     lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())

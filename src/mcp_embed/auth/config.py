@@ -59,7 +59,7 @@ VERIFY_PATH = "/_mcp_embed/verify"
 """Answers nginx's ``auth_request``: 204 (with ``X-Mcp-Principal``), 401, 400 or 403."""
 
 # RFC 6750 b64token (token68): what a bearer credential may contain.
-_TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
+TOKEN68 = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
 # RFC 9110 token: header names and auth schemes.
 _TCHAR = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _KEY_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,64}$")
@@ -223,7 +223,7 @@ def _check_key_text(value: str) -> None:
         raise ValueError(
             f"an API key must be at least {MIN_KEY_LENGTH} characters (try `openssl rand -hex 32`)"
         )
-    if not _TOKEN68.match(value):
+    if not TOKEN68.match(value):
         raise ValueError("an API key may only hold A-Z a-z 0-9 - . _ ~ + / and trailing '='")
 
 

@@ -196,7 +196,7 @@ def get_skill(catalog: SkillCatalog | None, uri: Any) -> dict[str, Any]:
 
 def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -> dict[str, Any]:
     """The ``resources/directory/read`` result: the direct children of a skill folder, paginated."""
-    from .resources import _mime, file_description, skill_uri, walk_skill
+    from .resources import file_description, mime_type_of, skill_uri, walk_skill
 
     text = str(uri)
     name, _, rest = text[len("skill://") :].partition("/") if text.startswith("skill://") else ("", "", "")
@@ -236,7 +236,7 @@ def read_directory(catalog: SkillCatalog | None, uri: Any, cursor: Any = None) -
                     "uri": skill_uri(skill.name, rel),
                     "name": f"{skill.name}/{rel}",
                     "description": file_description(skill.name, rel),
-                    "mimeType": _mime(str(full)),
+                    "mimeType": mime_type_of(str(full)),
                 }
             )
     start = _offset("directory", cursor, len(children))

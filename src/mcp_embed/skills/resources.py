@@ -74,7 +74,8 @@ class SkillResourceContent:
     blob: bytes | None = None
 
 
-def _mime(path: str) -> str:
+def mime_type_of(path: str) -> str:
+    """The MIME type a skill file is served with (text types for the usual source suffixes)."""
     suffix = os.path.splitext(path)[1].lower()
     return _TEXT_SUFFIXES.get(suffix) or mimetypes.guess_type(path)[0] or "application/octet-stream"
 
@@ -143,7 +144,7 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
                     uri=skill_uri(skill.name, rel),
                     name=f"{skill.name}/{rel}",
                     description=file_description(skill.name, rel),
-                    mime_type=_mime(str(full)),
+                    mime_type=mime_type_of(str(full)),
                     skill=skill.name,
                     path=full,
                     size=os.path.getsize(full),
@@ -206,7 +207,7 @@ def read_skill_resource(source: SkillCatalog | Iterable[Skill], uri: str) -> Ski
         raise SkillResourceError(f"{uri!r}: cannot read: {exc.strerror}") from None
     if len(data) > MAX_BYTES:
         raise SkillResourceError(f"{uri!r} is larger than {MAX_BYTES} bytes")
-    mime = _mime(str(path))
+    mime = mime_type_of(str(path))
     if _is_text(mime):
         try:
             return SkillResourceContent(uri, mime, text=data.decode("utf-8"))

@@ -77,9 +77,9 @@ def bearer_token(value: str | None, scheme: str = "Bearer") -> str:
 
 
 def _is_token68(token: str) -> bool:
-    from ...auth.config import _TOKEN68
+    from ...auth.config import TOKEN68
 
-    return bool(_TOKEN68.match(token))
+    return bool(TOKEN68.match(token))
 
 
 # -- API keys --------------------------------------------------------------------------------------
