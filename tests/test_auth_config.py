@@ -180,3 +180,18 @@ def test_exposed_warning_knows_about_auth() -> None:
         pass
     assert any("checked by the server itself" in r.getMessage() for r in got)
     assert not any(r.levelno >= logging.WARNING and "0.0.0.0" in r.getMessage() for r in got)
+
+
+@pytest.mark.parametrize("mode", ["native", "edge"])
+def test_enforcement_asked_for_without_credentials_refuses_to_start(mode: str) -> None:
+    """It used to start a server with no authentication, and say nothing on loopback."""
+    with pytest.raises(ConfigError, match=f"MCP_EMBED_AUTH_ENFORCE={mode} is set but no credentials are"):
+        McpHttpConfig.from_env({"MCP_EMBED_AUTH_ENFORCE": mode})
+
+
+def test_an_unknown_enforcement_mode_is_refused() -> None:
+    with pytest.raises(ConfigError, match="MCP_EMBED_AUTH_ENFORCE='bogus' is not a mode: use 'edge'"):
+        McpHttpConfig.from_env({"MCP_EMBED_AUTH_ENFORCE": "bogus", "MCP_EMBED_API_KEY": KEY})
+    with pytest.raises(ConfigError, match="'Native' is not a mode"):
+        McpHttpConfig.from_env({"MCP_EMBED_AUTH_ENFORCE": "Native"})
+    assert McpHttpConfig.from_env({}).auth is None  # nothing asked: nothing enforced, as before

@@ -406,6 +406,11 @@ def auth_from_env(env: Mapping[str, str]) -> AuthConfig | None:
         return tuple(p.strip() for p in (get(name) or "").split(",") if p.strip())
 
     enforce: Any = get("MCP_EMBED_AUTH_ENFORCE") or "edge"
+    if enforce not in ("edge", "native"):
+        raise ConfigError(
+            f"MCP_EMBED_AUTH_ENFORCE={enforce!r} is not a mode: use 'edge' (a proxy checks) or 'native' "
+            "(this server checks)"
+        )
     issuer = get("MCP_EMBED_OAUTH_ISSUER")
     api = [
         n
@@ -430,6 +435,12 @@ def auth_from_env(env: Mapping[str, str]) -> AuthConfig | None:
             enforce=enforce,
         )
     if not api:
+        if get("MCP_EMBED_AUTH_ENFORCE") is not None:
+            # Asking for enforcement with nothing to enforce must not start an open server.
+            raise ConfigError(
+                f"MCP_EMBED_AUTH_ENFORCE={enforce} is set but no credentials are: set MCP_EMBED_API_KEY "
+                "(or MCP_EMBED_API_KEY_FILE / MCP_EMBED_API_KEYS) or MCP_EMBED_OAUTH_ISSUER, or unset it"
+            )
         return None
     data: dict[str, Any] = {"enforce": enforce}
     if get("MCP_EMBED_API_KEY"):
