@@ -32,7 +32,7 @@ def test_immutable() -> None:
         ({"port": "x"}, ["McpHttpConfig.port='x'", "integer"]),
         ({"endpoint_path": "mcp"}, ["endpoint_path='mcp'", "start with '/'"]),
         ({"endpoint_path": "/health"}, ["reserved"]),
-        ({"public_url": "https://mcp.example.com/"}, ["trailing slash", "scheme://host[:port]"]),
+        ({"public_url": "https://mcp.example.com//"}, ["a path (//)", "scheme://host[:port]"]),
         ({"public_url": "https://mcp.example.com/mcp"}, ["a path (/mcp)"]),
         ({"public_url": "ftp://x"}, ["http or https"]),
         ({"public_url": "https://u:p@x.com"}, ["credentials"]),
@@ -58,6 +58,9 @@ def test_public_url_accepts_host_and_port() -> None:
         McpHttpConfig(public_url="https://mcp.example.com:8443").public_url == "https://mcp.example.com:8443"
     )
     assert McpHttpConfig(public_url="").public_url is None
+    # The form a browser's address bar gives: the same origin, kept without the slash.
+    assert McpHttpConfig(public_url="https://mcp.example.com/").public_url == "https://mcp.example.com"
+    assert McpHttpConfig(public_url="https://h:8443/").public_url == "https://h:8443"
 
 
 def test_from_env_reads_prefixed_and_seed_names() -> None:

@@ -404,11 +404,12 @@ def _validate_public_url(v: str) -> str:
         raise ValueError(f"it has no host; {advice}")
     if parts.username or parts.password:
         raise ValueError(f"it must not carry credentials; {advice}")
-    if parts.path:
-        what = "a trailing slash" if parts.path == "/" else f"a path ({parts.path})"
-        raise ValueError(f"it has {what}; {advice}")
     if parts.query or parts.fragment:
         raise ValueError(f"it has a query or fragment; {advice}")
+    if parts.path == "/":  # https://mcp.example.com/ names the same origin: keep it without the slash
+        v, parts = v[: v.rindex("/")], parts._replace(path="")
+    if parts.path:
+        raise ValueError(f"it has a path ({parts.path}); {advice}")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:

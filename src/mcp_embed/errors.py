@@ -39,10 +39,18 @@ class PortInUseError(ServerStartError, OSError):
     def __init__(self, host: str, port: int) -> None:
         self.host = host
         self.port = port
-        shown = f"[{host}]" if ":" in host else host
-        super().__init__(
-            f"cannot bind {shown}:{port}: the address is already in use. "
-            f"Stop the other server, pick another port, or pass port=0 to let the OS choose one."
+        super().__init__(self._message("port=0"))
+
+    @property
+    def cli_message(self) -> str:
+        """The message with the command line's spelling of the fix (``--port 0``)."""
+        return self._message("--port 0")
+
+    def _message(self, any_port: str) -> str:
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return (
+            f"cannot bind {shown}:{self.port}: the address is already in use. "
+            f"Stop the other server, pick another port, or pass {any_port} to let the OS choose one."
         )
 
 

@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -74,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .. import ConfigError, McpEmbedError, McpHttpConfig, create_skill_server
+    from .. import ConfigError, McpEmbedError, McpHttpConfig, PortInUseError, create_skill_server
 
     overrides: dict[str, Any] = {}
     for field in ("host", "port", "public_url", "server_name", "stateless", "json_response", "enable_sse"):
@@ -98,9 +99,19 @@ def _serve(args: argparse.Namespace) -> int:
     _configure_cli_logging(config.log_level)
 
     skill_paths = list(args.skills or [])
+    missing = [p for p in skill_paths if not os.path.isdir(p)]
+    if missing:  # serving 0 tools from a typo is worse than not starting
+        print(f"mcp-embed: --skills {missing[0]}: no such folder", file=sys.stderr)
+        return 2
     server = create_skill_server(args.app, config, skill_paths=skill_paths)
     try:
-        handle = server.start()
+        with warnings.catch_warnings():
+            # The exposure warning is logged to stderr already; the CLI shows it once.
+            warnings.filterwarnings("ignore", message="mcp-embed is listening on", category=RuntimeWarning)
+            handle = server.start()
+    except PortInUseError as exc:
+        print(f"mcp-embed: {exc.cli_message}", file=sys.stderr)
+        return 1
     except McpEmbedError as exc:
         print(f"mcp-embed: {exc}", file=sys.stderr)
         return 1

@@ -142,7 +142,8 @@ def _call(args: argparse.Namespace) -> int:
         tools = {t["name"]: t for t in client.list_tools()}
         if args.tool not in tools:
             shown = ", ".join(sorted(tools)) or "none"
-            raise _UsageError(f"no tool {args.tool!r} on {client.url}; tools: {shown}")
+            hint = _other_hosts_hint(args) if not tools else ""
+            raise _UsageError(f"no tool {args.tool!r} on {client.url}; tools: {shown}{hint}")
         arguments = parse_arguments(tools[args.tool].get("inputSchema") or {}, args.arg, args.json_args)
         raw = client.call_raw(args.tool, arguments)
         if args.raw:
@@ -154,6 +155,19 @@ def _call(args: argparse.Namespace) -> int:
         return 0
 
     return _run(args, body)
+
+
+def _other_hosts_hint(args: argparse.Namespace) -> str:
+    """Why a skills folder serves no tool: its skills are for another host (``dcc:`` in SKILL.md)."""
+    if not getattr(args, "skills", None):
+        return ""
+    from ..skills import discover_skills
+
+    paths = [p for raw in args.skills for p in raw.split(os.pathsep) if p]
+    hosts = sorted({d for s in discover_skills(args.app, paths).other_hosts for d in s.dcc})
+    if not hosts:
+        return ""
+    return f" (the skills there are for {', '.join(hosts)}, not {args.app!r}: pass --app {hosts[0]})"
 
 
 def _format_result(raw: Any, value: Any) -> str:
@@ -295,7 +309,7 @@ def _skills_new(args: argparse.Namespace) -> int:
     func = args.name.replace("-", "_")
     print(
         f"\nnext:\n  mcp-embed skills validate {folder}\n"
-        f"  pytest {folder / 'tests'}\n"
+        f"  pytest {folder / 'tests'}    (pytest comes with: pip install 'mcp-embed[test]')\n"
         f"  mcp-embed call {func}__{func if not func[0].isdigit() else 'tool_' + func} "
         f"--skills {folder} --app {(args.dcc or 'generic').split(',')[0].strip()} --arg text=hi"
     )

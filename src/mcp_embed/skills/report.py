@@ -35,7 +35,8 @@ def format_skills_table(catalog: SkillCatalog) -> str:
         lines += ["", "shadowed (a root of higher priority has a skill of the same name):"]
         lines += [f"  {s.name}: {s.path} (shadowed by {s.shadowed_by})" for s in catalog.shadowed]
     if catalog.other_hosts:
-        lines += ["", "for other hosts (left out):"]
+        hosts = sorted({d for s in catalog.other_hosts for d in s.dcc})
+        lines += ["", f"for other hosts (left out; --app {hosts[0]} serves the {hosts[0]} ones):"]
         lines += [f"  {s.name} [{','.join(s.dcc)}]: {s.path}" for s in catalog.other_hosts]
     if catalog.problems:
         errors = sum(p.severity == "error" for p in catalog.problems)
