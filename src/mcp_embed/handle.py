@@ -34,6 +34,13 @@ class ServerHandle:
         return self._runtime.bound_host
 
     @property
+    def bind_addr(self) -> str:
+        """The address the socket is bound to, as ``host:port`` (a wildcard bind stays ``0.0.0.0``;
+        :attr:`url` is where to connect)."""
+        host = self._config.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    @property
     def url(self) -> str:
         """The base URL clients use: ``public_url`` when set, else a reachable local URL."""
         if self._config.public_url:
@@ -116,6 +123,10 @@ class ServerHandle:
         with self._stop_lock:
             self._runtime.stop(timeout)
             self._dispatcher.close()
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """:meth:`stop`, by the name dcc-mcp-core's guide uses."""
+        self.stop(timeout)
 
     def __enter__(self) -> ServerHandle:
         return self

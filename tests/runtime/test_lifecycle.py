@@ -282,3 +282,12 @@ def test_registering_tools_loads_neither_the_sdk_nor_hypercorn() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.strip() == "none"
+
+
+def test_shutdown_and_bind_addr_as_the_dcc_mcp_core_guide_names_them() -> None:
+    server = create_skill_server("generic", McpHttpConfig(port=0))
+    handle = server.start()
+    assert handle.bind_addr == f"127.0.0.1:{handle.port}"
+    handle.shutdown()
+    assert not handle.is_running
+    handle.shutdown()  # idempotent, as stop() is
