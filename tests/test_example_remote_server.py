@@ -48,7 +48,9 @@ def test_dockerfile_basics() -> None:
     text = (EXAMPLE / "Dockerfile").read_text()
     assert text.startswith("#") and "FROM python:3.12-slim" in text
     assert "USER 10001" in text and "useradd --system --uid 10001" in text
-    assert 'pip install "mcp-embed==${MCP_EMBED_VERSION}"' in text and "ARG MCP_EMBED_VERSION=" in text
+    # mcp-embed is not on PyPI: the image installs the wheel built from this checkout.
+    assert "COPY dist/ /tmp/wheels/" in text and "pip install /tmp/wheels/mcp_embed-*.whl" in text
+    assert 'pip install "mcp-embed' not in text
     cmd, env, health = _dockerfile()
     assert cmd == ["mcp-embed", "serve", "--skills", "/app/skills"]
     assert env["MCP_HOST"] == "0.0.0.0" and health
@@ -109,6 +111,10 @@ def test_compose_publishes_loopback_only_and_keeps_keys_out_of_the_server() -> N
     assert env["MCP_EMBED_TRUSTED_PROXIES"] == services["edge"]["networks"]["mcpnet"]["ipv4_address"]
     mounts = services["edge"]["volumes"]
     assert "./edge/mcp-embed.conf:/etc/nginx/conf.d/default.conf:ro" in mounts
+    # The rendered config asks /metrics for the htpasswd file: compose must mount it where it looks.
+    conf = (EXAMPLE / "edge" / "mcp-embed.conf").read_text()
+    assert "auth_basic_user_file /etc/nginx/mcp-embed/metrics.htpasswd;" in conf
+    assert "./edge/metrics.htpasswd:/etc/nginx/mcp-embed/metrics.htpasswd:ro" in mounts
 
 
 def test_render_edge_script_reproduces_the_committed_config(tmp_path: Path) -> None:

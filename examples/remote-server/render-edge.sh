@@ -2,7 +2,7 @@
 # Render the nginx edge for docker-compose.yml from the same settings the server reads:
 #   edge/mcp-embed.conf  the nginx config (no secrets; safe to commit)
 #   edge/keys.map        the API keys as nginx map entries (SECRET, mode 0600; never commit)
-# Needs `pip install mcp-embed` on this machine. Usage:
+# Needs mcp-embed on this machine (`pip install ../..` from here: it is not on PyPI). Usage:
 #   MCP_EMBED_API_KEYS="laptop:$(openssl rand -hex 32)" ./render-edge.sh
 # Rotation without downtime: add a second id:key pair, rerun, `docker compose exec edge nginx -s reload`,
 # move clients over, drop the old pair, rerun and reload again.
