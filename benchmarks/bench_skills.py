@@ -166,7 +166,7 @@ def main() -> int:
         lazy = discover(cache=False, lazy=True)
         assert len(lazy.skills) == args.skills and len(lazy.pending) == args.skills
         loader = server_start()
-        listed = loader.server.registry.listed()
+        listed = loader.components.tools.listed()
         assert {t.name for t in listed} == {"search_tools", "describe_tool", "activate_skill"}, len(listed)
         assert loader.catalog is not None and len(loader.catalog.pending) > args.skills // 2
 
@@ -182,7 +182,7 @@ def main() -> int:
         start = best_ms(discover, args.repeat, before=clear_cache)
         reload = best_ms(discover, args.repeat)
         listing = best_ms(lambda: [t.to_dict() for t in tools], args.repeat)
-        meta_listing = best_ms(lambda: [s.wire() for s in loader.server.registry.listed()], args.repeat)
+        meta_listing = best_ms(lambda: [s.wire() for s in loader.components.tools.listed()], args.repeat)
         shutil.rmtree(env["MCP_EMBED_SKILL_CACHE_DIR"], ignore_errors=True)
 
     def verdict(ms: float) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_embed import ConfigError, McpHttpConfig
+from mcp_embed import ConfigError, McpHttpConfig, OAuthConfig
 
 
 def test_safe_defaults() -> None:
@@ -18,11 +18,39 @@ def test_safe_defaults() -> None:
     assert c.is_loopback
 
 
-def test_immutable() -> None:
+def test_assignment_is_checked_as_construction_is() -> None:
+    """dcc-mcp-core's guide sets fields one by one (``cfg.enable_cors = True``)."""
     c = McpHttpConfig()
-    with pytest.raises(Exception, match="frozen"):
-        c.port = 1  # type: ignore[misc]
+    c.enable_cors = True
+    c.spawn_mode = "subprocess"
+    c.log_level = "debug"  # normalised as the constructor normalises it
+    assert (c.enable_cors, c.spawn_mode, c.log_level) == (True, "subprocess", "DEBUG")
+    with pytest.raises(ConfigError, match=r"McpHttpConfig\.port=70000") as info:
+        c.port = 70000
+    assert "0 to 65535" in str(info.value) and c.port == 8765  # the config is left as it was
+    with pytest.raises(ConfigError, match="no field 'prot'"):
+        c.prot = 1  # type: ignore[attr-defined]
+    # A rule between fields holds after an assignment too: OAuth off loopback needs public_url.
+    c.host = "0.0.0.0"
+    with pytest.raises(ConfigError, match="needs public_url"):
+        c.auth = OAuthConfig(issuer="https://issuer.example.com")
+    assert c.auth is None
     assert c.model_copy(update={"port": 1}).port == 1
+
+
+def test_a_server_keeps_its_own_copy() -> None:
+    from mcp_embed import create_skill_server
+
+    cfg = McpHttpConfig(port=0, server_name="first")
+    server = create_skill_server("generic", cfg)
+    cfg.server_name = "second"  # the caller's config, after the server was made
+    assert server.config.server_name == "first"
+    with server.start() as handle:
+        server.config.server_name = "third"  # the server's, while it runs: for the next start()
+        assert handle.mcp_url().startswith("http://127.0.0.1:")
+        import httpx
+
+        assert httpx.get(handle.local_url + "/health").json()["name"] == "first"
 
 
 @pytest.mark.parametrize(

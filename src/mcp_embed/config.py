@@ -1,4 +1,4 @@
-"""``McpHttpConfig``: every setting of an embedded server, validated once, immutable."""
+"""``McpHttpConfig``: every setting of an embedded server, checked on construction and on assignment."""
 
 from __future__ import annotations
 
@@ -70,11 +70,14 @@ _RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
 class McpHttpConfig(BaseModel):
     """Settings of one embedded MCP HTTP server.
 
-    Immutable: derive a variant with ``config.model_copy(update={...})``. Invalid values raise
-    :class:`~mcp_embed.ConfigError` naming the field, the value and what is allowed.
+    Fields can be assigned (``cfg.enable_cors = True``); every assignment is checked as the
+    constructor checks, cross-field rules included, and an invalid one raises
+    :class:`~mcp_embed.ConfigError` naming the field, the value and what is allowed, leaving the
+    config as it was. A server takes its own copy when it is created and again when it starts, so
+    an assignment never changes a server behind its back.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True)
 
     host: str = "127.0.0.1"
     """Address to bind. Loopback by default; binding a public address with no auth logs a warning."""
@@ -207,6 +210,13 @@ class McpHttpConfig(BaseModel):
             super().__init__(**data)
         except ValidationError as exc:
             raise ConfigError(_describe(exc, data)) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # The whole config is validated again, so a rule between fields (OAuth needs public_url...)
+        # holds after an assignment as after construction; the field takes the checked value.
+        current = {field: getattr(self, field) for field in type(self).model_fields}
+        checked = type(self)(**{**current, name: value})
+        super().__setattr__(name, getattr(checked, name))
 
     @field_validator("host")
     @classmethod

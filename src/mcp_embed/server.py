@@ -55,7 +55,8 @@ class SkillServer:
         if not app_name or not isinstance(app_name, str):
             raise ValueError("app_name must be a non-empty string such as 'maya' or 'blender'")
         self.app_name = app_name
-        self.config = config if config is not None else McpHttpConfig()
+        # Its own copy: the caller may go on assigning to theirs.
+        self.config = config.model_copy() if config is not None else McpHttpConfig()
         self.skill_paths = [os.fspath(p) for p in skill_paths] if skill_paths else []
         # The Python that runs subprocess skills; inside a DCC pass its batch interpreter (mayapy, hython).
         self.skill_interpreter: str | None = None
@@ -324,9 +325,10 @@ class SkillServer:
                 where = self._handle.mcp_url() if self._handle else "?"
                 name = self.config.server_name
                 raise ServerStartError(f"{name!r} is already running at {where}; stop() it first")
-            dispatcher = self._start_dispatcher()
-            plan = self._blueprint(dispatcher)
-            if self.config.spawn_mode == "subprocess":
+            config = self.config.model_copy()  # this run's: later assignments are for the next start()
+            dispatcher = self._start_dispatcher(config)
+            plan = self._blueprint(config, dispatcher)
+            if config.spawn_mode == "subprocess":
                 from .runtime.subprocess.host import SubprocessRuntime
 
                 runtime = SubprocessRuntime(plan)
@@ -339,15 +341,15 @@ class SkillServer:
                 raise
             self._runtime = runtime
             self._started_at = time.monotonic()
-            handle = ServerHandle(runtime, self.config, dispatcher=dispatcher)
+            handle = ServerHandle(runtime, config, dispatcher=dispatcher)
             self._handle = handle
-        self._warn_if_exposed(runtime.port)
-        if self.config.skills_watch_interval is not None:
+        _warn_if_exposed(config, runtime.port)
+        if config.skills_watch_interval is not None:
             from .skills.serve import SkillWatcher
 
             watched = SkillWatcher(
                 self._skill_roots,
-                self.config.skills_watch_interval,
+                config.skills_watch_interval,
                 lambda: self.is_running,
                 self.reload_skills,
             )
@@ -360,23 +362,23 @@ class SkillServer:
                 raise
         return handle
 
-    def _start_dispatcher(self) -> Dispatching:
+    def _start_dispatcher(self, config: McpHttpConfig) -> Dispatching:
         """This run's dispatcher (``self.dispatcher``, else ``config.dispatcher``), set up on the
         calling thread: host hooks (a Qt object, a Blender timer) belong to the host's main thread."""
         from .dispatch import Dispatching, create_dispatcher
 
         dispatching = Dispatching(
-            self.dispatcher if self.dispatcher is not None else create_dispatcher(self.config)
+            self.dispatcher if self.dispatcher is not None else create_dispatcher(config)
         )
         dispatching.start()
         return dispatching
 
-    def _blueprint(self, dispatcher: Dispatching) -> Blueprint:
+    def _blueprint(self, config: McpHttpConfig, dispatcher: Dispatching) -> Blueprint:
         from .assemble import Blueprint
 
         return Blueprint(
             app_name=self.app_name,
-            config=self.config,
+            config=config,
             components=self.components,
             dispatcher=dispatcher,
             event_store=self.event_store,
@@ -407,40 +409,41 @@ class SkillServer:
         and in ``spawn_mode="subprocess"``, where the child process keeps them."""
         return self._runtime.operations if self._runtime is not None else None
 
-    def _warn_if_exposed(self, port: int) -> None:
-        from .auth.config import INSECURE_ENV, insecure_override
 
-        if insecure_override():
-            log.warning(
-                "%s is set: http:// issuer, JWKS and public URLs are accepted, so tokens may cross the "
-                "network in clear text. Never use this outside a test network.",
-                INSECURE_ENV,
-            )
-        if self.config.is_loopback:
-            return
-        auth = self.config.auth
-        if auth is not None:
-            kind = "API keys" if type(auth).__name__ == "ApiKeyConfig" else "OAuth"
-            if auth.enforce == "native":
-                log.info("listening on %s:%d; %s checked by the server itself", self.config.host, port, kind)
-                return
-            log.warning(
-                "mcp-embed is listening on %s:%d, reachable from other machines, with %s enforced at the "
-                "edge: the proxy in front MUST check every request (see `mcp-embed edge nginx`); this "
-                "server does not.%s",
-                self.config.host,
-                port,
-                kind,
-                "" if self.config.trusted_proxies else " Set trusted_proxies so it refuses anyone else.",
-            )
-            return
-        msg = (
-            f"mcp-embed is listening on {self.config.host}:{port}, reachable from other machines, "
-            "and no authentication is configured: anyone who can reach this port can call every tool. "
-            "Bind 127.0.0.1, or put an authenticating proxy in front of it."
+def _warn_if_exposed(config: McpHttpConfig, port: int) -> None:
+    from .auth.config import INSECURE_ENV, insecure_override
+
+    if insecure_override():
+        log.warning(
+            "%s is set: http:// issuer, JWKS and public URLs are accepted, so tokens may cross the "
+            "network in clear text. Never use this outside a test network.",
+            INSECURE_ENV,
         )
-        log.warning(msg)
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+    if config.is_loopback:
+        return
+    auth = config.auth
+    if auth is not None:
+        kind = "API keys" if type(auth).__name__ == "ApiKeyConfig" else "OAuth"
+        if auth.enforce == "native":
+            log.info("listening on %s:%d; %s checked by the server itself", config.host, port, kind)
+            return
+        log.warning(
+            "mcp-embed is listening on %s:%d, reachable from other machines, with %s enforced at the "
+            "edge: the proxy in front MUST check every request (see `mcp-embed edge nginx`); this "
+            "server does not.%s",
+            config.host,
+            port,
+            kind,
+            "" if config.trusted_proxies else " Set trusted_proxies so it refuses anyone else.",
+        )
+        return
+    msg = (
+        f"mcp-embed is listening on {config.host}:{port}, reachable from other machines, "
+        "and no authentication is configured: anyone who can reach this port can call every tool. "
+        "Bind 127.0.0.1, or put an authenticating proxy in front of it."
+    )
+    log.warning(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 def create_skill_server(
