@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from .._version import __version__
@@ -21,17 +21,28 @@ from .config import PRM_PATH, VERIFY_PATH, ApiKeyConfig, OAuthConfig
 if TYPE_CHECKING:
     from ..config import McpHttpConfig
 
-__all__ = ["NginxOptions", "render_key_map", "render_nginx", "write_private"]
+__all__ = ["Balance", "NginxOptions", "render_key_map", "render_nginx", "write_private"]
 
 _RATE = re.compile(r"^\d+r/[sm]$")
+
+Balance = Literal["affinity", "round-robin"]
+"""How nginx spreads requests over several upstreams: by ``Mcp-Session-Id``, or in turn."""
+_BALANCES: tuple[Balance, ...] = ("affinity", "round-robin")
+
+# With several upstreams: a replica that fails this often within this time is skipped for that
+# long; a connection attempt that takes longer than this counts as failed.
+_MAX_FAILS = 2
+_FAIL_TIMEOUT = "10s"
+_CONNECT_TIMEOUT = "5s"
 
 
 @dataclass(frozen=True)
 class NginxOptions:
     """Where nginx listens and what it fronts. Everything else comes from the server's config."""
 
-    upstream: str = "127.0.0.1:8765"
-    """host:port of the mcp-embed server as nginx reaches it (``mcp:8765`` in docker-compose)."""
+    upstream: str | Sequence[str] = "127.0.0.1:8765"
+    """host:port of the mcp-embed server as nginx reaches it (``mcp:8765`` in docker-compose), or
+    several, one per replica (``("10.0.0.5:8765", "10.0.0.6:8765")``). ``upstreams`` is the tuple."""
     listen: str | None = None
     """nginx's ``listen`` address: ``443``, ``0.0.0.0:8443``... Default: 443 with TLS, else 80."""
     server_name: str | None = None
@@ -48,6 +59,10 @@ class NginxOptions:
     """How long an idle stream (SSE, a slow tool) may stay open."""
     oauth_verify_url: str | None = None
     """Where ``auth_request`` checks OAuth tokens. Default: the server's own verifier."""
+    balance: Balance | None = None
+    """With several upstreams: ``"affinity"`` (``hash $http_mcp_session_id consistent``: one session
+    id always reaches one replica) or ``"round-robin"``. Default: affinity in stateful mode,
+    round-robin in stateless mode."""
     extra_comments: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -55,24 +70,38 @@ class NginxOptions:
             value = getattr(self, name)
             if isinstance(value, os.PathLike):
                 object.__setattr__(self, name, os.fspath(value))
+        if not isinstance(self.upstream, str):  # a list welcome; kept as a tuple (hashable)
+            object.__setattr__(self, "upstream", tuple(self.upstream))
+            if not self.upstream or not all(isinstance(u, str) for u in self.upstream):
+                raise ValueError("upstream needs one host:port string or several")
+            twice = sorted({u for u in self.upstream if self.upstream.count(u) > 1})
+            if twice:
+                raise ValueError(f"upstream {twice[0]!r} is listed twice")
+        if self.balance is not None and self.balance not in _BALANCES:
+            raise ValueError(f"balance {self.balance!r} must be one of {', '.join(_BALANCES)}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
         if not _RATE.match(self.rate):
             raise ValueError(f"rate {self.rate!r} must look like 10r/s or 60r/m")
         if self.burst < 0:
             raise ValueError("burst must be 0 or more")
-        for name in (
-            "upstream",
-            "listen",
-            "server_name",
-            "tls_cert",
-            "tls_key",
-            "keys_file",
-            "metrics_htpasswd",
-        ):
-            value = getattr(self, name)
+        checked = [("upstream", u) for u in self.upstreams]
+        for name in ("listen", "server_name", "tls_cert", "tls_key", "keys_file", "metrics_htpasswd"):
+            checked.append((name, getattr(self, name)))
+        for name, value in checked:
             if value is not None and (not value or any(c in value for c in ";{}\"'\n\r\t ")):
                 raise ValueError(f"{name} {value!r} has characters nginx would misread")
+
+    @property
+    def upstreams(self) -> tuple[str, ...]:
+        """``upstream`` as a tuple: one host:port per replica."""
+        return (self.upstream,) if isinstance(self.upstream, str) else tuple(self.upstream)
+
+    def balance_for(self, config: McpHttpConfig) -> Balance:
+        """``balance``, or the default for ``config``: affinity unless stateless or one upstream."""
+        if self.balance is not None:
+            return self.balance
+        return "round-robin" if config.stateless or len(self.upstreams) == 1 else "affinity"
 
 
 def _var(header: str) -> str:
@@ -144,8 +173,31 @@ def render_nginx(config: McpHttpConfig, options: NginxOptions | None = None) -> 
             w(f"    {_q(origin)} $http_origin;")
         w("}")
         w("")
+    upstreams = o.upstreams
+    several = len(upstreams) > 1
+    balance = o.balance_for(config)
+    if several or o.balance is not None:
+        w(f"# {len(upstreams)} replica{'s' if several else ''}, balance {balance}:")
+        if balance == "affinity":
+            w("# session affinity: requests carrying the same Mcp-Session-Id reach the same replica (a")
+            w("# consistent hash; those without one, the initialize among them, go round-robin). The")
+            w("# replica a session id hashes to need not be the one that created it, so the replicas")
+            w("# must share session state (redis_url): affinity is an optimisation, not a requirement.")
+        elif config.stateless:
+            w("# round-robin: stateless mode keeps no session, so any replica serves any request.")
+        else:
+            w("# round-robin without affinity: the replicas must share session state (redis_url), or a")
+            w("# session created on one replica is unknown to the others.")
+    if several:
+        w(f"# A replica failing {_MAX_FAILS} times within {_FAIL_TIMEOUT} is skipped for {_FAIL_TIMEOUT}.")
     w("upstream mcp_embed {")
-    w(f"    server {o.upstream};")
+    if balance == "affinity":
+        w("    hash $http_mcp_session_id consistent;")  # before keepalive, as nginx requires
+    for upstream in upstreams:
+        if several:
+            w(f"    server {upstream} max_fails={_MAX_FAILS} fail_timeout={_FAIL_TIMEOUT};")
+        else:
+            w(f"    server {upstream};")
     w("    keepalive 32;")
     w("}")
     w("")
@@ -162,6 +214,12 @@ def render_nginx(config: McpHttpConfig, options: NginxOptions | None = None) -> 
     w(f"    # The server refuses bodies over max_body_bytes ({max_body}); nginx refuses them first.")
     w(f"    client_max_body_size {max_body};")
     w("    server_tokens off;")
+    if several:
+        w("    # A replica that is down or unreachable is skipped: the request goes to the next one.")
+        w("    # Without non_idempotent, a POST already sent to a replica is never sent to another")
+        w("    # (a tool call must not run twice); GETs are retried.")
+        w("    proxy_next_upstream error timeout;")
+        w(f"    proxy_connect_timeout {_CONNECT_TIMEOUT};")
     w("")
 
     explained: set[str] = set()

@@ -19,11 +19,32 @@ def add_edge_parser(sub: Any) -> None:
         description=(
             "Render a complete nginx config (http-level: upstream, maps, one server) from the same "
             "settings the server reads: MCP_EMBED_* / MCP_* variables (--config-from-env, the "
-            "default) plus the flags below."
+            "default) plus the flags below. Several --upstream render one upstream block over all "
+            "the replicas: with session affinity in stateful mode, round-robin in stateless mode "
+            "(--balance overrides), a replica that is down skipped, a POST never sent twice."
         ),
     )
     _config_flags(n)
-    n.add_argument("--upstream", default=None, help="host:port nginx proxies to (default: 127.0.0.1:<port>)")
+    n.add_argument(
+        "--upstream",
+        action="append",
+        default=None,
+        metavar="HOST:PORT",
+        help=(
+            "host:port nginx proxies to (default: 127.0.0.1:<port>); repeat it for several replicas, "
+            "one --upstream each"
+        ),
+    )
+    n.add_argument(
+        "--balance",
+        choices=("affinity", "round-robin"),
+        default=None,
+        help=(
+            "with several upstreams: affinity (hash on Mcp-Session-Id, a session stays on one "
+            "replica) or round-robin (the replicas share session state, or the server is "
+            "stateless). Default: affinity in stateful mode, round-robin in stateless mode"
+        ),
+    )
     n.add_argument("--listen", help="nginx listen address, e.g. 443 or 127.0.0.1:8443 (default 443/80)")
     n.add_argument("--server-name", help="nginx server_name (default: the public URL's host, else _)")
     n.add_argument("--tls-cert", help="path of the TLS certificate (PEM, full chain); omit for plain HTTP")
@@ -129,7 +150,8 @@ def _nginx(args: argparse.Namespace) -> int:
     try:
         config = _config(args)
         options = NginxOptions(
-            upstream=args.upstream or f"127.0.0.1:{config.port}",
+            upstream=tuple(args.upstream or (f"127.0.0.1:{config.port}",)),
+            balance=args.balance,
             listen=args.listen,
             server_name=args.server_name,
             tls_cert=args.tls_cert,
