@@ -24,11 +24,21 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("assemble", ("mcp_embed.assemble",)),
     ("http", ("mcp_embed.http",)),
     ("protocol", ("mcp_embed.protocol",)),
-    ("served", ("mcp_embed.components", "mcp_embed.ops", "mcp_embed.skills", "mcp_embed.dispatch")),
+    (
+        "served",
+        (
+            "mcp_embed.components",
+            "mcp_embed.ops",
+            "mcp_embed.skills",
+            "mcp_embed.dispatch",
+            "mcp_embed.replicas",
+        ),
+    ),
     (
         "values",
         (
             "mcp_embed.config",
+            "mcp_embed.admission",
             "mcp_embed.auth",
             "mcp_embed.errors",
             "mcp_embed.content",

@@ -8,11 +8,12 @@ are imported there, never in the host's.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from .logs import get_logger
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http import EventStore
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from .protocol.handlers import Live
     from .tasks import TaskStore
 
-__all__ = ["Assembled", "Blueprint", "allowed_hosts_and_origins", "assemble"]
+__all__ = ["Assembled", "Blueprint", "assemble"]
+
+log = get_logger("server")
 
 
 def _nothing() -> None:
@@ -62,8 +65,9 @@ class Assembled:
     live: Live
 
 
-def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]) -> Assembled:
+def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
     """Build the app of one run: operations, tool caller, tasks, SDK server, transports, fast path."""
+    from .admission import admitted
     from .events import InMemoryEventStore
     from .http.app import App
     from .http.fastpath import FastPath
@@ -96,7 +100,14 @@ def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]
     )
     transports = Transports(low, cfg, store)
     fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless, enabled=plan.fast_path)
-    hosts, origins = allowed_hosts_and_origins(cfg, bound_port)
+    admits = admitted(cfg)
+    if not cfg.is_loopback and cfg.dns_rebinding_protection:
+        log.info("the Host/Origin guard admits %s", admits.describe())
+    if admits.any_origin and cfg.dns_rebinding_protection and cfg.is_loopback and cfg.auth is None:
+        log.warning(
+            "'*' is in cors_origins or allowed_origins: any web page this machine's browser opens "
+            "can call this server's tools. List the origins instead."
+        )
     started = time.monotonic()
 
     def health() -> dict[str, Any]:
@@ -111,8 +122,7 @@ def assemble(plan: Blueprint, *, bound_port: int, on_startup: Callable[[], None]
     app = App(
         cfg,
         transports,
-        allowed_hosts=hosts,
-        allowed_origins=origins,
+        admitted=admits,
         health=_with_main_thread(health, dispatcher.status),
         on_startup=on_startup,
         fastpath=fast,
@@ -134,34 +144,3 @@ def _with_main_thread(
         return out
 
     return with_main_thread
-
-
-def allowed_hosts_and_origins(cfg: McpHttpConfig, port: int) -> tuple[list[str], list[str]]:
-    """The guard's allow-lists: loopback, the bind address, ``public_url``, and what the user added."""
-    from urllib.parse import urlsplit
-
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
-    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    host = cfg.host
-    if host not in ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1"):
-        shown = f"[{host}]" if ":" in host else host
-        hosts.append(f"{shown}:*")
-        origins += [f"http://{shown}:*", f"https://{shown}:*"]
-    elif host in ("0.0.0.0", "::"):
-        # A wildcard bind is reached by this machine's own names too.
-        name = socket.gethostname()
-        hosts.append(f"{name}:*")
-        origins += [f"http://{name}:*", f"https://{name}:*"]
-    if cfg.public_url:
-        parts = urlsplit(cfg.public_url)
-        netloc = parts.netloc.lower()
-        hosts.append(netloc)
-        if parts.port is None:
-            default = 443 if parts.scheme == "https" else 80
-            hosts.append(f"{netloc}:{default}")
-        origins.append(f"{parts.scheme}://{netloc}")
-    hosts += list(cfg.allowed_hosts)
-    origins += list(cfg.allowed_origins)
-    origins += [o for o in cfg.cors_origins if o != "*"]
-    del port  # the derived patterns already allow any port of a loopback host
-    return hosts, origins

@@ -93,7 +93,8 @@ class McpHttpConfig(BaseModel):
 
     enable_cors: bool = False
     cors_origins: tuple[str, ...] = ()
-    """Exact-match CORS allow-list. Empty with ``enable_cors`` means ``*``."""
+    """Browser origins to admit, in CORS and the guard alike (``("*",)``: any). With ``enable_cors``
+    and none listed, CORS answers for the origins the guard already admits (loopback, ...)."""
 
     dns_rebinding_protection: bool = True
     """The Host/Origin guard (421 for a bad Host, 403 for a bad Origin)."""

@@ -46,12 +46,62 @@ def test_cors_preflight_refuses_an_unlisted_origin() -> None:
         assert "access-control-allow-origin" not in r.headers
 
 
-def test_cors_with_no_list_means_any_origin() -> None:
+def test_cors_with_no_list_answers_for_the_origins_the_guard_admits() -> None:
     with serving(enable_cors=True) as h:
+        local = f"http://localhost:{h.port}"
+        r = httpx.options(h.mcp_url(), headers={"Origin": local, "Access-Control-Request-Method": "POST"})
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == local
         r = httpx.options(
-            h.mcp_url(), headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"}
+            h.mcp_url(), headers={"Origin": "https://claude.ai", "Access-Control-Request-Method": "POST"}
         )
-        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "*"
+        assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
+        assert "cors_origins=(...)" in r.json()["error"]["message"]
+
+
+# (config, origin): the preflight's answer and the request's answer must agree.
+COHERENCE = [
+    ({"enable_cors": True}, "https://claude.ai"),
+    ({"enable_cors": True}, "http://localhost:5173"),
+    ({"enable_cors": True, "cors_origins": ("https://claude.ai",)}, "https://claude.ai"),
+    ({"enable_cors": True, "cors_origins": ("https://claude.ai",)}, "https://evil.example"),
+    ({"enable_cors": True, "cors_origins": ("*",)}, "https://anything.example"),
+    ({"enable_cors": True, "allowed_origins": ("https://app.example.com",)}, "https://app.example.com"),
+    ({"enable_cors": True, "public_url": "https://mcp.example.com"}, "https://mcp.example.com"),
+    ({"enable_cors": True, "dns_rebinding_protection": False}, "https://anything.example"),
+]
+
+
+@pytest.mark.parametrize(("config", "origin"), COHERENCE)
+def test_cors_and_the_guard_give_one_answer_per_origin(config: dict[str, object], origin: str) -> None:
+    with serving(**config) as h:
+        url = h.local_url + "/mcp"
+        pre = httpx.options(url, headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+        post = httpx.post(url, json=INIT, headers={**ACCEPT, "Origin": origin})
+        assert pre.status_code in (204, 403) and post.status_code in (200, 403), (pre, post)
+        assert (pre.status_code == 204) == (post.status_code == 200), (pre.status_code, post.status_code)
+        if post.status_code == 200:
+            assert pre.headers["access-control-allow-origin"] in (origin, "*")
+            assert post.headers["access-control-allow-origin"] in (origin, "*")
+        else:
+            assert pre.json() == post.json()
+            assert "cors_origins" in post.json()["error"]["message"]
+
+
+def test_421_names_the_setting_that_admits_the_host() -> None:
+    with serving() as h:
+        r = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Host": "mcp.studio.lan:8765"})
+        assert r.status_code == 421
+        message = r.json()["error"]["message"]
+        assert message.startswith("Misdirected request: Host 'mcp.studio.lan:8765' is not allowed; ")
+        for fix in ("allowed_hosts=(...)", "MCP_EMBED_ALLOWED_HOSTS", "public_url"):
+            assert fix in message
+
+
+def test_an_ip_literal_host_is_admitted_only_as_the_address_the_request_arrived_on() -> None:
+    # tests/http/test_remote_reach.py shows the other half: the machine's own address is admitted.
+    with serving() as h:
+        r = httpx.post(h.mcp_url(), json=INIT, headers={**ACCEPT, "Host": f"192.0.2.99:{h.port}"})
+        assert r.status_code == 421
 
 
 def test_no_cors_headers_unless_enabled() -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from .._version import __version__
+from ..admission import ANY, admitted
 from .config import PRM_PATH, VERIFY_PATH, ApiKeyConfig, OAuthConfig
 
 if TYPE_CHECKING:
@@ -128,8 +129,10 @@ def render_nginx(config: McpHttpConfig, options: NginxOptions | None = None) -> 
     else:
         prm = "$scheme://$http_host" + PRM_PATH + path
         base_note = "no public_url: the metadata URL is built from the request's scheme and Host"
-    cors = tuple(c for c in config.cors_origins if c != "*")
-    any_origin = config.enable_cors and (not config.cors_origins or "*" in config.cors_origins)
+    # The origins the server itself admits (mcp_embed.admission), those nginx can match exactly.
+    admits = admitted(config)
+    cors = tuple(c for c in admits.origins if c != ANY and not c.endswith(":*")) if config.enable_cors else ()
+    any_origin = config.enable_cors and admits.any_origin
     max_body = config.max_body_bytes
 
     out: list[str] = []

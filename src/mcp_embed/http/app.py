@@ -24,6 +24,7 @@ from .responses import send_bytes, send_json, send_jsonrpc_error
 from .transport import MESSAGES_PATH, SSE_PATH, Transports
 
 if TYPE_CHECKING:
+    from ..admission import Admitted
     from ..config import McpHttpConfig
     from ..ops.audit import Operations
     from .fastpath import FastPath
@@ -39,8 +40,7 @@ class App:
         config: McpHttpConfig,
         transports: Transports,
         *,
-        allowed_hosts: list[str],
-        allowed_origins: list[str],
+        admitted: Admitted,
         health: Callable[[], dict[str, Any]],
         on_startup: Callable[[], None] | None = None,
         fastpath: FastPath | None = None,
@@ -67,10 +67,10 @@ class App:
 
             inner = build_auth_layer(inner, config, ops)
         if config.enable_cors:
-            inner = Cors(inner, config.cors_origins)
+            inner = Cors(inner, admitted.origins)
         if config.dns_rebinding_protection:
             # Outermost: a preflight with a foreign Host is refused like the request it announces.
-            inner = HostOriginGuard(inner, allowed_hosts, allowed_origins)
+            inner = HostOriginGuard(inner, admitted)
         self._inner = inner
         self._mcp_path = config.endpoint_path
 

@@ -201,7 +201,7 @@ class ThreadRuntime:
 
         from ..assemble import assemble
 
-        built = assemble(self.plan, bound_port=self.port, on_startup=on_startup)
+        built = assemble(self.plan, on_startup=on_startup)
         app = self._app = built.app
         self.operations, self._live = built.operations, built.live
 

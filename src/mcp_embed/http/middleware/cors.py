@@ -1,10 +1,17 @@
-"""CORS for browser clients. The SDK adds none to ``/mcp``."""
+"""CORS for browser clients. The SDK adds none to ``/mcp``.
+
+It answers for exactly the Origins the guard admits (:mod:`mcp_embed.admission`), so a preflight
+and the request it announces get the same answer.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from ..._asgi import ASGIApp, Message, Receive, Scope, Send, header
+from ...admission import ANY
+from ..responses import send_jsonrpc_error
+from .guard import Patterns, origin_refused
 
 ALLOW_METHODS = b"GET, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = (
@@ -15,18 +22,18 @@ EXPOSE_HEADERS = b"Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate"
 
 
 class Cors:
-    """Answers preflights and adds CORS headers. ``origins`` empty or containing ``*`` allows any."""
+    """Answers preflights and adds CORS headers for ``origins`` (the guard's patterns; ``*``: any)."""
 
     def __init__(self, app: ASGIApp, origins: Iterable[str]) -> None:
         self.app = app
-        allowed = set(origins)
-        self.any_origin = not allowed or "*" in allowed
-        self.origins = frozenset(o.lower() for o in allowed)
+        allowed = tuple(origins)
+        self.any_origin = ANY in allowed
+        self.origins = Patterns(allowed)
 
     def _allow(self, origin: str) -> bytes | None:
         if self.any_origin:
             return b"*"
-        return origin.encode("latin-1") if origin.lower() in self.origins else None
+        return origin.encode("latin-1") if self.origins.match(origin) else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,10 +46,7 @@ class Cors:
         allow = self._allow(origin)
         if scope["method"] == "OPTIONS" and header(scope, b"access-control-request-method") is not None:
             if allow is None:
-                await send(
-                    {"type": "http.response.start", "status": 403, "headers": [(b"content-length", b"0")]}
-                )
-                await send({"type": "http.response.body", "body": b""})
+                await send_jsonrpc_error(send, 403, -32600, origin_refused(origin))
                 return
             requested = header(scope, b"access-control-request-headers")
             headers = [

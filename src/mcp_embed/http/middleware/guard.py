@@ -1,7 +1,10 @@
 """The DNS-rebinding guard: 421 for a Host outside the allow-list, 403 for a foreign Origin.
 
-Patterns are exact, or end in ``:*`` to allow any port of that host. Requests without an
-Origin header (every non-browser client) pass the Origin check.
+The lists are :mod:`mcp_embed.admission`'s, which CORS reads too. Patterns are exact, or end in
+``:*`` to allow any port of that host; ``*`` allows anything. A Host naming the very address and
+port the request arrived on passes, and so does an Origin naming the Host the request was sent
+to (a page of this server's own). Requests without an Origin header (every non-browser client)
+pass the Origin check. Each refusal's body names the setting that admits it.
 """
 
 from __future__ import annotations
@@ -9,20 +12,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..._asgi import ASGIApp, Receive, Scope, Send, header
+from ...admission import ANY, Admitted, host_fix, origin_fix
 from ...logs import get_logger
 from ..responses import send_jsonrpc_error
 
 log = get_logger("guard")
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
-
-class _Patterns:
-    __slots__ = ("exact", "prefixes")
+class Patterns:
+    __slots__ = ("any", "exact", "prefixes")
 
     def __init__(self, patterns: Iterable[str]) -> None:
         self.exact: set[str] = set()
         prefixes: list[str] = []
+        patterns = tuple(patterns)
+        self.any = ANY in patterns
         for p in patterns:
             p = p.lower()
             if p.endswith(":*"):
@@ -34,29 +38,52 @@ class _Patterns:
 
     def match(self, value: str) -> bool:
         v = value.lower()
-        if v in self.exact:
+        if self.any or v in self.exact:
             return True
         return any(v.startswith(pre) and v[len(pre) :].isdigit() for pre in self.prefixes)
 
 
+def arrived_on(scope: Scope) -> str | None:
+    """``ip:port`` of the socket that took this request (hypercorn reads it from the socket)."""
+    server = scope.get("server")
+    if not server or server[1] is None:
+        return None
+    host = str(server[0])
+    return f"[{host}]:{server[1]}" if ":" in host else f"{host}:{server[1]}"
+
+
+def _origin_host(origin: str) -> str:
+    return origin.partition("://")[2].lower()
+
+
 class HostOriginGuard:
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], allowed_origins: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, admitted: Admitted) -> None:
         self.app = app
-        self.hosts = _Patterns(allowed_hosts)
-        self.origins = _Patterns(allowed_origins)
+        self.hosts = Patterns(admitted.hosts)
+        self.origins = Patterns(admitted.origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         host = header(scope, b"host")
-        if host is None or not self.hosts.match(host):
+        if host is None or not (self.hosts.match(host) or host.lower() == arrived_on(scope)):
             log.warning("refused a request with Host %r (not in the allow-list): 421", (host or "")[:200])
-            await send_jsonrpc_error(send, 421, -32600, f"Misdirected request: Host {host!r} is not allowed")
+            await send_jsonrpc_error(
+                send,
+                421,
+                -32600,
+                f"Misdirected request: Host {host!r} is not allowed; admit it with {host_fix()}",
+            )
             return
         origin = header(scope, b"origin")
-        if origin is not None and not self.origins.match(origin):
+        if origin is not None and not (self.origins.match(origin) or _origin_host(origin) == host.lower()):
             log.warning("refused a request with Origin %r (not in the allow-list): 403", origin[:200])
-            await send_jsonrpc_error(send, 403, -32600, f"Forbidden: Origin {origin!r} is not allowed")
+            await send_jsonrpc_error(send, 403, -32600, origin_refused(origin))
             return
         await self.app(scope, receive, send)
+
+
+def origin_refused(origin: str) -> str:
+    """The 403 text for ``origin``, from the guard and from a CORS preflight alike."""
+    return f"Forbidden: Origin {origin!r} is not allowed; admit {origin_fix()}"
