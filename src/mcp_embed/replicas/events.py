@@ -1,0 +1,211 @@
+"""``RedisEventStore``: resumable streams on Redis Streams, shared by every replica.
+
+One Redis stream per SDK stream (``<session id>/<request id>`` under ``SessionScopedEventStore``),
+at the key ``<prefix>events:<stream id>``. Each event is one entry, ``XADD ... MAXLEN ~
+max_events``, and every write refreshes the key's TTL, so a stream nobody writes to is forgotten
+``ttl`` seconds later. A priming event (message None) is an entry with an empty message: it has
+an id a client can resume from, and is never sent.
+
+An event id is ``<stream id, base64url>.<entry id>``: it names its stream, so any replica can
+replay from a ``Last-Event-ID`` alone, with no lookup table, and it is plain visible ASCII (an
+SSE ``id:`` field and an HTTP header carry it as it is) whatever the stream id holds. Entry ids
+only grow within a stream, so ids never repeat.
+
+Messages are stored as the SDK writes them on the wire (``model_dump_json(by_alias=True,
+exclude_unset=True)``) and read back through the SDK's ``jsonrpc_message_adapter``: a replayed
+event is the event that was sent, byte for byte (``exclude_none`` would drop the ``"id": null``
+of an error answer to an unparsable request, which then no longer validates).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+
+from .connection import RedisHealth, require_redis
+
+if TYPE_CHECKING:
+    from mcp_types import JSONRPCMessage
+    from redis.asyncio import Redis
+
+__all__ = ["RedisEventStore", "StopSignal", "decode_event_id", "encode_event_id"]
+
+_FIELD = b"m"
+_EVENT_ID = re.compile(r"(?P<stream>[A-Za-z0-9_-]*)\.(?P<entry>[0-9]{1,20}-[0-9]{1,20})")
+_PAGE = 256  # entries per XRANGE/XREAD reply: bounds one reply, not what is replayed
+
+
+class StopSignal(Protocol):
+    """What :meth:`RedisEventStore.tail` polls to know it should stop (``asyncio.Event``,
+    ``anyio.Event`` and ``threading.Event`` all fit)."""
+
+    def is_set(self) -> bool: ...
+
+
+def encode_event_id(stream_id: str, entry_id: str) -> str:
+    """The event id of the entry ``entry_id`` (``<ms>-<seq>``) of stream ``stream_id``."""
+    name = base64.urlsafe_b64encode(stream_id.encode("utf-8")).rstrip(b"=").decode("ascii")
+    return f"{name}.{entry_id}"
+
+
+def decode_event_id(event_id: str) -> tuple[str, str] | None:
+    """(stream id, entry id) of an event id of this store, or None for anything else."""
+    match = _EVENT_ID.fullmatch(event_id)
+    if match is None:
+        return None
+    name = match["stream"]
+    try:
+        raw = base64.urlsafe_b64decode(name + "=" * (-len(name) % 4))
+        stream_id = raw.decode("utf-8")
+    except (binascii.Error, ValueError):  # ValueError: not UTF-8
+        return None
+    # One spelling per stream: an id with other trailing bits is not one this store made.
+    return (stream_id, match["entry"]) if encode_event_id(stream_id, match["entry"]) == event_id else None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _field(fields: Any) -> bytes:
+    raw = fields.get(_FIELD)
+    if raw is None:
+        raw = fields.get(_FIELD.decode(), b"")
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+class RedisEventStore(EventStore):
+    """An ``EventStore`` on Redis Streams: a stream resumes on any replica that shares the Redis.
+
+    ``max_events`` bounds each stream (approximately: Redis trims whole nodes, so a stream keeps
+    at least ``max_events`` and at most about 100 more); ``ttl`` seconds after its last event a
+    stream is gone. Wrap it in ``SessionScopedEventStore`` per session, as the in-memory store is.
+    """
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        max_events: int = 1024,
+        ttl: float = 3600.0,
+        prefix: str = "mcp-embed:",
+        health: RedisHealth | None = None,
+    ) -> None:
+        require_redis()
+        if max_events <= 0:
+            raise ValueError("max_events must be a positive integer")
+        if not ttl > 0:
+            raise ValueError("ttl must be a positive number of seconds")
+        self.client = client
+        self.max_events = max_events
+        self.ttl_ms = max(1, round(ttl * 1000))
+        self.prefix = prefix
+        self.health = health if health is not None else RedisHealth()
+
+    def __bool__(self) -> bool:
+        # The SDK tests ``if self._event_store``: a store is a store, whatever it holds.
+        return True
+
+    def key(self, stream_id: str) -> str:
+        """The Redis key of a stream."""
+        return f"{self.prefix}events:{stream_id}"
+
+    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
+        data = b"" if message is None else message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+        key = self.key(stream_id)
+        with self.health.track("storing an event"):
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.xadd(key, {_FIELD: data}, maxlen=self.max_events, approximate=True)
+                pipe.pexpire(key, self.ttl_ms)
+                entry, _ = await pipe.execute()
+        return encode_event_id(stream_id, _text(entry))
+
+    async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
+        decoded = decode_event_id(last_event_id)
+        if decoded is None:
+            return None
+        stream_id, entry = decoded
+        key = self.key(stream_id)
+        # The first page starts at the last event itself: no entry there means it is unknown, or
+        # trimmed away (then what followed it may be too) - as the in-memory store, None.
+        start, first = entry, True
+        while True:
+            with self.health.track("replaying events"):
+                page = await self.client.xrange(key, min=start, max="+", count=_PAGE) or []
+            full = len(page) == _PAGE
+            if first:
+                if not page or _text(page[0][0]) != entry:
+                    return None
+                first = False
+                start = "(" + entry
+                page = page[1:]
+            for entry_id, fields in page:
+                start = "(" + _text(entry_id)
+                await self._send(stream_id, _text(entry_id), fields, send_callback)
+            if not full:
+                return stream_id
+
+    async def tail(
+        self,
+        stream_id: str,
+        after_event_id: str | None,
+        send_callback: EventCallback,
+        stop: StopSignal,
+        *,
+        block_ms: int = 200,
+    ) -> str | None:
+        """Send, live, the events written to ``stream_id`` after ``after_event_id`` until ``stop`` is set.
+
+        For a replica relaying a stream another replica keeps writing: replay first, then tail from
+        the last event id sent. ``after_event_id`` None means "from now on". Each wait is one
+        ``XREAD BLOCK block_ms`` (keep it well under the client's socket timeout), so ``stop`` is
+        seen within about ``block_ms``. Returns the id of the last event seen (sent, or priming),
+        which is ``after_event_id`` when none came; a lost Redis raises ``RedisUnavailable``.
+        """
+        if not 0 < block_ms <= 10_000:
+            raise ValueError("block_ms must be between 1 and 10000")
+        timeout = self.client.connection_pool.connection_kwargs.get("socket_timeout")
+        if isinstance(timeout, (int, float)) and block_ms / 1000 >= timeout:
+            raise ValueError(f"block_ms ({block_ms}) must be shorter than the client's timeout ({timeout} s)")
+        key = self.key(stream_id)
+        if after_event_id is None:
+            with self.health.track("tailing a stream"):
+                newest = await self.client.xrevrange(key, max="+", min="-", count=1)
+            cursor = _text(newest[0][0]) if newest else "0-0"
+        else:
+            decoded = decode_event_id(after_event_id)
+            if decoded is None or decoded[0] != stream_id:
+                raise ValueError(f"{after_event_id!r} is not an event id of stream {stream_id!r}")
+            cursor = decoded[1]
+        last = after_event_id
+        while not stop.is_set():
+            with self.health.track("tailing a stream"):
+                reply = await self.client.xread({key: cursor}, count=_PAGE, block=block_ms)
+            for _, entries in _streams(reply):
+                for entry_id, fields in entries:
+                    cursor = _text(entry_id)
+                    last = encode_event_id(stream_id, cursor)
+                    await self._send(stream_id, cursor, fields, send_callback)
+        return last
+
+    async def _send(self, stream_id: str, entry_id: str, fields: Any, send_callback: EventCallback) -> None:
+        from mcp_types import jsonrpc_message_adapter
+
+        data = _field(fields)
+        if not data:  # a priming event: resumable from, never sent
+            return
+        message = jsonrpc_message_adapter.validate_json(data, by_name=False)
+        await send_callback(EventMessage(message, encode_event_id(stream_id, entry_id)))
+
+
+def _streams(reply: Any) -> list[tuple[Any, Any]]:
+    """XREAD's reply as (key, entries) pairs: a list under RESP2, a dict under RESP3."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return [(item[0], item[1]) for item in reply]
