@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .http.app import App
     from .ops.audit import Operations
     from .protocol.handlers import Live
+    from .replicas.shared import Shared
     from .tasks import TaskStore
 
 __all__ = ["Assembled", "Blueprint", "assemble"]
@@ -63,6 +64,8 @@ class Assembled:
     app: App
     operations: Operations
     live: Live
+    #: The run's Redis (``redis_url``): checked before ready, closed on stop. None: all in memory.
+    shared: Shared | None = None
 
 
 def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
@@ -76,16 +79,33 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
     from .protocol.caller import ToolCaller
     from .protocol.lowlevel import build_lowlevel_server
     from .protocol.tasks import TaskRuntime
+    from .replicas.shared import open_shared
     from .tasks import InMemoryTaskStore
 
     plan.prepare()
     cfg, components, dispatcher = plan.config, plan.components, plan.dispatcher
     # Audit log, log file, metrics and allow-list of this run (audit.py); closed on stop.
     ops = build_operations(cfg, dispatcher.status, components.tools)
+    # Several replicas: the stores move to Redis, each behind the interface the in-memory one has.
+    shared = open_shared(cfg) if cfg.redis_url is not None else None
+    task_store: TaskStore = (
+        plan.task_store
+        if plan.task_store is not None
+        else shared.tasks
+        if shared is not None
+        else InMemoryTaskStore()
+    )
+    event_store: EventStore = (
+        plan.event_store
+        if plan.event_store is not None
+        else shared.events
+        if shared is not None
+        else InMemoryEventStore(cfg.event_store_max_events)
+    )
     caller = ToolCaller(components.tools, dispatcher, ops, audit_arguments=cfg.audit_arguments)
     tasks = TaskRuntime(
         caller,
-        plan.task_store if plan.task_store is not None else InMemoryTaskStore(),
+        task_store,
         ttl=cfg.task_ttl,
         poll_interval=cfg.task_poll_interval,
         handoff=cfg.task_handoff,
@@ -93,11 +113,7 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
     low, list_tools, live = build_lowlevel_server(
         cfg, components, caller, tasks, request_state_keys=plan.request_state_keys
     )
-    store = (
-        (plan.event_store if plan.event_store is not None else InMemoryEventStore(cfg.event_store_max_events))
-        if cfg.enable_event_store and not cfg.stateless
-        else None
-    )
+    store = event_store if cfg.enable_event_store and not cfg.stateless else None
     transports = Transports(low, cfg, store)
     fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless, enabled=plan.fast_path)
     admits = admitted(cfg)
@@ -111,13 +127,18 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
     started = time.monotonic()
 
     def health() -> dict[str, Any]:
-        return {
+        out = {
             "status": "healthy",
             "name": cfg.server_name,
             "version": cfg.effective_server_version,
             "uptime_s": round(time.monotonic() - started, 3),
             "tools": len(components.tools),
         }
+        if shared is not None:
+            out.update(shared.status())
+            if not shared.health.ok:
+                out["status"] = "degraded"
+        return out
 
     app = App(
         cfg,
@@ -127,8 +148,9 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
         on_startup=on_startup,
         fastpath=fast,
         ops=ops,
+        shared_buckets=shared.buckets if shared is not None else None,
     )
-    return Assembled(app, ops, live)
+    return Assembled(app, ops, live, shared)
 
 
 def _with_main_thread(

@@ -62,7 +62,7 @@ _ALLOWED: dict[str, str] = {
     "auth": "ApiKeyConfig(...) or OAuthConfig(...) from mcp_embed, or unset for none",
 }
 
-_SECRET_FIELDS = frozenset({"metrics_basic_auth", "auth"})  # never echoed in an error message
+_SECRET_FIELDS = frozenset({"metrics_basic_auth", "auth", "redis_url"})  # never echoed in an error message
 
 _RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
 
@@ -164,6 +164,13 @@ class McpHttpConfig(BaseModel):
     """Keep recent stream events in memory so a client can resume with ``Last-Event-ID`` (stateful only)."""
     event_store_max_events: int = Field(default=1024, gt=0)
     retry_interval_ms: int | None = Field(default=None, gt=0)
+
+    # -- several replicas (replicas/) ------------------------------------------------------------
+    redis_url: SecretStr | None = None
+    """``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``) shared by replicas: the
+    event store, tasks, sessions, the stateless back-channel and the rate limit move there
+    (``pip install "mcp-embed[redis]"``). Unset: all in this process's memory. A secret: it is
+    never printed."""
 
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -289,6 +296,13 @@ class McpHttpConfig(BaseModel):
                     f"OAuth {where} needs public_url (or OAuthConfig.audience): the audience a "
                     "token must carry is taken from configuration, never from the request's Host"
                 )
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and urlsplit(v.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("is not a Redis URL: it must start with redis://, rediss:// or unix://")
         return v
 
     @field_validator("log_level", mode="before")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ..config import McpHttpConfig
     from ..ops.audit import Operations
     from .fastpath import FastPath
+    from .middleware.ratelimit import SharedBuckets
 
 log = get_logger("app")
 
@@ -45,6 +46,7 @@ class App:
         on_startup: Callable[[], None] | None = None,
         fastpath: FastPath | None = None,
         ops: Operations | None = None,
+        shared_buckets: SharedBuckets | None = None,
     ) -> None:
         self.config = config
         self.transports = transports
@@ -59,6 +61,7 @@ class App:
         inner: ASGIApp = self._route
         inner = BodyLimit(inner, config.max_body_bytes)
         self.ops = ops
+        self._shared_buckets = shared_buckets
         if ops is not None:
             inner = self._with_operations(inner, ops)
         if config.auth is not None:
@@ -197,7 +200,7 @@ class App:
             return f"p:{principal}" if principal is not None else f"ip:{addr}"
 
         buckets = TokenBuckets(self.config.rate_limit_per_second, self.config.rate_limit_burst)
-        return RateLimit(inner, buckets, key=key, on_limited=ops.rate_limited)
+        return RateLimit(inner, buckets, key=key, on_limited=ops.rate_limited, shared=self._shared_buckets)
 
     async def _metrics(self, scope: Scope, send: Send) -> None:
         assert self.ops is not None and self.ops.metrics is not None

@@ -213,12 +213,18 @@ class ThreadRuntime:
         hc.h11_max_incomplete_size = 64 * 1024
         hc.include_server_header = False
         sockets = Sockets(secure_sockets=[], insecure_sockets=[self._sock], quic_sockets=[])
-        await worker_serve(
-            wrap_app(cast(Any, app), hc.wsgi_max_body_size, "asgi"),
-            hc,
-            sockets=sockets,
-            shutdown_trigger=self._stop_event.wait,
-        )
+        try:
+            if built.shared is not None:
+                await built.shared.check()  # before ready: start() fails naming the URL, not its password
+            await worker_serve(
+                wrap_app(cast(Any, app), hc.wsgi_max_body_size, "asgi"),
+                hc,
+                sockets=sockets,
+                shutdown_trigger=self._stop_event.wait,
+            )
+        finally:
+            if built.shared is not None:
+                await built.shared.close()
 
     async def _probe(self) -> None:
         """Ready means the app answers ``/health`` on the real socket, not that a thread started."""

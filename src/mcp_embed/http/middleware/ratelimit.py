@@ -6,6 +6,10 @@ Each key gets ``burst`` tokens that refill at ``rate`` per second; a request tak
 left the answer is 429 with ``Retry-After`` (whole seconds, rounded up) and a JSON-RPC error body.
 ``/health`` and ``/metrics`` are not limited. Memory is bounded: past ``max_keys`` buckets the
 least recently used is forgotten (it comes back full, which only ever favours the client).
+
+With several replicas the buckets are shared (``shared``: Redis, one round trip per check). While
+the shared store cannot be reached the local buckets stand in, so the limit still holds per
+replica and no request waits on a Redis that is gone.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from ..._asgi import ASGIApp, Receive, Scope, Send
 from ..responses import send_jsonrpc_error
 
-__all__ = ["RateLimit", "TokenBuckets", "send_too_many"]
+__all__ = ["RateLimit", "SharedBuckets", "TokenBuckets", "send_too_many"]
 
 
 class TokenBuckets:
@@ -69,6 +74,12 @@ class TokenBuckets:
         return len(self._buckets)
 
 
+class SharedBuckets(Protocol):
+    """Buckets kept outside this process (``replicas.RedisTokenBuckets``)."""
+
+    async def take(self, key: str) -> float: ...
+
+
 class RateLimit:
     """Pure-ASGI middleware in front of the MCP routes."""
 
@@ -80,18 +91,28 @@ class RateLimit:
         key: Callable[[Scope], str],
         on_limited: Callable[[Scope, float], None] | None = None,
         exempt_paths: Iterable[str] = ("/health", "/metrics"),
+        shared: SharedBuckets | None = None,
     ) -> None:
         self.app = app
         self.buckets = buckets
+        self.shared = shared
         self.key = key
         self.on_limited = on_limited
         self.exempt = frozenset(exempt_paths)
+
+    async def _take(self, key: str) -> float:
+        if self.shared is not None:
+            try:
+                return await self.shared.take(key)
+            except ConnectionError:  # RedisUnavailable: logged once, /health says degraded
+                pass
+        return self.buckets.take(key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
-        wait = self.buckets.take(self.key(scope))
+        wait = await self._take(self.key(scope))
         if wait <= 0.0:
             await self.app(scope, receive, send)
             return

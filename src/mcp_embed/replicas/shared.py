@@ -1,0 +1,126 @@
+"""One server run's Redis: the client, its health, and the stores built on it.
+
+``assemble()`` opens it, in the server's own event loop (a redis asyncio client belongs to the
+loop it first runs on), when ``McpHttpConfig.redis_url`` is set; the runtime awaits
+:meth:`Shared.check` before it reports ready, so a Redis that does not answer stops ``start()``
+with a clear error, and :meth:`Shared.close` when the server stops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.streamable_http import EventCallback, EventStore
+
+from ..events import InMemoryEventStore
+from .connection import RedisHealth, RedisUnavailable, check, connect
+from .events import RedisEventStore
+from .ratelimit import RedisTokenBuckets
+from .tasks import RedisTaskStore
+
+if TYPE_CHECKING:
+    from mcp_types import JSONRPCMessage
+    from redis.asyncio import Redis
+
+    from ..config import McpHttpConfig
+
+__all__ = ["FallbackEventStore", "Shared", "open_shared"]
+
+LOCAL = "local."
+"""Event ids of :class:`FallbackEventStore`'s local store: no Redis id starts so."""
+
+
+class FallbackEventStore(EventStore):
+    """Redis Streams, and this process's memory while Redis is away.
+
+    A stream must not fail because Redis did: an event that cannot be written to Redis is kept
+    locally (id ``local.<n>``), so the call goes on and its client can still resume here, on this
+    replica; only resuming it elsewhere is lost for the outage. ``/health`` says ``degraded``.
+    """
+
+    def __init__(self, primary: RedisEventStore, max_events: int) -> None:
+        self.primary = primary
+        self.local = InMemoryEventStore(max_events)
+
+    def __bool__(self) -> bool:
+        return True
+
+    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
+        try:
+            return await self.primary.store_event(stream_id, message)
+        except RedisUnavailable:
+            return LOCAL + await self.local.store_event(stream_id, message)
+
+    async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
+        if last_event_id.startswith(LOCAL):
+            return await self.local.replay_events_after(last_event_id[len(LOCAL) :], _relabel(send_callback))
+        try:
+            return await self.primary.replay_events_after(last_event_id, send_callback)
+        except RedisUnavailable:
+            return None  # unknown here for now: the SDK answers as for an expired id
+
+
+def _relabel(send_callback: EventCallback) -> EventCallback:
+    from mcp.server.streamable_http import EventMessage
+
+    async def relabelled(event: EventMessage) -> None:
+        await send_callback(EventMessage(event.message, LOCAL + str(event.event_id)))
+
+    return relabelled
+
+
+@dataclass
+class Shared:
+    url: str
+    client: Redis
+    health: RedisHealth
+    prefix: str
+    events: FallbackEventStore
+    tasks: RedisTaskStore
+    buckets: RedisTokenBuckets | None
+
+    async def check(self) -> None:
+        """PING once; ``ServerStartError`` naming the URL (never its password) when it fails."""
+        await check(self.client, self.url)
+
+    def status(self) -> dict[str, Any]:
+        """What ``/health`` says of Redis: ``{"redis": "ok"}`` or the reason it is degraded."""
+        if self.health.ok:
+            return {"redis": "ok"}
+        return {"redis": "unreachable", "reason": self.health.degraded, "since": self.health.since}
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def open_shared(cfg: McpHttpConfig) -> Shared:
+    """The Redis of ``cfg`` (``redis_url`` must be set); keys are under ``mcp-embed:<server_name>:``."""
+    assert cfg.redis_url is not None
+    url = cfg.redis_url.get_secret_value()
+    client = connect(url)
+    health = RedisHealth(url)
+    prefix = f"mcp-embed:{cfg.server_name}:"
+    rate = cfg.rate_limit_per_second
+    return Shared(
+        url=url,
+        client=client,
+        health=health,
+        prefix=prefix,
+        events=FallbackEventStore(
+            RedisEventStore(
+                client,
+                max_events=cfg.event_store_max_events,
+                ttl=cfg.session_idle_timeout or 3600.0,
+                prefix=prefix,
+                health=health,
+            ),
+            cfg.event_store_max_events,
+        ),
+        tasks=RedisTaskStore(client, prefix=prefix, health=health),
+        buckets=(
+            RedisTokenBuckets(client, rate, cfg.rate_limit_burst, prefix=prefix, health=health)
+            if rate is not None
+            else None
+        ),
+    )

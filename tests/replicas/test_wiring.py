@@ -1,0 +1,57 @@
+"""``redis_url`` wires a server to Redis: start-up check, /health, the shared rate limit."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from conftest import ACCEPT, INIT, demo_server
+from mcp_embed import ServerStartError
+from redis_helpers import RedisServer
+
+
+def health(url: str) -> dict[str, object]:
+    return dict(httpx.get(url + "/health", timeout=10).json())
+
+
+def test_a_redis_that_does_not_answer_stops_start_naming_the_url_without_its_password() -> None:
+    server = demo_server(redis_url="redis://:hunter2@127.0.0.1:9/0")
+    with pytest.raises(ServerStartError) as caught:
+        server.start()
+    message = str(caught.value)
+    assert "cannot reach Redis at redis://***@127.0.0.1:9/0" in message and "MCP_EMBED_REDIS_URL" in message
+    assert "hunter2" not in message
+
+
+def test_health_goes_degraded_while_redis_is_away_and_comes_back(guarded_redis: RedisServer) -> None:
+    with demo_server(redis_url=guarded_redis.url, rate_limit_per_second=100).start() as h:
+        assert health(h.local_url)["redis"] == "ok"
+        guarded_redis.stop()
+        started = time.monotonic()
+        # A request needing Redis (the shared rate limit) notices; it is served from local buckets.
+        r = httpx.post(h.mcp_url(), json=INIT, headers=ACCEPT, timeout=30)
+        assert r.status_code == 200 and time.monotonic() - started < 10
+        seen = health(h.local_url)
+        assert seen["status"] == "degraded" and seen["redis"] == "unreachable", seen
+        assert guarded_redis.password is not None and guarded_redis.password not in str(seen)
+        assert seen["reason"]
+        guarded_redis.restart()
+        for _ in range(50):  # bounded: the next operation that succeeds clears it
+            httpx.post(h.mcp_url(), json=INIT, headers=ACCEPT, timeout=30)
+            if health(h.local_url)["status"] == "healthy":
+                break
+            time.sleep(0.1)
+        assert health(h.local_url)["redis"] == "ok"
+
+
+def test_the_rate_limit_holds_across_servers_sharing_a_redis(redis_server: RedisServer) -> None:
+    config = {"redis_url": redis_server.url, "rate_limit_per_second": 0.01, "rate_limit_burst": 5}
+    with demo_server(**config).start() as a, demo_server(**config).start() as b:
+        codes = [
+            httpx.post(h.mcp_url(), json=INIT, headers=ACCEPT, timeout=10).status_code
+            for _ in range(6)
+            for h in (a, b)
+        ]
+    assert codes.count(200) == 5 and codes.count(429) == 7, codes
