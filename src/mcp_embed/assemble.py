@@ -114,7 +114,7 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
         cfg, components, caller, tasks, request_state_keys=plan.request_state_keys
     )
     store = event_store if cfg.enable_event_store and not cfg.stateless else None
-    transports = Transports(low, cfg, store)
+    transports = Transports(low, cfg, store, shared)
     fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless, enabled=plan.fast_path)
     admits = admitted(cfg)
     if not cfg.is_loopback and cfg.dns_rebinding_protection:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from .._asgi import Receive, Scope, Send
     from ..config import McpHttpConfig
+    from ..replicas.shared import Shared
     from .backchannel import BackChannel
 
 log = get_logger("transport")
@@ -38,9 +39,17 @@ _INTERNAL_ERROR = -32603  # the code the SDK's own session-limit refusal uses
 
 
 class Transports:
-    def __init__(self, low: Server[Any], config: McpHttpConfig, event_store: EventStore | None) -> None:
+    def __init__(
+        self,
+        low: Server[Any],
+        config: McpHttpConfig,
+        event_store: EventStore | None,
+        shared: Shared | None = None,
+    ) -> None:
         self.low = low
         self.config = config
+        #: The run's Redis (several replicas), or None: sessions and back-channel in memory only.
+        self.shared = shared
         self.manager = _SessionManager(
             app=low,
             event_store=None if config.stateless else event_store,
