@@ -290,3 +290,21 @@ def test_body_timeout_bounds_only_the_body_not_the_call_or_a_stream() -> None:
             assert client.post(h.url + endpoint, json=INIT).status_code == 202
             answer = next(line for line in lines if line.startswith("data:"))
             assert '"serverInfo"' in answer, answer
+
+
+@pytest.mark.parametrize(
+    ("server", "expected"),
+    [
+        (("192.0.2.2", 8765), "192.0.2.2:8765"),
+        (("::ffff:192.0.2.2", 8765), "192.0.2.2:8765"),
+        (("fd00::2", 8765), "[fd00::2]:8765"),
+        (("/run/mcp.sock", None), None),
+        (None, None),
+    ],
+)
+def test_the_address_a_request_arrived_on_is_written_as_its_client_names_it(
+    server: tuple[str, int | None] | None, expected: str | None
+) -> None:
+    from mcp_embed.http.middleware.guard import arrived_on
+
+    assert arrived_on({"type": "http", "server": server}) == expected

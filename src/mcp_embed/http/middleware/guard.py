@@ -44,11 +44,17 @@ class Patterns:
 
 
 def arrived_on(scope: Scope) -> str | None:
-    """``ip:port`` of the socket that took this request (hypercorn reads it from the socket)."""
+    """``ip:port`` of the socket that took this request (hypercorn reads it from the socket).
+
+    An IPv4 client of a dual-stack ``::`` bind arrives on ``::ffff:a.b.c.d`` and names
+    ``a.b.c.d``: that is the address it used.
+    """
     server = scope.get("server")
     if not server or server[1] is None:
         return None
-    host = str(server[0])
+    host = str(server[0]).lower()
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
     return f"[{host}]:{server[1]}" if ":" in host else f"{host}:{server[1]}"
 
 
