@@ -51,9 +51,10 @@ CONFIG_FIELDS = [
     "enable_sse", "endpoint_path", "event_store_max_events", "host", "instructions", "json_response",
     "log_backups", "log_dir", "log_format", "log_level", "log_max_bytes", "main_pump_budget_ms",
     "main_queue_depth", "main_thread_timeout", "max_body_bytes", "max_sessions", "metrics_basic_auth", "port",
-    "public_url", "python_executable", "rate_limit_burst", "rate_limit_per_second", "redis_url", "retry_interval_ms",
-    "server_name", "server_version", "session_idle_timeout", "skills_list_limit", "skills_watch_interval",
-    "spawn_mode", "stateless", "task_handoff", "task_poll_interval", "task_ttl", "trusted_proxies",
+    "public_url", "python_executable", "rate_limit_burst", "rate_limit_per_second", "redis_url",
+    "retry_interval_ms", "server_name", "server_version", "session_idle_timeout", "skills_list_limit",
+    "skills_watch_interval", "spawn_mode", "stateless", "task_handoff", "task_poll_interval", "task_ttl",
+    "trusted_proxies",
 ]  # fmt: skip
 
 SERVER_METHODS = [
