@@ -25,6 +25,18 @@ def test_the_installed_sdk_keeps_the_contract() -> None:
     assert sdkseam.contract_problems(manager) == []
 
 
+def test_the_installed_sdk_lets_a_replica_adopt_another_ones_session() -> None:
+    """Several replicas (``redis_url``): what adopting a session needs of the SDK is there."""
+    manager = StreamableHTTPSessionManager(Server("contract"))
+    assert sdkseam.adoption_problems(manager) == []
+    lacking = types.SimpleNamespace(_server_instances={}, _session_owners={}, _task_group=None)
+    assert sdkseam.adoption_problems(lacking) == [  # type: ignore[arg-type]
+        "StreamableHTTPSessionManager._lifespan_state is missing",
+        "StreamableHTTPSessionManager._discard_session is missing",
+        "StreamableHTTPSessionManager._session_creation_lock is missing",
+    ]
+
+
 def test_a_moved_attribute_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     lacking = types.SimpleNamespace(_server_instances={})  # no _session_owners
     assert sdkseam.contract_problems(lacking) == [  # type: ignore[arg-type]

@@ -67,6 +67,11 @@ class FastPath:
                 "; ".join(problems),
             )
         self.enabled = enabled and not problems
+        # Several replicas (redis_url): a session adopted from another replica is confirmed in
+        # Redis before it is served (another replica may have ended it).
+        self.confirm: Callable[[str], Awaitable[bool]] | None = (
+            getattr(manager, "confirm_session", None) if getattr(manager, "sessions", None) else None
+        )
         # Main-thread calls in flight here, by (session, request id): cancellable (dispatch).
         self._inflight: dict[tuple[str, Any], anyio.CancelScope] = {}
 
@@ -78,6 +83,8 @@ class FastPath:
         transport = None
         if not self.stateless and head.session_id is not None:
             transport = sdkseam.session_transport(self.manager, head.session_id)
+            if transport is not None and self.confirm is not None and not await self.confirm(head.session_id):
+                transport = None  # the SDK answers 404
         owned = transport is not None and _owned_by_caller(self.manager, head.session_id, scope)
         if refusal(head, self.stateless, transport, owned) is not None:
             await fallback(scope, receive, send)

@@ -23,7 +23,20 @@ if TYPE_CHECKING:
     from mcp.server.streamable_http import StreamableHTTPServerTransport
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-__all__ = ["contract_problems", "holding_idle_clock", "session_ending", "session_owner", "session_transport"]
+__all__ = [
+    "adopt_session",
+    "adoption_problems",
+    "contract_problems",
+    "creation_lock",
+    "discard_session",
+    "holding_idle_clock",
+    "lifespan_state",
+    "session_ending",
+    "session_owner",
+    "session_transport",
+    "task_group",
+    "wrap_event_store",
+]
 
 MANAGER_FIELDS: dict[str, type] = {"_server_instances": dict, "_session_owners": dict}
 TRANSPORT_FIELDS: dict[str, tuple[type, ...]] = {"_idle_timeout": (float, int), "_requests_in_flight": (int,)}
@@ -95,3 +108,71 @@ class holding_idle_clock:
         idle = transport.idle_scope
         if not transport._requests_in_flight and self.timeout is not None and idle is not None:
             idle.deadline = anyio.current_time() + self.timeout
+
+
+# What adopting a session created on another replica (``redis_url``) needs besides the above.
+ADOPTION_MANAGER_FIELDS = ("_task_group", "_lifespan_state", "_discard_session", "_session_creation_lock")
+ADOPTION_TRANSPORT_FIELDS = ("_event_store",)
+
+
+def adoption_problems(manager: StreamableHTTPSessionManager) -> list[str]:
+    """What adopting another replica's session needs and this SDK lacks: empty when it holds."""
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
+
+    problems = [
+        f"StreamableHTTPSessionManager.{name} is not a {kind.__name__}"
+        for name, kind in MANAGER_FIELDS.items()
+        if not isinstance(getattr(manager, name, None), kind)
+    ]
+    problems += [
+        f"StreamableHTTPSessionManager.{name} is missing"
+        for name in ADOPTION_MANAGER_FIELDS
+        if not hasattr(manager, name)
+    ]
+    probe = StreamableHTTPServerTransport(mcp_session_id=None)
+    problems += [
+        f"StreamableHTTPServerTransport.{name} is missing"
+        for name in ADOPTION_TRANSPORT_FIELDS
+        if not hasattr(probe, name)
+    ]
+    return problems
+
+
+def adopt_session(
+    manager: StreamableHTTPSessionManager,
+    session_id: str,
+    transport: StreamableHTTPServerTransport,
+    owner: Any,
+) -> None:
+    """Register ``transport`` as the session ``session_id``, answering only to ``owner``."""
+    if owner is not None:
+        manager._session_owners[session_id] = owner
+    manager._server_instances[session_id] = transport
+
+
+async def discard_session(
+    manager: StreamableHTTPSessionManager, session_id: str, transport: StreamableHTTPServerTransport
+) -> None:
+    """Forget the session and terminate its transport, as the SDK does when a session ends."""
+    await manager._discard_session(session_id, transport)
+
+
+def creation_lock(manager: StreamableHTTPSessionManager) -> anyio.Lock:
+    lock: anyio.Lock = manager._session_creation_lock
+    return lock
+
+
+def task_group(manager: StreamableHTTPSessionManager) -> Any:
+    """The task group sessions run in (set while the manager runs)."""
+    return manager._task_group
+
+
+def lifespan_state(manager: StreamableHTTPSessionManager) -> Any:
+    return manager._lifespan_state
+
+
+def wrap_event_store(transport: StreamableHTTPServerTransport, wrap: Any) -> None:
+    """Replace the transport's event store (if any) by ``wrap(store)``."""
+    store = transport._event_store
+    if store is not None:
+        transport._event_store = wrap(store)

@@ -17,6 +17,7 @@ from ..events import InMemoryEventStore
 from .connection import RedisHealth, RedisUnavailable, check, connect
 from .events import RedisEventStore
 from .ratelimit import RedisTokenBuckets
+from .sessions import SessionStore
 from .tasks import RedisTaskStore
 
 if TYPE_CHECKING:
@@ -79,6 +80,8 @@ class Shared:
     events: FallbackEventStore
     tasks: RedisTaskStore
     buckets: RedisTokenBuckets | None
+    #: Session records, so any replica serves any session (stateful mode).
+    sessions: SessionStore | None = None
 
     async def check(self) -> None:
         """PING once; ``ServerStartError`` naming the URL (never its password) when it fails."""
@@ -123,4 +126,5 @@ def open_shared(cfg: McpHttpConfig) -> Shared:
             if rate is not None
             else None
         ),
+        sessions=SessionStore(client, prefix=prefix, ttl=cfg.session_idle_timeout, health=health),
     )
