@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -68,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_edge_parser(sub)
 
+    from .install import add_install_parser  # `mcp-embed install CLIENT`
+
+    add_install_parser(sub)
+
     from .tools import add_parsers  # skills new, call, tools
 
     add_parsers(sub, sks)
@@ -123,10 +126,10 @@ def _serve(args: argparse.Namespace) -> int:
     if config.enable_sse:
         print(f"  HTTP+SSE:        {handle.sse_url()}")
     print(f"  Health:          {handle.url}/health")
-    print("\nClient config (Cursor, VS Code, Claude Code: a remote URL):")
-    print(json.dumps({"mcpServers": {name: {"url": url}}}, indent=2))
-    print("\nClaude Desktop (through mcp-remote, which bridges stdio to HTTP):")
-    print(json.dumps({"mcpServers": {name: {"command": "npx", "args": ["-y", "mcp-remote", url]}}}, indent=2))
+    from .clients import key_ref, render_all
+
+    print()
+    print(render_all(name, url, key_ref(config.auth)))
     print("\nPress Ctrl-C to stop.", flush=True)
 
     stop_requested = threading.Event()
