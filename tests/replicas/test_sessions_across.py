@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from conftest import ACCEPT, INIT, demo_server
 from mcp_embed import ApiKey, ApiKeyConfig, ServerHandle, ToolContext
@@ -187,10 +188,12 @@ def _cut_after_first_progress(h: ServerHandle, sid: str, body: dict[str, Any]) -
     return last, seen
 
 
+@pytest.mark.parametrize("where", ["another replica", "the same replica"])
 def test_a_stream_cut_on_one_replica_resumes_on_another_with_every_event_once(
-    redis_server: RedisServer,
+    redis_server: RedisServer, where: str
 ) -> None:
-    with replicas(redis_server, 2) as (a, b):
+    with replicas(redis_server, 2) as (a, other):
+        b = other if where == "another replica" else a
         sid = _open(a)
         body = _call("slow_steps", {"n": 5, "delay": 0.3}, 7, progress="p7")
         last, seen = _cut_after_first_progress(a, sid, body)
@@ -234,3 +237,27 @@ def test_a_stream_whose_replica_died_ends_with_an_error_not_a_hang(redis_server:
         assert time.monotonic() - started < 30
         final = messages[-1]
         assert final["id"] == 8 and "error" in final, messages
+
+
+def test_the_record_names_what_adoption_needs_and_expires_with_the_idle_timeout(
+    redis_server: RedisServer,
+) -> None:
+    import redis
+
+    with replicas(redis_server, 1, json_response=True, session_idle_timeout=60) as (a,):
+        sid = _open(a)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            (key,) = client.keys(f"mcp-embed:*session:{sid}")
+            record = json.loads(client.get(key) or b"{}")
+            assert 0 < client.pttl(key) <= 60_000
+        finally:
+            client.close()
+        assert record["protocol_version"] == VERSION and record["principal"] is None
+        assert record["client_params"]["clientInfo"] == {"name": "t", "version": "1"}
+        assert httpx.delete(a.mcp_url(), headers=_headers(sid), timeout=10).status_code in (200, 204)
+        client = redis.Redis.from_url(redis_server.url)
+        try:
+            assert client.exists(key) == 0
+        finally:
+            client.close()

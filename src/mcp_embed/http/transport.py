@@ -266,8 +266,6 @@ class _SessionManager(StreamableHTTPSessionManager):
             elif not await self.confirm_session(sid):
                 await self.drop(sid)
                 transport = None
-            elif sid not in self.adopted and sessions.ttl_ms is not None:
-                await sessions.touch(sid, every=sessions.ttl_ms / 10_000)
         except RedisUnavailable as exc:
             log.info("session %s: %s", sid[:64], exc)  # served from what this replica knows
         method = scope["method"]
@@ -296,15 +294,21 @@ class _SessionManager(StreamableHTTPSessionManager):
 
     async def confirm_session(self, sid: str) -> bool:
         """Whether a session held here still exists: a Redis check for an adopted one (another
-        replica may have ended it), none for one opened here (the deletion is published)."""
+        replica may have ended it); for one opened here the deletion is published, and its record's
+        TTL is refreshed now and then (the fast path never reaches the SDK path)."""
         from ..replicas.connection import RedisUnavailable
 
-        if self.sessions is None or sid not in self.adopted:
+        sessions = self.sessions
+        if sessions is None:
             return True
         try:
-            return await self.sessions.touch(sid)
+            if sid in self.adopted:
+                return await sessions.touch(sid)
+            if sessions.ttl_ms is not None:  # keep the record alive, at most ten times per idle period
+                await sessions.touch(sid, every=sessions.ttl_ms / 10_000)
         except RedisUnavailable:
-            return True  # degraded: serve what this replica knows
+            pass  # degraded: serve what this replica knows
+        return True
 
     async def drop(self, sid: str) -> None:
         """Another replica ended ``sid``: end the local copy, if any."""
