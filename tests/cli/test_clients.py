@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -121,3 +126,31 @@ def test_config_paths_per_platform(client: str, platform: str, expected: str) ->
         client, platform=platform, environ={"APPDATA": "A"}, home=Path("H"), cwd=Path("C")
     )
     assert got == Path(expected)
+
+
+def test_the_real_serve_prints_the_forms_and_never_the_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DCC_MCP_", "MCP_"))}
+    env.update(MCP_EMBED_LOG_DIR=str(tmp_path / "logs"), MCP_EMBED_API_KEY=SECRET)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcp_embed", "serve", "--port", "0", "--name", "maya"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if not line or "Press Ctrl-C" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    out = "".join(lines)
+    url = next(ln.split()[-1] for ln in lines if "Streamable HTTP:" in ln)
+    key = clients.KeyRef(where="")
+    assert json.dumps(clients.document("windsurf", "maya", url, key), indent=2) in out
+    assert json.dumps(clients.document("vscode", "maya", url, key), indent=2) in out
+    assert clients.claude_mcp_add("maya", url, key) in out
+    assert SECRET not in out + err
