@@ -77,7 +77,13 @@ class Transports:
             from .backchannel import BackChannel
 
             proxies = TrustedProxies(config.trusted_proxies)
-            self.manager.backchannel = BackChannel(lambda scope: peer(scope, proxies)[1])
+            relay = None
+            if shared is not None:  # an answer may reach another replica: route it through Redis
+                from ..replicas.backchannel import RedisRelay
+
+                timeout = config.client_request_timeout
+                relay = RedisRelay(shared.client, prefix=shared.prefix, timeout=timeout, health=shared.health)
+            self.manager.backchannel = BackChannel(lambda scope: peer(scope, proxies)[1], relay=relay)
         self.sse = (
             SseServerTransport(MESSAGES_PATH, None, max_request_body_size=config.max_body_bytes)
             if config.enable_sse
