@@ -232,3 +232,50 @@ def test_redis_outage_degrades_health_and_recovers(tmp_path: Path) -> None:
         assert [r.health() for r in replicas] == ["healthy"] * 3
         assert all(r.proc is not None and r.proc.poll() is None for r in replicas)
         assert call(c, base, 99).status_code == 200
+
+
+def test_a_stateful_session_is_served_by_every_replica_round_robin(tmp_path: Path) -> None:
+    with cluster(tmp_path, "--json-response") as (base, _redis, replicas), httpx.Client() as c:
+        init = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "1"},
+            },
+        }
+        r = c.post(f"{base}/mcp", json=init, headers=HEADERS, timeout=10)
+        assert r.status_code == 200, r.text
+        sid = r.headers["mcp-session-id"]
+        h = {**HEADERS, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"}
+        n = c.post(
+            f"{base}/mcp",
+            json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+            headers=h,
+            timeout=10,
+        )
+        assert n.status_code == 202, n.text
+        for i in range(1, 7):  # round-robin: each request may land on another replica
+            listed = c.post(
+                f"{base}/mcp", json={"jsonrpc": "2.0", "id": i, "method": "tools/list"}, headers=h, timeout=10
+            )
+            assert listed.status_code == 200, listed.text
+            body = {
+                "jsonrpc": "2.0",
+                "id": 100 + i,
+                "method": "tools/call",
+                "params": {"name": TOOL, "arguments": {}},
+            }
+            called = c.post(f"{base}/mcp", json=body, headers=h, timeout=10)
+            assert called.status_code == 200, called.text
+        time.sleep(0.5)
+        assert all(len(rep.tool_calls()) > 0 for rep in replicas), [len(rep.tool_calls()) for rep in replicas]
+        gone = c.delete(f"{base}/mcp", headers=h, timeout=10)
+        assert gone.status_code in (200, 204), gone.text
+        time.sleep(1.0)  # any propagation between replicas has had its time
+        tools_list = {"jsonrpc": "2.0", "id": 99, "method": "tools/list"}
+        # round-robin: one request per replica
+        codes = [c.post(f"{base}/mcp", json=tools_list, headers=h, timeout=10).status_code for _ in range(3)]
+        assert codes == [404, 404, 404], codes  # deleted everywhere
