@@ -11,6 +11,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,16 @@ def nginx_binary() -> str:
             pytest.fail("nginx is required (MCP_EMBED_REQUIRE_NGINX=1) and was not found")
         pytest.skip("nginx is not installed (`nox -s edge` installs it)")
     return exe
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout`` seconds; then reap it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
 
 
 def free_port() -> int:
@@ -87,12 +98,7 @@ def running_nginx(prefix: Path, site: str, port: int) -> Iterator[subprocess.Pop
             raise RuntimeError("nginx did not start listening")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         log.close()
 
 

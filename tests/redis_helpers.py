@@ -24,7 +24,7 @@ import pytest
 from mcp.server.streamable_http import EventMessage
 from mcp_types import jsonrpc_message_adapter
 
-from edge_helpers import free_port
+from edge_helpers import free_port, stop_process
 
 PASSWORD = "Sup3r-s3cret-pw"  # the guarded server's; a test asserts it is never shown
 GUARD = 10.0  # seconds: a hang guard around each test body, never an assertion on timing
@@ -96,12 +96,7 @@ class RedisServer:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
         for _ in range(100):
             if not answers_ping(self.port, timeout=0.1):
                 return

@@ -25,6 +25,7 @@ import httpx
 import pytest
 
 from conftest import ACCEPT, INIT
+from edge_helpers import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 SKILLS = ROOT / "examples" / "remote-server" / "skills"
@@ -183,9 +184,4 @@ def test_the_container_one_liner_serves_the_skills_it_is_given(port: int, tmp_pa
             assert any(n.startswith(skill.replace("-", "_")) for n in names), (skill, names)
         assert proc.poll() is None  # the container's process keeps serving
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+        stop_process(proc, timeout=20)

@@ -200,6 +200,20 @@ def test_kill_9_of_one_replica_only_fails_calls_in_flight_on_it(tmp_path: Path) 
         assert replicas[0].proc.poll() is None and replicas[2].proc.poll() is None  # type: ignore[union-attr]
 
 
+def calls_until(
+    c: httpx.Client, base: str, replicas: list[Replica], state: str, *, first_id: int, tries: int
+) -> list[str]:
+    """Call through nginx until every replica's /health says ``state`` (at most ``tries`` calls);
+    returns what they say at the end."""
+    for i in range(tries):
+        with contextlib.suppress(httpx.HTTPError):
+            call(c, base, first_id + i, timeout=15)
+        if all(r.health() == state for r in replicas):
+            break
+        time.sleep(0.1)
+    return [r.health() for r in replicas]
+
+
 def test_redis_outage_degrades_health_and_recovers(tmp_path: Path) -> None:
     # A generous shared rate limit: every call takes a token from Redis, so each replica notices
     # the outage (health reports what its store operations saw).
@@ -210,26 +224,16 @@ def test_redis_outage_degrades_health_and_recovers(tmp_path: Path) -> None:
     ):
         assert [r.health() for r in replicas] == ["healthy"] * 3
         redis.stop()
-        for i in range(100):  # bounded: about 10 s; a store operation notices the outage
-            with contextlib.suppress(httpx.HTTPError):
-                call(c, base, 1000 + i, timeout=15)
-            if all(r.health() == "degraded" for r in replicas):
-                break
-            time.sleep(0.1)
-        assert [r.health() for r in replicas] == ["degraded"] * 3
+        # Bounded: about 10 s; a store operation notices the outage.
+        assert calls_until(c, base, replicas, "degraded", first_id=1000, tries=100) == ["degraded"] * 3
         for i in range(6):  # calls still answer, none hangs past its timeout
             t0 = time.monotonic()
             with contextlib.suppress(httpx.HTTPError):
                 call(c, base, i, timeout=15)
             assert time.monotonic() - t0 < 15
         redis.start()
-        for i in range(200):  # bounded: about 20 s; a store operation that succeeds clears it
-            with contextlib.suppress(httpx.HTTPError):
-                call(c, base, 2000 + i, timeout=15)
-            if all(r.health() == "healthy" for r in replicas):
-                break
-            time.sleep(0.1)
-        assert [r.health() for r in replicas] == ["healthy"] * 3
+        # Bounded: about 20 s; a store operation that succeeds clears it.
+        assert calls_until(c, base, replicas, "healthy", first_id=2000, tries=200) == ["healthy"] * 3
         assert all(r.proc is not None and r.proc.poll() is None for r in replicas)
         assert call(c, base, 99).status_code == 200
 

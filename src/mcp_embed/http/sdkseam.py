@@ -43,15 +43,19 @@ TRANSPORT_FIELDS: dict[str, tuple[type, ...]] = {"_idle_timeout": (float, int), 
 TRANSPORT_PUBLIC = ("idle_scope", "is_terminated")
 
 
-def contract_problems(manager: StreamableHTTPSessionManager) -> list[str]:
-    """What the fast path needs and this SDK lacks: empty when the contract holds."""
-    from mcp.server.streamable_http import StreamableHTTPServerTransport
-
-    problems = [
+def _manager_problems(manager: StreamableHTTPSessionManager) -> list[str]:
+    return [
         f"StreamableHTTPSessionManager.{name} is not a {kind.__name__}"
         for name, kind in MANAGER_FIELDS.items()
         if not isinstance(getattr(manager, name, None), kind)
     ]
+
+
+def contract_problems(manager: StreamableHTTPSessionManager) -> list[str]:
+    """What the fast path needs and this SDK lacks: empty when the contract holds."""
+    from mcp.server.streamable_http import StreamableHTTPServerTransport
+
+    problems = _manager_problems(manager)
     probe = StreamableHTTPServerTransport(mcp_session_id=None, idle_timeout=1.0)
     problems += [
         f"StreamableHTTPServerTransport.{name} is missing or of another type"
@@ -119,11 +123,7 @@ def adoption_problems(manager: StreamableHTTPSessionManager) -> list[str]:
     """What adopting another replica's session needs and this SDK lacks: empty when it holds."""
     from mcp.server.streamable_http import StreamableHTTPServerTransport
 
-    problems = [
-        f"StreamableHTTPSessionManager.{name} is not a {kind.__name__}"
-        for name, kind in MANAGER_FIELDS.items()
-        if not isinstance(getattr(manager, name, None), kind)
-    ]
+    problems = _manager_problems(manager)
     problems += [
         f"StreamableHTTPSessionManager.{name} is missing"
         for name in ADOPTION_MANAGER_FIELDS
