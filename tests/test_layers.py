@@ -19,6 +19,8 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "mcp_embed"
 # Highest first. A module belongs to the first layer with a prefix that names it or its package.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli", ("mcp_embed.cli", "mcp_embed.__main__")),
+    # One MCP server fronting every registered instance: built from the facade like any host's.
+    ("gateway", ("mcp_embed.gateway",)),
     ("facade", ("mcp_embed.server", "mcp_embed.handle", "mcp_embed.testing", "mcp_embed.pytest_plugin")),
     ("runtime", ("mcp_embed.runtime",)),
     ("assemble", ("mcp_embed.assemble",)),
@@ -32,6 +34,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "mcp_embed.skills",
             "mcp_embed.dispatch",
             "mcp_embed.replicas",
+            "mcp_embed.instances",
         ),
     ),
     (
@@ -57,7 +60,13 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # The package's own __init__ is the public face: it may name anything (lazily, for re-export).
 FACE = "mcp_embed"
 # Only these import the server object.
-SERVER_IMPORTERS = {"mcp_embed", "mcp_embed.cli", "mcp_embed.testing", "mcp_embed.pytest_plugin"}
+SERVER_IMPORTERS = {
+    "mcp_embed",
+    "mcp_embed.cli",
+    "mcp_embed.gateway",
+    "mcp_embed.testing",
+    "mcp_embed.pytest_plugin",
+}
 MAX_LINES = 500
 
 
