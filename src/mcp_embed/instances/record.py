@@ -55,7 +55,7 @@ class Instance:
         pid = data["pid"]
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             raise ValueError(f"an instance record's pid must be a positive integer, not {pid!r}")
-        times = {}
+        times: dict[str, float] = {}
         for name in ("started_at", "heartbeat_at"):
             value = data[name]
             if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
@@ -65,7 +65,18 @@ class Instance:
         if not isinstance(metadata, Mapping):
             kind = type(metadata).__name__
             raise ValueError(f"an instance record's metadata must be an object, not {kind}")
-        return cls(pid=pid, metadata=dict(metadata), **text, **times)
+        return cls(
+            id=text["id"],
+            server_name=text["server_name"],
+            app_name=text["app_name"],
+            pid=pid,
+            host=text["host"],
+            url=text["url"],
+            version=text["version"],
+            started_at=times["started_at"],
+            heartbeat_at=times["heartbeat_at"],
+            metadata=dict(metadata),
+        )
 
     def beat(self, now: float) -> Instance:
         return replace(self, heartbeat_at=now)
