@@ -1,149 +1,49 @@
 """End to end: a real redis-server, three real ``mcp-embed serve`` processes wired to it with
-``MCP_EMBED_REDIS_URL``, and a real nginx rendered round-robin in front (issue 16).
+``MCP_EMBED_REDIS_URL``, and a real nginx rendered round-robin in front (issue 16); the scaffolding
+is ``e2e_helpers``. Which replica answered is told by its audit log and nginx's ``X-Upstream``.
 
-The three share one server name (their Redis keys are under ``mcp-embed:<server_name>:``, so
-replicas of one service must share it); each answer is told apart by the replica's audit log.
-Each replica is a separate process started through the CLI, with its own log folder (its own
-audit.jsonl), on 127.0.0.1 and a free port. Every loop is bounded; every process is killed in
-``finally``.
+One stateless cluster serves the module's tests in order (the request ids of each test are its
+own); the kill -9 test comes last, since it leaves two replicas.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
+import pytest
+from e2e_helpers import HEADERS, TOOL, UPSTREAM, Cluster, Replica, call, cluster, settle
 
-from edge_helpers import free_port, nginx_binary, running_nginx
-from mcp_embed.auth.edge import NginxOptions, render_nginx
-from mcp_embed.config import McpHttpConfig
-from redis_helpers import RedisServer
-
-SKILLS = Path(__file__).parent.parent.parent / "examples" / "remote-server" / "skills"
-TOOL = "hello_world__say_hello"
-HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+# A generous shared rate limit: every call takes a token from Redis, so each replica also notices
+# a Redis outage through its calls.
+GENEROUS = {"MCP_EMBED_RATE_LIMIT_PER_SECOND": "1000", "MCP_EMBED_RATE_LIMIT_BURST": "1000"}
 
 
-class Replica:
-    def __init__(self, index: int, tmp: Path, redis_url: str, public: str, env: dict[str, str]) -> None:
-        self.name = f"replica-{index}"
-        self.port = free_port()
-        self.logs = tmp / f"logs-{index}"
-        self.out_path = tmp / f"serve-{index}.log"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("MCP_EMBED_")}
-        self.env = {
-            **base,
-            "MCP_EMBED_REDIS_URL": redis_url,
-            "MCP_EMBED_LOG_DIR": str(self.logs),
-            "MCP_EMBED_PUBLIC_URL": public,
-            "MCP_EMBED_TRUSTED_PROXIES": "127.0.0.1",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, *flags: str) -> None:
-        argv = [sys.executable, "-m", "mcp_embed", "serve", "--skills", str(SKILLS), "--name", "mcp-replicas",
-                "--host", "127.0.0.1", "--port", str(self.port), *flags]  # fmt: skip
-        out = self.out_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        out.close()
-        for _ in range(300):  # readiness, bounded (about 30 s)
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.out_path.read_text(errors='replace')[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not answer /health")
-
-    def health(self) -> str:
-        return str(httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=5).json()["status"])
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-    def audit(self) -> list[dict[str, Any]]:
-        path = self.logs / "audit.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-    def tool_calls(self) -> list[dict[str, Any]]:
-        return [r for r in self.audit() if r.get("tool") == TOOL]
+@pytest.fixture(scope="module")
+def stateless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with cluster(tmp_path_factory.mktemp("stateless"), "--stateless", "--json-response", env=GENEROUS) as c:
+        yield c
 
 
-@contextlib.contextmanager
-def cluster(
-    tmp: Path, *flags: str, env: dict[str, str] | None = None
-) -> Iterator[tuple[str, RedisServer, list[Replica]]]:
-    nginx_binary()  # skip or fail before anything starts
-    (tmp / "redis").mkdir()
-    redis = RedisServer(tmp / "redis")
-    redis.start()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    replicas = [Replica(i, tmp, redis.url, base, env or {}) for i in range(3)]
-    nginx_dir = tmp / "nginx"
-    nginx_dir.mkdir()
-    try:
-        for r in replicas:
-            r.start(*flags)
-        config = McpHttpConfig(stateless="--stateless" in flags, public_url=base)
-        site = render_nginx(
-            config,
-            NginxOptions(
-                upstream=[f"127.0.0.1:{r.port}" for r in replicas],
-                listen=f"127.0.0.1:{port}",
-                balance="round-robin",
-                rate="1000r/s",  # nginx's own per-address limit would answer 429 before the replicas
-                burst=1000,
-            ),
-        )
-        with running_nginx(nginx_dir, site, port):
-            yield base, redis, replicas
-    finally:
-        for r in replicas:
-            r.stop()
-        redis.stop()
+def _ids(replica: Replica, ids: range) -> list[int]:
+    """The request ids of ``replica``'s audit records of TOOL that fall in ``ids``."""
+    out = []
+    for record in replica.tool_calls():
+        rid = record.get("request_id")
+        if isinstance(rid, int) and rid in ids:
+            out.append(rid)
+    return out
 
 
-def call(client: httpx.Client, base: str, i: int, timeout: float = 10) -> httpx.Response:
-    body = {
-        "jsonrpc": "2.0",
-        "id": i,
-        "method": "tools/call",
-        "params": {"name": TOOL, "arguments": {"name": f"n{i}"}},
-    }
-    return client.post(f"{base}/mcp", json=body, headers=HEADERS, timeout=timeout)
-
-
-def test_stateless_calls_spread_over_the_three_replicas(tmp_path: Path) -> None:
-    with cluster(tmp_path, "--stateless", "--json-response") as (base, _redis, replicas), httpx.Client() as c:
+def test_stateless_calls_spread_over_the_three_replicas(stateless: Cluster) -> None:
+    base, replicas = stateless.base, stateless.replicas
+    with httpx.Client() as c:
         listed = c.post(
             f"{base}/mcp",
             json={"jsonrpc": "2.0", "id": 0, "method": "tools/list"},
@@ -156,48 +56,18 @@ def test_stateless_calls_spread_over_the_three_replicas(tmp_path: Path) -> None:
             r = call(c, base, i)
             assert r.status_code == 200, r.text
             assert r.json()["result"]["content"][0]["text"] == f"Hello, n{i}!"
-        time.sleep(0.5)  # the audit writer's thread
-        counts = [len(r.tool_calls()) for r in replicas]
-        assert sum(counts) == 12 and all(n > 0 for n in counts), counts
+    settle(lambda: sum(len(_ids(r, range(1, 13))) for r in replicas) >= 12)
+    counts = [len(_ids(r, range(1, 13))) for r in replicas]
+    assert sum(counts) == 12 and all(n > 0 for n in counts), counts
 
 
 def test_the_rate_limit_is_shared_by_the_replicas(tmp_path: Path) -> None:
     env = {"MCP_EMBED_RATE_LIMIT_PER_SECOND": "0.1", "MCP_EMBED_RATE_LIMIT_BURST": "5"}
-    with (
-        cluster(tmp_path, "--stateless", "--json-response", env=env) as (base, _redis, _reps),
-        httpx.Client() as c,
-    ):
-        codes = [call(c, base, i).status_code for i in range(30)]
+    with cluster(tmp_path, "--stateless", "--json-response", env=env) as cl, httpx.Client() as c:
+        codes = [call(c, cl.base, i).status_code for i in range(30)]
     ok = codes.count(200)
     assert 1 <= ok <= 5 + 1, codes  # one token of refill slack over the run
     assert 429 in codes, codes
-
-
-def test_kill_9_of_one_replica_only_fails_calls_in_flight_on_it(tmp_path: Path) -> None:
-    with cluster(tmp_path, "--stateless", "--json-response") as (base, _redis, replicas), httpx.Client() as c:
-        answered = failed = 0
-        for i in range(60):
-            if i == 20:
-                replicas[1].kill9()
-            try:
-                r = call(c, base, i, timeout=10)
-            except httpx.HTTPError:
-                failed += 1
-                continue
-            if r.status_code == 200:
-                answered += 1
-            else:
-                assert r.status_code in (502, 504), r.text
-                failed += 1
-        assert failed <= 3, (answered, failed)  # at most what was in flight on the killed one
-        time.sleep(0.5)
-        survivors = sum(len(r.tool_calls()) for r in (replicas[0], replicas[2]))
-        # Every call after the kill was answered by a survivor (nginx passes a refused connection on
-        # to the next upstream), and each has exactly one audit record there; the killed replica's
-        # own unwritten records died with it, so only a bound holds for the calls before the kill.
-        assert answered + failed == 60
-        assert 40 - failed <= survivors <= answered, (survivors, answered, failed)
-        assert replicas[0].proc.poll() is None and replicas[2].proc.poll() is None  # type: ignore[union-attr]
 
 
 def calls_until(
@@ -214,14 +84,9 @@ def calls_until(
     return [r.health() for r in replicas]
 
 
-def test_redis_outage_degrades_health_and_recovers(tmp_path: Path) -> None:
-    # A generous shared rate limit: every call takes a token from Redis, so each replica notices
-    # the outage (health reports what its store operations saw).
-    env = {"MCP_EMBED_RATE_LIMIT_PER_SECOND": "1000", "MCP_EMBED_RATE_LIMIT_BURST": "1000"}
-    with (
-        cluster(tmp_path, "--stateless", "--json-response", env=env) as (base, redis, replicas),
-        httpx.Client() as c,
-    ):
+def test_redis_outage_degrades_health_and_recovers(stateless: Cluster) -> None:
+    base, redis, replicas = stateless.base, stateless.redis, stateless.replicas
+    with httpx.Client() as c:
         assert [r.health() for r in replicas] == ["healthy"] * 3
         redis.stop()
         # Bounded: about 10 s; a store operation notices the outage.
@@ -229,17 +94,18 @@ def test_redis_outage_degrades_health_and_recovers(tmp_path: Path) -> None:
         for i in range(6):  # calls still answer, none hangs past its timeout
             t0 = time.monotonic()
             with contextlib.suppress(httpx.HTTPError):
-                call(c, base, i, timeout=15)
+                call(c, base, 3000 + i, timeout=15)
             assert time.monotonic() - t0 < 15
         redis.start()
         # Bounded: about 20 s; a store operation that succeeds clears it.
         assert calls_until(c, base, replicas, "healthy", first_id=2000, tries=200) == ["healthy"] * 3
         assert all(r.proc is not None and r.proc.poll() is None for r in replicas)
-        assert call(c, base, 99).status_code == 200
+        assert call(c, base, 3999).status_code == 200
 
 
 def test_a_stateful_session_is_served_by_every_replica_round_robin(tmp_path: Path) -> None:
-    with cluster(tmp_path, "--json-response") as (base, _redis, replicas), httpx.Client() as c:
+    with cluster(tmp_path, "--json-response") as cl, httpx.Client() as c:
+        base, replicas = cl.base, cl.replicas
         init = {
             "jsonrpc": "2.0",
             "id": 0,
@@ -283,3 +149,56 @@ def test_a_stateful_session_is_served_by_every_replica_round_robin(tmp_path: Pat
         # round-robin: one request per replica
         codes = [c.post(f"{base}/mcp", json=tools_list, headers=h, timeout=10).status_code for _ in range(3)]
         assert codes == [404, 404, 404], codes  # deleted everywhere
+
+
+def test_kill_9_of_one_replica_only_fails_calls_in_flight_on_it(stateless: Cluster) -> None:
+    """Four clients call at once; replica 1 is killed mid-run. A call fails only if nginx had sent
+    it to replica 1 (its ``X-Upstream``); every call a survivor answered has exactly one audit
+    record there, and the survivors have no record of any other call."""
+    base, replicas = stateless.base, stateless.replicas
+    victim, survivors = replicas[1], (replicas[0], replicas[2])
+    clients, per_client = 4, 30
+    ids = range(5000, 5000 + clients * per_client)
+    killed = threading.Event()
+    done = threading.Semaphore(0)
+    outcome: dict[int, tuple[int, str, bool]] = {}  # id -> (status, X-Upstream, started after the kill)
+
+    def run(first: int) -> None:
+        with httpx.Client() as c:
+            for i in range(first, first + per_client):
+                after = killed.is_set()
+                r = call(c, base, i, timeout=15)
+                outcome[i] = (r.status_code, r.headers.get(UPSTREAM, ""), after)
+                done.release()
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        futures = [pool.submit(run, ids.start + k * per_client) for k in range(clients)]
+        for _ in range(len(ids) // 3):  # a third of the calls answered, then the kill
+            assert done.acquire(timeout=30)
+        victim.kill9()
+        killed.set()
+        for f in futures:
+            f.result(timeout=120)  # a call that raised (a hang, a dropped connection) fails here
+
+    assert len(outcome) == len(ids)
+    failed = {i: o for i, o in outcome.items() if o[0] != 200}
+    assert len(failed) <= clients, failed  # at most one in flight per client when it died
+    for status, upstream, _after in failed.values():
+        assert status in (502, 504) and stateless.replica_at(upstream) is victim, (status, upstream)
+    # The others carry on: every call sent after the kill was answered (nginx passes a refused
+    # connection on to the next replica; a POST already sent is never sent twice).
+    assert all(o[0] == 200 for o in outcome.values() if o[2])
+    assert any(o[2] for o in outcome.values())  # and there were such calls
+    assert any(stateless.replica_at(up) is victim for s, up, _ in outcome.values() if s == 200)
+    assert victim.proc is not None and victim.proc.returncode == -9
+    by_survivor = {
+        r.name: sorted(i for i, (s, up, _) in outcome.items() if s == 200 and stateless.replica_at(up) is r)
+        for r in survivors
+    }
+    expected = sum(len(v) for v in by_survivor.values())
+    settle(lambda: sum(len(_ids(r, ids)) for r in survivors) >= expected)
+    for r in survivors:
+        records = collections.Counter(_ids(r, ids))
+        assert sorted(records) == by_survivor[r.name], r.name  # a record for each call it answered, no other
+        assert set(records.values()) == {1}, records  # exactly one each
+        assert r.alive()
