@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-__all__ = ["Instance", "Registry"]
+__all__ = ["DEFAULT_TTL", "Instance", "Registry"]
+
+DEFAULT_TTL = 15.0
+"""Seconds a record lives without a heartbeat; a running instance refreshes it every third of that."""
 
 _FIELDS = ("id", "server_name", "app_name", "pid", "host", "url", "version", "started_at", "heartbeat_at")
 
