@@ -164,9 +164,10 @@ def clients(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the SDK's MCPServer and a raw ASGI echo, in one run (quick mode in CI), and
-    skill discovery against a plain read of the same files."""
-    _install(session, "test")
+    """Benchmarks against the SDK's MCPServer and a raw ASGI echo, in one run (quick mode in CI),
+    skill discovery against a plain read of the same files, and the Redis event store against the
+    in-memory one."""
+    _install(session, "test", "redis")  # redis: the Redis event store's benchmark below
     session.install("uvicorn")
     # wrk loads the servers from a process of its own; without it the harness's httpx loop is the
     # bottleneck and the ratios say little (the run says which loader it used).
@@ -186,6 +187,12 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_spawn.py", *(["--calls", "300"] if "--quick" in args else []))
     # Issue 14: a poisoned load in both spawn modes must give N audit records for N calls.
     session.run("python", "benchmarks/bench_audit.py", "--poisoned-only")
+    # Issue 16: a streamed call with its event store in a real redis-server against in memory.
+    if _debian_package(session, "redis-server", "/usr/bin/redis-server"):
+        quick_redis = ["--calls", "300"] if "--quick" in args else []
+        session.run("python", "benchmarks/bench_redis_events.py", *quick_redis)
+    else:
+        session.warn("redis-server is not installed (`apt-get install redis-server`): no Redis benchmark")
 
 
 @nox.session
