@@ -21,6 +21,11 @@ from mcp_embed import McpHttpConfig, ServerHandle, SkillServer, ToolContext, cre
 _LOG_DIR = tempfile.mkdtemp(prefix="mcp-embed-test-logs-")
 os.environ.setdefault("MCP_EMBED_LOG_DIR", _LOG_DIR)
 atexit.register(shutil.rmtree, _LOG_DIR, True)
+# Every test server lists itself among the running instances: in a throwaway folder, never the
+# user's runtime folder (forced, so a developer's own MCP_EMBED_REGISTRY_DIR stays untouched).
+_REGISTRY_DIR = tempfile.mkdtemp(prefix="mcp-embed-test-registry-")
+os.environ["MCP_EMBED_REGISTRY_DIR"] = _REGISTRY_DIR
+atexit.register(shutil.rmtree, _REGISTRY_DIR, True)
 
 
 # The headers every Streamable HTTP POST carries, and a 2025-11-25 initialize request.

@@ -48,10 +48,11 @@ CONFIG_FIELDS = [
     "allowed_hosts", "allowed_origins", "allowed_tools", "audit_arguments", "auth", "auth_failures_burst",
     "auth_failures_per_second", "body_timeout", "client_request_timeout", "cors_origins", "dispatcher",
     "dns_rebinding_protection", "enable_cors", "enable_event_store", "enable_file_logging", "enable_metrics",
-    "enable_sse", "endpoint_path", "event_store_max_events", "host", "instructions", "json_response",
+    "enable_sse", "endpoint_path", "event_store_max_events", "host", "instance_host", "instructions",
+    "json_response",
     "log_backups", "log_dir", "log_format", "log_level", "log_max_bytes", "main_pump_budget_ms",
     "main_queue_depth", "main_thread_timeout", "max_body_bytes", "max_sessions", "metrics_basic_auth", "port",
-    "public_url", "python_executable", "rate_limit_burst", "rate_limit_per_second", "redis_url",
+    "public_url", "python_executable", "rate_limit_burst", "rate_limit_per_second", "redis_url", "register",
     "retry_interval_ms", "server_name", "server_version", "session_idle_timeout", "skills_list_limit",
     "skills_watch_interval", "spawn_mode", "stateless", "task_handoff", "task_poll_interval", "task_ttl",
     "trusted_proxies",
@@ -68,8 +69,9 @@ SERVER_ATTRIBUTES = [
     "request_state_keys", "resources", "skill_interpreter", "skill_paths", "task_store",
 ]  # fmt: skip
 HANDLE_MEMBERS = [
-    "bind_addr", "dispatcher", "host", "is_ready", "is_running", "local_url", "main_thread_status", "mcp_url",
-    "pid", "port", "pump", "reason", "restart", "shutdown", "sse_url", "stop", "url", "wait", "wait_ready",
+    "bind_addr", "dispatcher", "host", "instance_id", "is_ready", "is_running", "local_url", "main_thread_status",
+    "mcp_url", "pid", "port", "pump", "reason", "restart", "set_metadata", "shutdown", "sse_url", "stop", "url",
+    "wait", "wait_ready",
 ]  # fmt: skip
 TOOL_OPTIONS = ["name", "description", "annotations", "affinity", "timeout", "title", "input_schema", "task"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import warnings
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -60,9 +61,13 @@ _ALLOWED: dict[str, str] = {
     "auth_failures_per_second": "a positive number of failed attempts per second, or unset for no throttle",
     "auth_failures_burst": "a positive integer",
     "auth": "ApiKeyConfig(...) or OAuthConfig(...) from mcp_embed, or unset for none",
+    "instance_host": "a machine name such as render-07, or unset for this machine's (socket.gethostname())",
 }
 
 _SECRET_FIELDS = frozenset({"metrics_basic_auth", "auth", "redis_url"})  # never echoed in an error message
+
+# BaseModel's metaclass (ABCMeta) has a register() of its own; the field only shadows it on the class.
+warnings.filterwarnings("ignore", 'Field name "register" in "McpHttpConfig" shadows', UserWarning)
 
 _RESERVED_PATHS = ("/sse", "/messages", "/health", "/metrics", "/.well-known")
 
@@ -171,6 +176,13 @@ class McpHttpConfig(BaseModel):
     event store, tasks, sessions, the stateless back-channel and the rate limit move there
     (``pip install "mcp-embed[redis]"``). Unset: all in this process's memory. A secret: it is
     never printed."""
+
+    # -- the registry of running instances (instances/) ------------------------------------------
+    register: bool = True
+    """List this server among the running instances (``mcp-embed instances``, the gateway): a file
+    in the user's runtime folder, or a Redis key with ``redis_url``. False: not listed."""
+    instance_host: str | None = None
+    """The machine name the instance is listed under. Unset: ``socket.gethostname()``."""
 
     log_level: LogLevel = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -305,6 +317,13 @@ class McpHttpConfig(BaseModel):
             raise ValueError("is not a Redis URL: it must start with redis://, rediss:// or unix://")
         return v
 
+    @field_validator("instance_host")
+    @classmethod
+    def _check_instance_host(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or len(v) > 253 or not v.isprintable() or " " in v):
+            raise ValueError("must be a non-empty name of at most 253 characters, without spaces")
+        return v
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, v: Any) -> Any:
@@ -405,7 +424,9 @@ _SEED_NAMES = {
 }
 # MCP_EMBED_* variables that are read elsewhere, not config fields.
 _NOT_FIELDS = (
-    frozenset({"MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL", "MCP_EMBED_ALLOWED_TOOLS"}) | _AUTH_ENV_VARS
+    frozenset({"MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL", "MCP_EMBED_ALLOWED_TOOLS"})
+    | frozenset({"MCP_EMBED_REGISTRY_DIR", "MCP_EMBED_REGISTRY_TTL"})  # read by instances/
+    | _AUTH_ENV_VARS
 )
 
 

@@ -6,22 +6,55 @@ import threading
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .logs import get_logger
+
 if TYPE_CHECKING:
     from .config import McpHttpConfig
     from .dispatch import Dispatching
+    from .instances import Registration
     from .runtime import Runtime
 
 __all__ = ["ServerHandle"]
+
+log = get_logger("server")
 
 
 class ServerHandle:
     """A running server. Stop it with ``stop()`` or use it as a context manager."""
 
-    def __init__(self, runtime: Runtime, config: McpHttpConfig, *, dispatcher: Dispatching) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        config: McpHttpConfig,
+        *,
+        dispatcher: Dispatching,
+        app_name: str | None = None,
+    ) -> None:
         self._runtime = runtime
         self._config = config
         self._dispatcher = dispatcher
         self._stop_lock = threading.Lock()
+        # Listed among the running instances once it serves (config.register), until stop().
+        self._registration = self._register(app_name) if app_name and config.register else None
+
+    def _register(self, app_name: str) -> Registration | None:
+        from ._version import __version__
+        from .instances import start_registration
+
+        redis_url = self._config.redis_url
+        try:
+            return start_registration(
+                server_name=self._config.server_name,
+                app_name=app_name,
+                url=self.mcp_url(),
+                version=__version__,
+                host=self._config.instance_host,
+                redis_url=redis_url.get_secret_value() if redis_url is not None else None,
+                alive=lambda: self._runtime.is_running and self._runtime.is_ready,
+            )
+        except Exception as exc:  # a listing is a convenience: it never fails a start
+            log.warning("this server is not listed among the running instances: %s", exc)
+            return None
 
     @property
     def port(self) -> int:
@@ -86,12 +119,42 @@ class ServerHandle:
         """Start the server process again (``spawn_mode="subprocess"``), on the same port, e.g.
         after ``is_running`` turned False because the child crashed. Returns once it answers."""
         self._runtime.restart(timeout)
+        self._listed_now()
         return self
 
     def wait_ready(self, timeout: float | None = 30.0) -> ServerHandle:
         """Block until the server answers, or raise ``ServerStartError`` with the reason."""
         self._runtime.wait_ready(timeout)
+        self._listed_now()
         return self
+
+    def _listed_now(self) -> None:
+        # Ready: write the record at once rather than at the heartbeat thread's next look.
+        registration = self._registration
+        if registration is not None and not registration.listed:
+            registration.refresh()
+
+    @property
+    def instance_id(self) -> str | None:
+        """This server's id among the running instances (``mcp-embed instances``), or None when it
+        is not listed (``register=False``, a registry that could not be opened, or stopped)."""
+        registration = self._registration
+        return registration.id if registration is not None else None
+
+    def set_metadata(self, **values: Any) -> None:
+        """Tell whoever lists the running instances about this one: ``set_metadata(scene="shot_010.ma")``.
+
+        Merged into the instance's metadata (JSON values only: ``TypeError``/``ValueError`` otherwise)
+        and written by the registry's own thread, so this never waits on the registry. Without a
+        listing (``register=False``) the values are checked and dropped.
+        """
+        registration = self._registration
+        if registration is not None:
+            registration.set_metadata(**values)
+        else:
+            from .instances import check_metadata
+
+            check_metadata(values)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops. Returns False if ``timeout`` passed first."""
@@ -121,6 +184,9 @@ class ServerHandle:
         """Stop the server: open streams are closed, calls in flight cancelled, queued main-thread
         calls dropped and host hooks removed. Idempotent; call it from the add-on's unload hook."""
         with self._stop_lock:
+            registration, self._registration = self._registration, None
+            if registration is not None:  # unlisted first: nobody routes to a server that is going
+                registration.close()
             self._runtime.stop(timeout)
             self._dispatcher.close()
 

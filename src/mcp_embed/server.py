@@ -341,7 +341,7 @@ class SkillServer:
                 raise
             self._runtime = runtime
             self._started_at = time.monotonic()
-            handle = ServerHandle(runtime, config, dispatcher=dispatcher)
+            handle = ServerHandle(runtime, config, dispatcher=dispatcher, app_name=self.app_name)
             self._handle = handle
         _warn_if_exposed(config, runtime.port)
         if config.skills_watch_interval is not None:
