@@ -1,0 +1,48 @@
+"""``GatewayDispatcher``: where the gateway's tool calls run: a proxy tool goes to its instance.
+
+The gateway is a ``SkillServer`` like any host's, so its calls go through the same ``ToolCaller``
+(allow-list, audit, validation); only the last step differs, as in the subprocess child, whose
+dispatcher sends proxy tools to the host. Here they go to the instance's session on the hub's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from ..dispatch import QueueDispatcher
+from ..runtime.subprocess.catalog import ARGS, PROXY
+
+if TYPE_CHECKING:
+    from ..components.tools import ToolSpec
+    from ..context import ToolContext
+    from .hub import Hub
+
+__all__ = ["GatewayDispatcher"]
+
+
+class GatewayDispatcher(QueueDispatcher):
+    """Proxy tools to their instance; the gateway's own tools (``list_instances``) as usual."""
+
+    name = "gateway"
+
+    def __init__(self, hub: Hub) -> None:
+        super().__init__()
+        self.hub = hub
+
+    def start(self) -> None:
+        self.hub.start()
+
+    def close(self) -> None:
+        super().close()
+        self.hub.close()
+
+    async def run(self, spec: ToolSpec, kwargs: dict[str, Any], ctx: ToolContext | None) -> Any:
+        if spec.source != PROXY:
+            return await super().run(spec, kwargs, ctx)
+        route = self.hub.routes.get(spec.name)
+        if route is None:  # removed between the lookup and now
+            return {"content": [{"type": "text", "text": f"Tool '{spec.name}' is gone"}], "isError": True}
+        call = route.upstream.call(route.tool, kwargs[ARGS], ctx)
+        # Cancelling this await cancels the call on the hub's loop, which tells the instance.
+        return await asyncio.wrap_future(self.hub.submit(call))

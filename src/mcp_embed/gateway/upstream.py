@@ -1,0 +1,186 @@
+"""``Upstream``: the gateway's one persistent client session to one instance.
+
+It lives on the gateway's own event loop (:mod:`.hub`): a task owns the SDK ``Client`` for as
+long as the instance is listed, so every forwarded call reuses one session (no handshake per
+call). Calls from the gateway's server loop cross over with ``run_coroutine_threadsafe``; a call
+cancelled there is cancelled here, and the SDK client then tells the instance
+(``notifications/cancelled``), so its tool sees ``ctx.cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..logs import get_logger
+
+if TYPE_CHECKING:
+    from mcp.client import Client
+    from mcp.shared.dispatcher import ProgressFnT
+
+    from ..context import ToolContext
+    from ..instances import Instance
+
+__all__ = ["Upstream", "UpstreamGone"]
+
+log = get_logger("gateway")
+
+_CONNECT_TIMEOUT = 10.0
+
+
+class UpstreamGone(Exception):
+    """The instance does not answer (it stopped, crashed, or its session ended)."""
+
+
+class Upstream:
+    """One instance behind the gateway: its prefix, its record, and the session to it."""
+
+    def __init__(self, prefix: str, instance: Instance, on_tools_changed: Callable[[], None]) -> None:
+        self.prefix = prefix
+        self.instance = instance
+        self._on_tools_changed = on_tools_changed
+        self._client: Client | None = None
+        self._closing: asyncio.Event | None = None
+        self._owner: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name this instance: ``maya-1 (maya on host, pid 1234)``."""
+        i = self.instance
+        return f"{self.prefix} ({i.app_name} on {i.host}, pid {i.pid})"
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def open(self) -> None:
+        """Connect and initialize the session; :class:`UpstreamGone` if the instance does not answer."""
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        self._closing = asyncio.Event()
+        self._owner = loop.create_task(self._own(ready), name=f"mcp-embed-gateway:{self.prefix}")
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), _CONNECT_TIMEOUT)
+        except BaseException as exc:
+            await self.close()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise UpstreamGone(f"{self.label} at {self.instance.url} does not answer: {_why(exc)}") from None
+
+    async def _own(self, ready: asyncio.Future[None]) -> None:
+        from mcp.client import Client
+
+        closing = self._closing
+        assert closing is not None
+        try:
+            # "legacy": one initialize handshake, then a session every call reuses; no response
+            # cache: the gateway lists again when told the list changed.
+            async with Client(
+                self.instance.url, mode="legacy", cache=None, message_handler=self._message
+            ) as client:
+                self._client = client
+                ready.set_result(None)
+                await closing.wait()
+        except BaseException as exc:  # the transport failed: calls answer that the instance went away
+            self._failure = exc
+            if not ready.done():
+                ready.set_exception(UpstreamGone(_why(exc)))
+            if not isinstance(exc, (asyncio.CancelledError, Exception)):
+                raise
+        finally:
+            self._client = None
+
+    async def _message(self, message: Any) -> None:
+        if getattr(message, "method", None) == "notifications/tools/list_changed":
+            self._on_tools_changed()
+
+    def _session(self) -> Client:
+        client = self._client
+        if client is None:
+            why = f": {_why(self._failure)}" if self._failure is not None else ""
+            raise UpstreamGone(f"instance {self.label} went away{why}")
+        return client
+
+    async def list_tools(self) -> list[dict[str, Any]]:
+        """The instance's tools as ``tools/list`` gives them (wire dicts), every page."""
+        client = self._session()
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            page = await client.list_tools(cursor=cursor)
+            tools.extend(t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+
+    async def call(self, tool: str, arguments: dict[str, Any], ctx: ToolContext | None) -> dict[str, Any]:
+        """Forward one ``tools/call``; the instance's wire result, progress relayed to ``ctx``.
+
+        An instance that went away (now or during the call) answers an ``isError`` naming it;
+        a JSON-RPC error from the instance is raised as it came (``MCPError``).
+        """
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import CONNECTION_CLOSED
+
+        on_progress: ProgressFnT | None = None
+        if ctx is not None and ctx.progress_token is not None:
+            report = ctx.report_progress
+
+            async def relay(progress: float, total: float | None, message: str | None) -> None:
+                report(progress, total, message)
+
+            on_progress = relay
+
+        try:
+            result = await self._session().session.call_tool(tool, arguments, progress_callback=on_progress)
+        except MCPError as exc:
+            # CONNECTION_CLOSED: the SDK client's own word for a request whose answer can never come.
+            if self._client is None or exc.error.code == CONNECTION_CLOSED:
+                return self.gone_result(tool, exc)
+            raise
+        except UpstreamGone as exc:
+            return _error(f"Tool '{self.prefix}__{tool}' was not run: {exc}")
+        except Exception as exc:  # the transport broke under the call
+            log.info("call to %s on %s failed: %s", tool, self.label, _why(exc))
+            return self.gone_result(tool, exc)
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
+
+    def gone_result(self, tool: str, exc: BaseException | None = None) -> dict[str, Any]:
+        why = exc if exc is not None else self._failure
+        detail = f" ({_why(why)})" if why is not None else ""
+        return _error(
+            f"Tool '{self.prefix}__{tool}' did not complete: instance {self.label} at "
+            f"{self.instance.url} went away{detail}"
+        )
+
+    async def close(self) -> None:
+        """End the session; calls still in flight answer that the instance went away."""
+        if self._closing is not None:
+            self._closing.set()
+        owner = self._owner
+        if owner is not None and not owner.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(owner), 2.0)
+            except TimeoutError:
+                owner.cancel()
+                with contextlib.suppress(BaseException):
+                    await owner
+            except BaseException:  # noqa: S110 - the owner recorded its failure; closing goes on
+                pass
+
+
+def _error(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "text", "text": text}], "isError": True}
+
+
+def _why(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown"
+    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        return _why(exc.exceptions[0])
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
