@@ -4,7 +4,7 @@ wired to it with ``MCP_EMBED_REDIS_URL``, and a real nginx rendered round-robin 
 The three share one server name (their Redis keys are under ``mcp-embed:<server_name>:``, so
 replicas of one service must share it). Each is a separate process started through the CLI, with
 its own log folder (its own audit.jsonl), on 127.0.0.1 and a free port. nginx adds one header to
-every /mcp answer, ``X-Upstream`` (``$upstream_addr``: the replica, or the replicas tried, that
+every /mcp and /health answer, ``X-Upstream`` (``$upstream_addr``: the replica, or the replicas tried, that
 answered), so a test knows which replica served what. Every loop is bounded; every process is
 killed in ``finally``.
 
@@ -131,10 +131,12 @@ class Cluster:
 
 
 def tag_upstream(site: str) -> str:
-    """The rendered site with ``X-Upstream: $upstream_addr`` on every /mcp answer (a test aid)."""
-    anchor = "    location = /mcp {\n"
-    assert site.count(anchor) == 1, "the rendered nginx config changed shape"
-    return site.replace(anchor, anchor + "        add_header X-Upstream $upstream_addr always;\n")
+    """The rendered site with ``X-Upstream: $upstream_addr`` on every /mcp and /health answer (a
+    test aid: both take turns in the same round-robin)."""
+    for anchor in ("    location = /mcp {", "    location = /health {"):
+        assert site.count(anchor) == 1, "the rendered nginx config changed shape"
+        site = site.replace(anchor, anchor + "\n        add_header X-Upstream $upstream_addr always;", 1)
+    return site
 
 
 @contextlib.contextmanager
