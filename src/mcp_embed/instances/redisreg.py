@@ -106,7 +106,7 @@ class RedisRegistry:
 
 
 def _say(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {str(exc).strip() or type(exc).__name__}"
+    return f"{type(exc).__name__}: {str(exc).strip().rstrip('.') or type(exc).__name__}"
 
 
 def _client(url: str, timeout: float, scrub: Callable[[str], str]) -> Redis:
