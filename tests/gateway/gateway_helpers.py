@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from mcp_embed.handle import ServerHandle
@@ -97,3 +101,83 @@ async def client(url: str, listener: Listener | None = None) -> AsyncIterator[An
 
 async def names(c: Any) -> set[str]:
     return {t.name for t in (await c.list_tools()).tools}
+
+
+# -- processes, for the end-to-end tests -------------------------------------------------------------
+
+HERE = Path(__file__).resolve().parent
+
+
+class Proc:
+    """A child process whose stdout lines are collected by a thread, so waits stay bounded."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        )
+        self.lines: list[str] = []
+        self._new = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            with self._new:
+                self.lines.append(line.rstrip("\n"))
+                self._new.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float = GUARD, start: int = 0) -> str:
+        """The first line from index ``start`` on that starts with ``prefix``."""
+        deadline = time.monotonic() + timeout
+        with self._new:
+            while True:
+                for line in self.lines[start:]:
+                    if line.startswith(prefix):
+                        return line
+                exited = self.popen.poll() is not None
+                if time.monotonic() > deadline or (exited and not self._new.wait(0.5)):
+                    output = "\n".join(self.lines[-30:])
+                    raise AssertionError(f"no line starting {prefix!r} from {self.popen.args}:\n{output}")
+                self._new.wait(0.2)
+
+    def kill9(self) -> None:
+        self.popen.send_signal(signal.SIGKILL)
+        self.popen.wait(GUARD)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(10)
+
+
+def spawn_instance(app: str, env: dict[str, str], **metadata: str) -> tuple[Proc, str]:
+    """An instance process (``instance_proc.py``) and its MCP URL, once it serves."""
+    args = [sys.executable, str(HERE / "instance_proc.py"), app, *(f"{k}={v}" for k, v in metadata.items())]
+    proc = Proc(args, env)
+    try:
+        url = proc.wait_for("URL ").split(" ", 1)[1]
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, url
+
+
+def spawn_gateway(port: int, env: dict[str, str], *extra: str) -> Proc:
+    """``mcp-embed gateway`` on ``port``, polling and retrying every 0.2 s."""
+    args = [sys.executable, "-m", "mcp_embed", "gateway", "--port", str(port)]
+    return Proc([*args, "--poll", "0.2", "--retry", "0.2", *extra], env)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_EMBED_")}
+    env.update(PYTHONUNBUFFERED="1", MCP_EMBED_ENABLE_FILE_LOGGING="false", **extra)
+    return env

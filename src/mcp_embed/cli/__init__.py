@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_install_parser(sub)
 
+    from .gateway import add_gateway_parser  # `mcp-embed gateway`
+
+    add_gateway_parser(sub)
+
     from .tools import add_parsers  # skills new, call, tools
 
     add_parsers(sub, sks)
