@@ -18,6 +18,9 @@ from mcp_embed import McpHttpConfig
 from mcp_embed.gateway import create_gateway
 from mcp_embed.handle import ServerHandle
 from mcp_embed.instances import open_registry
+from redis_helpers import redis_server
+
+__all__ = ["redis_server"]
 
 TTL = 3.0
 TOOLS = ("echo", "steps", "hold", "cancellations")
@@ -30,15 +33,24 @@ class Cluster(NamedTuple):
     gateway: ServerHandle
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+# Files in a folder (this machine), or Redis keys with instances named as if on three machines.
+@pytest.fixture(params=["files", "redis"])
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
     folder = tmp_path / "instances"
     env = child_env(MCP_EMBED_REGISTRY_DIR=str(folder), MCP_EMBED_REGISTRY_TTL=str(TTL))
+    redis_url = None
+    if request.param == "redis":
+        redis_url = request.getfixturevalue("redis_server").url
+        env["MCP_EMBED_REDIS_URL"] = redis_url
     procs: list[Proc] = []
     urls: list[str] = []
-    registry = open_registry(folder=folder, ttl=TTL)
+    registry = open_registry(redis_url=redis_url, folder=folder, ttl=TTL)
     try:
-        for app, scene in (("maya", "shot_010.ma"), ("maya", "shot_020.ma"), ("blender", "lookdev.blend")):
+        for n, (app, scene) in enumerate(
+            (("maya", "shot_010.ma"), ("maya", "shot_020.ma"), ("blender", "lookdev.blend"))
+        ):
+            if redis_url:
+                env = {**env, "MCP_EMBED_INSTANCE_HOST": f"render-0{n + 1}"}
             proc, url = spawn_instance(app, env, scene=scene)  # one after another: a known start order
             procs.append(proc)
             urls.append(url)
@@ -86,6 +98,8 @@ def test_every_tool_once_with_its_prefix_and_a_call_routed_to_each(cluster: Clus
             behind = (await c.call_tool("list_instances", {})).structured_content["result"]
             assert [(i["prefix"], i["url"]) for i in behind] == list(zip(prefixes, cluster.urls, strict=True))
             assert behind[1]["metadata"] == {"scene": "shot_020.ma"}
+            if "MCP_EMBED_REDIS_URL" in cluster.env:
+                assert [i["host"] for i in behind] == ["render-01", "render-02", "render-03"]
 
     anyio.run(main)
 
@@ -136,7 +150,7 @@ def test_kill_9_of_an_instance_removes_its_tools_and_tells_clients(cluster: Clus
         async with client(cluster.gateway.mcp_url(), listener) as c:
             assert "blender-1__echo" in await names(c)
             cluster.procs[2].kill9()
-            # Within the TTL at most (a dead pid on this machine is never listed, so sooner).
+            # Within the TTL (Redis: the key expires), or sooner (files: a dead pid is never listed).
             with anyio.fail_after(TTL + GUARD):
                 while not listener.count("notifications/tools/list_changed"):
                     await anyio.sleep(0.05)
