@@ -233,6 +233,16 @@ class Redis:
         fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
         return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
 
+    def commands(self) -> dict[str, int]:
+        """Calls per command since the last ``CONFIG RESETSTAT`` (``INFO commandstats``), ours left out."""
+        out: dict[str, int] = {}
+        for line in _resp(self.port, b"INFO commandstats").decode().splitlines():
+            if line.startswith("cmdstat_"):
+                name, stats = line[len("cmdstat_") :].split(":", 1)
+                if name.split("|")[0] not in ("info", "config", "ping"):
+                    out[name] = int(stats.split("calls=")[1].split(",")[0])
+        return out
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -331,9 +341,11 @@ def main() -> int:
             subjects.append(_open("redis", redis.url, args.steps))
             for s in subjects:
                 s.run(args.warmup)
+            _resp(redis.port, b"CONFIG RESETSTAT")  # count the commands of the measured calls only
             for r in range(args.rounds):
                 for s in subjects if r % 4 in (0, 3) else subjects[::-1]:  # ABBA BAAB ...
                     _measure(s, per_round, redis, count_redis=s.name == "redis")
+            commands = redis.commands()
             redis_version = _resp(redis.port, b"INFO server").decode().split("redis_version:")[1].split()[0]
         finally:
             for s in subjects:
@@ -354,6 +366,8 @@ def main() -> int:
         )
     own = red["redis_server_cpu_us_per_call"]
     print(f"redis-server's own CPU per call (not in the server's figure): {own:.0f} us")
+    per_call = {name: n / red["calls"] for name, n in sorted(commands.items(), key=lambda kv: -kv[1])}
+    print("Redis commands per call: " + ", ".join(f"{name} {n:.1f}" for name, n in per_call.items()))
     cpu_ratio = red["cpu_us_per_call"] / mem["cpu_us_per_call"]
     added_p50 = red["p50_ms"] - mem["p50_ms"]
     rounds = [b / a for a, b in zip(subjects[0].round_cpu_us, subjects[1].round_cpu_us, strict=True)]
@@ -372,6 +386,7 @@ def main() -> int:
     print(f"  {verdict(cpu_ok and p50_ok)}  issue 16's target (a report: the exit status stays 0)")
     out: dict[str, Any] = {"bench": "redis_events", "steps": args.steps, "cpu_ratio": round(cpu_ratio, 3)}
     out |= {f"{n}_{k}": v for n, st in (("memory", mem), ("redis", red)) for k, v in st.items()}
+    out["redis_commands_per_call"] = {name: round(n, 2) for name, n in per_call.items()}
     print(json.dumps(out))
     return 0
 
