@@ -108,11 +108,25 @@ def tests(session: nox.Session) -> None:
     )
 
 
+LIFECYCLE_TESTS = (
+    "tests/runtime/test_lifecycle.py",
+    "tests/runtime/test_interpreter_exit.py",
+    "tests/test_sdk_client.py",
+)
+# Debian's testing suite, which ships python3.14 (bookworm, this machine's Debian, has only 3.11).
+# Bookworm's debootstrap has no script named for it yet: sid's is the same.
+DEBIAN_TESTING = "forky"
+
+
 @nox.session(python=False)
 def lifecycle(session: nox.Session) -> None:
-    """start/stop and the SDK client on Python 3.12 and 3.13, where hypercorn #308 makes stop hang."""
-    for version in ("3.12", "3.13"):
+    """start/stop, interpreter exit and the SDK client on Python 3.12, 3.13 (hypercorn #308 makes stop
+    hang there) and 3.14 (daemon threads at exit changed; hypercorn #351, #354)."""
+    for version in ("3.12", "3.13", "3.14"):
         exe = find_python(version)
+        if exe is None and version == "3.14":
+            _lifecycle_in_debian_testing(session, version)
+            continue
         if exe is None:
             session.error(f"Python {version} is needed for the lifecycle session and was not found")
         venv = ROOT / ".nox" / f"lifecycle-{version}"
@@ -120,15 +134,86 @@ def lifecycle(session: nox.Session) -> None:
         if not py.exists():
             session.run(exe, "-m", "venv", str(venv), external=True)
         session.run(str(py), "-m", "pip", "install", "-q", "-e", ".[test]", external=True)
+        session.run(str(py), "-m", "pytest", *LIFECYCLE_TESTS, "-q", external=True)
+
+
+def _debian_mirror() -> str | None:
+    """The Debian archive this machine's apt uses (its first ``.../debian`` URI), for debootstrap."""
+    files = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))]
+    for path in files:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            words = line.split("#", 1)[0].split()
+            if words[:1] == ["URIs:"]:
+                uris = words[1:]
+            elif words[:1] == ["deb"]:  # deb [options] URI suite...
+                uris = [w for w in words[1:] if "://" in w][:1]
+            else:
+                continue
+            for uri in uris:
+                if uri.rstrip("/").endswith("/debian"):
+                    return uri
+    return None
+
+
+def _lifecycle_in_debian_testing(session: nox.Session, version: str) -> None:
+    """The lifecycle tests on Debian testing's own python``version``, in a chroot of that suite.
+
+    For a Python that neither PATH nor pyenv has: pyenv and uv download CPython from hosts that CI
+    does not reach, while Debian's archive is reached. debootstrap makes the root once (about 30 s,
+    280 MB in .nox); each run copies the checkout into it (a copy, not a bind mount, so that
+    deleting .nox can never reach the checkout) and mounts /proc there for the run only.
+    """
+    if not (sys.platform == "linux" and hasattr(os, "geteuid") and os.geteuid() == 0):
+        session.error(f"Python {version} is needed: install it (pyenv install {version}), or run as root")
+    if not _debian_package(session, "debootstrap", "/usr/sbin/debootstrap"):
+        session.error(f"Python {version} is needed: install it, or `apt-get install debootstrap`")
+    root = ROOT / ".nox" / f"debian-{DEBIAN_TESTING}"
+    proc = root / "proc"
+    if os.path.ismount(proc):  # left by a run that was killed
+        session.run("umount", "--lazy", str(proc), external=True)
+    if not (root / "usr" / "bin" / f"python{version}").exists():
+        shutil.rmtree(root, ignore_errors=True)  # a root left half-made by an interrupted run
+        mirror = _debian_mirror()
+        if mirror is None:
+            session.error("no Debian archive in apt's sources (/etc/apt) to debootstrap from")
+        packages = f"python{version},python{version}-venv,ca-certificates"
+        script = "/usr/share/debootstrap/scripts/sid"
         session.run(
-            str(py),
-            "-m",
-            "pytest",
-            "tests/runtime/test_lifecycle.py",
-            "tests/test_sdk_client.py",
-            "-q",
+            "debootstrap", "--variant=minbase", f"--include={packages}",
+            DEBIAN_TESTING, str(root), mirror, script,
             external=True,
-        )
+        )  # fmt: skip
+    # pip inside reaches PyPI as this machine does: the same resolver and CA bundles at the same paths.
+    shutil.copyfile("/etc/resolv.conf", root / "etc" / "resolv.conf")
+    for var in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        bundle = os.environ.get(var, "/etc/ssl/certs/ca-certificates.crt")
+        if os.path.isfile(bundle):
+            inside = root / bundle.lstrip("/")
+            inside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(bundle, inside)
+    src = root / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    skip = shutil.ignore_patterns(".git", ".nox", "artifacts", "node_modules", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, src, ignore=skip, symlinks=True)
+    venv = f"/opt/lifecycle-{version}"
+    steps = (
+        f"set -e; cd /src; [ -x {venv}/bin/python ] || python{version} -m venv {venv}; "
+        f"{venv}/bin/python -m pip install -q -e '.[test]'; {venv}/bin/python -VV; "
+        f"{venv}/bin/python -m pytest {' '.join(LIFECYCLE_TESTS)} -q -p no:cacheprovider"
+    )
+    session.run("mount", "-t", "proc", "proc", str(proc), external=True)
+    try:
+        session.run(
+            "chroot", str(root), "/bin/sh", "-c", steps,
+            env={"MCP_EMBED_LOG_DIR": "/tmp/mcp-embed-logs", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            external=True,
+        )  # fmt: skip
+    finally:
+        session.run("umount", "--lazy", str(proc), external=True)
 
 
 @nox.session(python=False)
