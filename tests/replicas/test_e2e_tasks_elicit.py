@@ -1,5 +1,6 @@
 """End to end through a round-robin nginx (``e2e_helpers``), in stateless mode, with the SDK's own
-client: a SEP-2663 task created through one replica is finished and fetched through another.
+client: a SEP-2663 task created through one replica is finished and fetched through another, and
+an elicitation raised on one replica is answered through another and the tool completes.
 
 The replicas run ``--stateless`` with SSE answers and the tools of ``replica_serve.py``; nginx's
 ``X-Upstream`` tells which replica answered each request.
@@ -17,7 +18,9 @@ import mcp_types as types
 import pytest
 from e2e_helpers import UPSTREAM, Cluster, Replica, cluster, settle
 from mcp.client import Client
+from mcp.client.context import ClientRequestContext
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
+from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from pydantic import ConfigDict, Field
 
@@ -141,3 +144,39 @@ def test_a_task_created_through_one_replica_is_finished_and_fetched_through_anot
     settle(lambda: bool(created_on.tool_calls("long_job")))
     ran = {r.name: len(r.tool_calls("long_job")) for r in stateless.replicas}
     assert ran == {r.name: int(r is created_on) for r in stateless.replicas}  # it ran once, where created
+
+
+# -- an elicitation raised on A, answered through B --------------------------------------------------
+
+
+def test_an_elicitation_raised_on_one_replica_is_answered_through_another(stateless: Cluster) -> None:
+    traffic = Traffic(stateless)
+    asked: list[str] = []
+
+    async def answer(context: ClientRequestContext, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        called_on = [r for method, _, r in traffic.seen if method == "tools/call"][-1]
+        await _steer_away_from(stateless, called_on)  # so the answer's POST lands elsewhere
+        return types.ElicitResult(action="accept", content={"name": "ada"})
+
+    async def main() -> types.CallToolResult:
+        with anyio.fail_after(GUARD):
+            async with (
+                traffic.client() as http,
+                streamable_http_client(stateless.url, http_client=http) as (read, write),
+                ClientSession(read, write, elicitation_callback=answer) as session,
+            ):
+                await session.initialize()
+                return await session.call_tool("ask", {})
+
+    result = anyio.run(main)
+    assert asked == ["name?"]
+    assert json.loads(result.content[0].text) == {"action": "accept", "content": {"name": "ada"}}  # type: ignore[union-attr]
+    (called_on,) = [r for method, _, r in traffic.seen if method == "tools/call"]
+    answers = [(body, r) for method, body, r in traffic.seen if method is None and "result" in body]
+    assert len(answers) == 1, traffic.seen
+    assert answers[0][0]["result"]["action"] == "accept"
+    assert answers[0][1] is not called_on, (called_on.name, answers[0][1].name)
+    settle(lambda: bool(called_on.tool_calls("ask")))
+    ran = {r.name: len(r.tool_calls("ask")) for r in stateless.replicas}
+    assert ran == {r.name: int(r is called_on) for r in stateless.replicas}
