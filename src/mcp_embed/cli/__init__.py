@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
 
     add_install_parser(sub)
 
+    from .instances import add_instances_parser  # `mcp-embed instances`
+
+    add_instances_parser(sub)
+
     from .gateway import add_gateway_parser  # `mcp-embed gateway`
 
     add_gateway_parser(sub)
