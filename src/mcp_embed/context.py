@@ -292,6 +292,8 @@ class ContextMeta(NamedTuple):
     #: The call can ask the client (elicitation, sampling, roots).
     asks: bool = False
     log_level: str | None = None
+    #: The W3C trace context (``traceparent``, ``tracestate``) the host's tool span is a child of.
+    trace: dict[str, str] | None = None
 
     @classmethod
     def of(cls, ctx: ToolContext | None, tool_name: str) -> ContextMeta:

@@ -27,6 +27,7 @@ import anyio.to_thread
 
 from ..errors import ToolError
 from ..logs import get_logger
+from ..ops import tracing
 
 if TYPE_CHECKING:
     from ..components.tools import ToolSpec
@@ -370,7 +371,7 @@ class QueueDispatcher:
 
     async def _run_main(self, spec: ToolSpec, call: Callable[[], Any], ctx: ToolContext | None) -> Any:
         loop = asyncio.get_running_loop()
-        job = Job(spec.name, call, loop, ctx)
+        job = Job(spec.name, tracing.bind(call), loop, ctx)  # the tool's spans: children of the request's
         self.queue.submit(job)  # ToolError at once when full
         self._submitted(job)
         t0 = loop.time()

@@ -15,6 +15,7 @@ runs, exactly as the SDK's own transport does.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,6 +27,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from .._asgi import Message, Receive, Scope, Send
 from .._json import JsonError, dumps, loads
 from ..logs import get_logger
+from ..ops import tracing
 from . import sdkseam
 from .responses import read_body, replay
 
@@ -67,6 +69,7 @@ class FastPath:
                 "; ".join(problems),
             )
         self.enabled = enabled and not problems
+        self.traced = tracing.start()  # once per run: off costs one bool per request (ops/tracing.py)
         # Several replicas (redis_url): a session adopted from another replica is confirmed in
         # Redis before it is served (another replica may have ended it).
         self.confirm: Callable[[str], Awaitable[bool]] | None = (
@@ -183,22 +186,26 @@ class FastPath:
         scope: Scope | None = None,
     ) -> None:
         try:
-            if method == "tools/call":
-                result = await self.caller.call(
-                    params["name"],
-                    params.get("arguments"),
-                    request_id=req_id,
-                    session_id=session_id,
-                    scope=scope,
-                )
-            elif method == "tools/list":
-                result = self.list_tools()
+            if self.traced:  # the span and metrics the SDK path gives the same request
+                answer = functools.partial(self._result, req_id, method, params, session_id, scope)
+                result = await tracing.observe(method, params, req_id, session_id, scope, answer)
             else:
-                result = {}
+                result = await self._result(req_id, method, params, session_id, scope)
             payload: dict[str, Any] = {"jsonrpc": "2.0", "id": req_id, "result": result}
         except MCPError as exc:
             payload = {"jsonrpc": "2.0", "id": req_id, "error": exc.error.model_dump(exclude_none=True)}
         await _send_json(send, payload, session_id)
+
+    async def _result(
+        self, req_id: Any, method: str, params: dict[str, Any], session_id: str | None, scope: Scope | None
+    ) -> dict[str, Any]:
+        if method == "tools/call":
+            return await self.caller.call(
+                params["name"], params.get("arguments"), request_id=req_id, session_id=session_id, scope=scope
+            )
+        if method == "tools/list":
+            return self.list_tools()
+        return {}
 
 
 class _Head(NamedTuple):

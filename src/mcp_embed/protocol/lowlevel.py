@@ -19,6 +19,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from .._jsonsafe import scrub
 from ..context import ToolContext
 from ..logs import get_logger
+from ..ops import tracing
 from .caller import ToolCaller, scope_of
 
 if TYPE_CHECKING:
@@ -156,7 +157,17 @@ def build_lowlevel_server(
         low.extensions[TASKS_EXTENSION] = {}
     if caller.ops is not None:
         low.middleware.append(_SessionAudit(caller.ops))
+    if tracing.start(config.server_name):  # around the SDK's own span, as on the fast path
+        tracing.install(low.middleware, _traced_session_id)
     return low, list_tools_result, live
+
+
+def _traced_session_id(ctx: Any) -> str | None:
+    """``mcp.session.id``: the Streamable HTTP session's id, none for per-connection keys."""
+    from .handlers import session_key
+
+    sid = session_key(ctx)
+    return None if sid is None or sid.startswith("conn-") else sid
 
 
 class _Server(Server[Any]):

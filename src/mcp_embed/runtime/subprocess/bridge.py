@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...logs import get_logger
+from ...ops import tracing
 from . import wire
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Bridge:
     ) -> None:
         self.caller = caller
         self.components = components
+        tracing.start(name)  # the host's tool spans (ops/tracing.py)
         self.stale = stale  # whether a call changed the registry since the child's catalogue
         self.resync = resync  # sends the child a new one (blocking: it waits for the ack)
         self.loop = asyncio.new_event_loop()
@@ -153,17 +155,20 @@ class Bridge:
         def make_context(emit: Callable[[str, dict[str, Any]], None] | None) -> Any:
             return meta.context(emit=emit, request=ask, loop=asyncio.get_running_loop())
 
-        return await self.caller.invoke(
-            call.name,
-            call.arguments,
-            request_id=meta.request_id,
-            session_id=meta.session_id,
-            progress_token=meta.progress_token,
-            send=notify if meta.emits else None,
-            make_context=make_context,
-            modern=is_modern_version(meta.protocol_version),
-            principal=meta.principal,
-        )
+        with tracing.tool_span(meta.trace, call.name) as done:
+            result = await self.caller.invoke(
+                call.name,
+                call.arguments,
+                request_id=meta.request_id,
+                session_id=meta.session_id,
+                progress_token=meta.progress_token,
+                send=notify if meta.emits else None,
+                make_context=make_context,
+                modern=is_modern_version(meta.protocol_version),
+                principal=meta.principal,
+            )
+            done(result)
+            return result
 
     def answer(self, aid: int, outcome: wire.Outcome) -> None:
         """The child's answer to an ``Ask`` (from the reader thread)."""

@@ -28,6 +28,7 @@ from ...context import ContextMeta
 from ...dispatch._queue import QueueDispatcher
 from ...errors import ServerStartError, ToolError
 from ...logs import get_logger
+from ...ops import tracing
 from ..thread import ThreadRuntime, probe_address
 from . import wire
 from .catalog import ARGS, PROXY, Mirror
@@ -63,6 +64,7 @@ def main(boot: dict[str, Any]) -> None:
     except (OSError, EOFError):
         os._exit(3)
     code = _Child(wire.Channel(conn)).run()
+    tracing.shutdown()  # os._exit runs no atexit: export the spans still batched
     os._exit(code)
 
 
@@ -141,6 +143,9 @@ class _BridgeDispatcher(QueueDispatcher):
         if spec.source != PROXY:
             return await super().run(spec, kwargs, ctx)
         meta = ContextMeta.of(ctx, spec.name)
+        trace = tracing.carrier()  # the host's tool span is a child of this process's request span
+        if trace is not None:
+            meta = meta._replace(trace=trace)
         try:
             return await self.child.request(
                 lambda cid: wire.Call(cid, spec.name, kwargs[ARGS], meta), f"Tool '{spec.name}'", ctx=ctx

@@ -1,0 +1,424 @@
+"""OpenTelemetry on every path (issue 18): the spans mcp-embed emits for a request are the ones the
+SDK's own server emits for it, parented to the client's trace context, on the fast path and the SDK
+path, in dedicated and subprocess mode.
+
+The test process installs the OpenTelemetry SDK with an in-memory exporter (and reader, for the
+metrics). In subprocess mode the request spans are made in the child process, which configures the
+SDK from ``OTEL_*`` (inherited) and exports over OTLP/HTTP to a receiver on 127.0.0.1 in this test;
+the host's ``execute_tool`` span and the tool's own span stay in this process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from conftest import ACCEPT
+from mcp_embed import McpHttpConfig, create_skill_server
+
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+PARENT_ID = "b7ad6b7169203331"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+VERSION = "2025-11-25"
+TOOL_TRACER = "a-tool's-own-instrumentation"
+
+
+# -- the OpenTelemetry SDK in this process, and an OTLP/HTTP receiver ------------------------------
+
+
+class Telemetry(NamedTuple):
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+
+@pytest.fixture(scope="module")
+def telemetry() -> Iterator[Telemetry]:
+    """One tracer and meter provider per process (the API allows one): installed here, or the one
+    an earlier test module installed, with this module's exporter and reader added."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    else:  # pragma: no cover - another module installed one: its readers are fixed at creation
+        pytest.skip("a meter provider without this module's reader is installed")
+    try:
+        yield Telemetry(exporter, reader)
+    finally:
+        exporter.shutdown()  # stops collecting the spans of later test modules
+
+
+class Receiver:
+    """A minimal OTLP/HTTP collector on 127.0.0.1: records each POST's path and body."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, bytes]] = []
+        lock = self.lock = threading.Lock()
+        posts = self.posts
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with lock:
+                    posts.append((self.path, body))
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def spans(self) -> list[dict[str, Any]]:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        out = []
+        with self.lock:
+            bodies = [b for p, b in self.posts if p == "/v1/traces"]
+        for body in bodies:
+            request = ExportTraceServiceRequest.FromString(body)
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    out += [_from_proto(s) for s in ss.spans]
+        return out
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def _from_memory(span: Any) -> dict[str, Any]:
+    return {
+        "name": span.name,
+        "kind": span.kind.name,
+        "attributes": dict(span.attributes or {}),
+        "status": span.status.status_code.name,
+        "trace_id": format(span.context.trace_id, "032x"),
+        "span_id": format(span.context.span_id, "016x"),
+        "parent_id": format(span.parent.span_id, "016x") if span.parent is not None else None,
+    }
+
+
+def _from_proto(span: Any) -> dict[str, Any]:
+    kinds = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+    return {
+        "name": span.name,
+        "kind": kinds.get(span.kind, "UNSPECIFIED"),
+        "attributes": {kv.key: kv.value.string_value for kv in span.attributes},
+        "status": {0: "UNSET", 1: "OK", 2: "ERROR"}[span.status.code],
+        "trace_id": span.trace_id.hex(),
+        "span_id": span.span_id.hex(),
+        "parent_id": span.parent_span_id.hex() or None,
+    }
+
+
+# -- one conversation, sent to any server ---------------------------------------------------------
+
+
+def converse(url: str, *, carrier: str) -> None:
+    """initialize, tools/list, tools/call (ok and isError), ping; the client's trace context in
+    ``params._meta`` or in the HTTP ``traceparent`` header."""
+
+    def meta(params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, "_meta": {"traceparent": TRACEPARENT}} if carrier == "meta" else params
+
+    extra = {"traceparent": TRACEPARENT} if carrier == "header" else {}
+    headers = {**ACCEPT, **extra}
+    init = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    with httpx.Client(timeout=30) as client:
+        r = client.post(
+            url,
+            headers=headers,
+            json={"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": meta(init)},
+        )
+        r.raise_for_status()
+        headers["mcp-protocol-version"] = VERSION
+        if sid := r.headers.get("mcp-session-id"):
+            headers["mcp-session-id"] = sid
+        client.post(url, headers=headers, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
+        calls: list[tuple[str, dict[str, Any]]] = [
+            ("tools/list", {}),
+            ("tools/call", {"name": "echo", "arguments": {"text": "hi"}}),
+            ("tools/call", {"name": "fail", "arguments": {"message": "no"}}),
+            ("ping", {}),
+        ]
+        for n, (method, params) in enumerate(calls, start=2):
+            body = {"jsonrpc": "2.0", "id": n, "method": method, "params": meta(params)}
+            assert client.post(url, headers=headers, json=body).status_code == 200
+        if sid:
+            client.delete(url, headers=headers)
+
+
+def server_spans(spans: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The SERVER spans of one conversation by name (``notifications/initialized`` has no parent)."""
+    return {s["name"]: s for s in spans if s["kind"] == "SERVER" and s["name"] != "notifications/initialized"}
+
+
+EXPECTED = {"initialize", "tools/list", "tools/call echo", "tools/call fail", "ping"}
+
+
+@contextlib.contextmanager
+def sdk_server() -> Iterator[str]:
+    """The SDK's own ``MCPServer`` with the same tools, over its streamable HTTP app."""
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    sdk = MCPServer("sdk")
+
+    @sdk.tool()
+    def echo(text: str) -> str:
+        """Echo."""
+        return text
+
+    @sdk.tool()
+    def fail(message: str) -> str:
+        """Fail."""
+        raise ValueError(message)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(sdk.streamable_http_app(json_response=True), log_level="error"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.02)
+        assert server.started, "the SDK's server did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def embed_server(mode: str, fast: bool, **config: Any) -> Any:
+    server = create_skill_server("tests", McpHttpConfig(port=0, spawn_mode=mode, **config))  # type: ignore[arg-type]
+    server.fast_path = fast
+
+    @server.tool()
+    def echo(text: str) -> str:
+        """Echo; calls an upstream service inside its own span."""
+        with trace.get_tracer(TOOL_TRACER).start_as_current_span("GET upstream", kind=trace.SpanKind.CLIENT):
+            return text
+
+    @server.tool()
+    def fail(message: str) -> str:
+        """Fail."""
+        raise ValueError(message)
+
+    return server
+
+
+def wait_for(check: Any, bound_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + bound_s
+    while True:
+        value = check()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.05)
+
+
+# -- the tests -------------------------------------------------------------------------------------
+
+
+def _sdk_reference(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
+    telemetry.spans.clear()
+    with sdk_server() as url:
+        converse(url, carrier="meta")
+    return server_spans([_from_memory(s) for s in telemetry.spans.get_finished_spans()])
+
+
+@pytest.fixture(scope="module")
+def reference(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
+    spans = _sdk_reference(telemetry)
+    assert set(spans) == EXPECTED
+    assert {s["trace_id"] for s in spans.values()} == {TRACE_ID}  # the SDK reads params._meta
+    return spans
+
+
+@pytest.mark.parametrize("carrier", ["meta", "header"])
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "sdk-path"])
+@pytest.mark.parametrize("mode", ["dedicated", "subprocess"])
+def test_spans_match_the_sdk_and_join_the_clients_trace(
+    telemetry: Telemetry,
+    reference: dict[str, dict[str, Any]],
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    mode: str,
+    fast: bool,
+    carrier: str,
+) -> None:
+    if mode == "subprocess":  # the child configures the SDK from OTEL_* and exports to the receiver
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+        monkeypatch.setenv("OTEL_METRICS_EXPORTER", "none")
+    telemetry.spans.clear()
+    handle = embed_server(mode, fast).start()
+    try:
+        converse(handle.url + "/mcp", carrier=carrier)
+    finally:
+        handle.stop()
+    here = [_from_memory(s) for s in telemetry.spans.get_finished_spans()]
+    if mode == "subprocess":
+        got = wait_for(
+            lambda: (
+                server_spans(receiver.spans()) if set(server_spans(receiver.spans())) >= EXPECTED else None
+            )
+        )
+    else:
+        got = server_spans(here)
+    assert got and set(got) == EXPECTED
+    for name, ref in reference.items():
+        span = got[name]
+        assert span["trace_id"] == TRACE_ID, name  # the client's trace, from _meta or the header
+        assert span["parent_id"] == PARENT_ID, name
+        assert span["status"] == ref["status"], name
+        attrs = dict(span["attributes"])
+        assert attrs.pop("mcp.session.id"), name  # ours: the semantic conventions' session id
+        assert attrs == ref["attributes"], name
+    assert got["tools/call fail"]["attributes"]["error.type"] == "tool_error"
+    # The tool's own span is a child of the request's span; in subprocess mode through the host's
+    # execute_tool span, itself a child of the child process's tools/call span.
+    (upstream,) = [s for s in here if s["name"] == "GET upstream"]
+    assert upstream["trace_id"] == TRACE_ID
+    if mode == "dedicated":
+        assert upstream["parent_id"] == got["tools/call echo"]["span_id"]
+    else:
+        hosts = {s["name"]: s for s in here if s["name"].startswith("execute_tool")}
+        assert set(hosts) == {"execute_tool echo", "execute_tool fail"}
+        assert upstream["parent_id"] == hosts["execute_tool echo"]["span_id"]
+        assert hosts["execute_tool echo"]["parent_id"] == got["tools/call echo"]["span_id"]
+        assert hosts["execute_tool fail"]["parent_id"] == got["tools/call fail"]["span_id"]
+        assert hosts["execute_tool fail"]["status"] == "ERROR"
+        assert hosts["execute_tool echo"]["attributes"]["gen_ai.tool.name"] == "echo"
+
+
+def test_meta_wins_over_the_header_and_no_context_starts_a_trace(telemetry: Telemetry) -> None:
+    other = "00-11111111111111111111111111111111-2222222222222222-01"
+    telemetry.spans.clear()
+    handle = embed_server("dedicated", True, stateless=True).start()
+    try:
+        with httpx.Client(timeout=30) as client:
+            for n, (meta, header) in enumerate([(TRACEPARENT, other), (None, None)], start=1):
+                params: dict[str, Any] = {"name": "echo", "arguments": {"text": "x"}}
+                if meta:
+                    params["_meta"] = {"traceparent": meta}
+                headers = {**ACCEPT, **({"traceparent": header} if header else {})}
+                body = {"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": params}
+                assert client.post(handle.url + "/mcp", headers=headers, json=body).status_code == 200
+    finally:
+        handle.stop()
+    calls = [_from_memory(s) for s in telemetry.spans.get_finished_spans() if s.name == "tools/call echo"]
+    assert [c["attributes"]["jsonrpc.request.id"] for c in calls] == ["1", "2"]
+    assert calls[0]["trace_id"] == TRACE_ID
+    assert calls[1]["trace_id"] not in (TRACE_ID, "1" * 32) and calls[1]["parent_id"] is None
+    assert "mcp.session.id" not in calls[0]["attributes"]  # stateless: no session
+
+
+def test_a_main_thread_tool_runs_inside_the_request_span(telemetry: Telemetry) -> None:
+    """``dispatcher="manual"``: the host's main thread (here, the test's) runs the tool from the
+    queue; the tool's span is still a child of the request's."""
+    telemetry.spans.clear()
+    server = create_skill_server("tests", McpHttpConfig(port=0, dispatcher="manual", stateless=True))
+
+    @server.tool(affinity="main")
+    def on_main() -> str:
+        """Runs on the host's main thread."""
+        with trace.get_tracer(TOOL_TRACER).start_as_current_span("host work"):
+            return threading.current_thread().name
+
+    handle = server.start()
+    answers: list[Any] = []
+    try:
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "on_main", "arguments": {}, "_meta": {"traceparent": TRACEPARENT}},
+        }
+
+        def post() -> None:
+            answers.append(httpx.post(handle.url + "/mcp", headers=ACCEPT, json=body, timeout=30).json())
+
+        client = threading.Thread(target=post)
+        client.start()
+        deadline = time.monotonic() + 30
+        while client.is_alive() and time.monotonic() < deadline:
+            handle.pump()
+            time.sleep(0.005)
+        client.join(5)
+    finally:
+        handle.stop()
+    assert answers[0]["result"]["structuredContent"]["result"] == threading.main_thread().name
+    spans = {s.name: _from_memory(s) for s in telemetry.spans.get_finished_spans()}
+    assert spans["host work"]["parent_id"] == spans["tools/call on_main"]["span_id"]
+    assert spans["host work"]["trace_id"] == TRACE_ID
+
+
+def test_operation_and_session_duration_metrics(telemetry: Telemetry) -> None:
+    telemetry.metrics.get_metrics_data()  # drop what earlier tests recorded (cumulative is fine)
+    for fast in (True, False):
+        handle = embed_server("dedicated", fast).start()
+        try:
+            converse(handle.url + "/mcp", carrier="meta")
+        finally:
+            handle.stop()
+    points: dict[str, list[Any]] = {}
+    data = telemetry.metrics.get_metrics_data()
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points.setdefault(metric.name, []).extend(metric.data.data_points)
+    ops = {
+        (
+            p.attributes["mcp.method.name"],
+            p.attributes.get("gen_ai.tool.name"),
+            p.attributes.get("error.type"),
+        ): p
+        for p in points["mcp.server.operation.duration"]
+    }
+    assert ops[("tools/call", "echo", None)].count >= 2  # one on each path
+    assert ops[("tools/call", "fail", "tool_error")].count >= 2
+    assert ops[("tools/list", None, None)].count >= 2
+    assert ops[("initialize", None, None)].attributes["mcp.protocol.version"] == VERSION
+    (session,) = [
+        p for p in points["mcp.server.session.duration"] if p.attributes == {"mcp.protocol.version": VERSION}
+    ]
+    assert session.count >= 2 and session.sum > 0
