@@ -323,8 +323,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5, help="progress notes per call")
     parser.add_argument("--warmup", type=int, default=50, help="unmeasured calls per server first")
     args = parser.parse_args()
-    if args.calls < 1 or args.rounds < 1 or args.steps < 1 or args.warmup < 0:
-        parser.error("--calls, --rounds and --steps must be positive, --warmup not negative")
+    if args.calls < 1 or args.rounds < 1 or args.steps < 0 or args.warmup < 0:
+        parser.error("--calls and --rounds must be positive, --steps and --warmup not negative")
     exe = shutil.which("redis-server") or next(
         (p for p in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.path.exists(p)), None
     )
@@ -367,7 +367,7 @@ def main() -> int:
     own = red["redis_server_cpu_us_per_call"]
     print(f"redis-server's own CPU per call (not in the server's figure): {own:.0f} us")
     per_call = {name: n / red["calls"] for name, n in sorted(commands.items(), key=lambda kv: -kv[1])}
-    print("Redis commands per call: " + ", ".join(f"{name} {n:.1f}" for name, n in per_call.items()))
+    print("Redis commands per call: " + ", ".join(f"{name} {n:.2f}" for name, n in per_call.items()))
     cpu_ratio = red["cpu_us_per_call"] / mem["cpu_us_per_call"]
     added_p50 = red["p50_ms"] - mem["p50_ms"]
     rounds = [b / a for a, b in zip(subjects[0].round_cpu_us, subjects[1].round_cpu_us, strict=True)]
