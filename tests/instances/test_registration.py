@@ -54,7 +54,7 @@ def test_new_instance_describes_this_process() -> None:
 
 
 def test_an_id_is_a_safe_file_name_whatever_the_app_and_host(tmp_path: Path) -> None:
-    odd = new_instance(server_name="s", app_name="My App/..\\x", url="u", version="1", host="h:ost/one")
+    odd = new_instance(server_name="s", app_name="..My App/..\\x", url="u", version="1", host="h:ost/one")
     FileRegistry(tmp_path).register(odd)  # refused if the id could not name a file
     assert [p.name for p in tmp_path.iterdir()] == [f"{odd.id}.json"]
     assert odd.host == "h:ost/one"  # the record keeps the real names

@@ -31,7 +31,7 @@ MAX_METADATA_BYTES = 64 * 1024
 """The largest metadata one record carries, as JSON."""
 _FIRST_POLL = 0.05  # seconds between readiness checks before the first record, doubling up to the interval
 _JOIN_TIMEOUT = 10.0
-_UNSAFE = re.compile(r"[^A-Za-z0-9._]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def check_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,7 +73,7 @@ def new_instance(
     parts = (app_name, host, str(pid), secrets.token_hex(3))
     now = time.time()
     return Instance(
-        id="-".join(_UNSAFE.sub("_", p).strip("_") or "x" for p in parts),
+        id="-".join(_UNSAFE.sub("_", p).strip("_.-") or "x" for p in parts),
         server_name=server_name,
         app_name=app_name,
         pid=pid,
