@@ -51,7 +51,11 @@ SERVER = textwrap.dedent(
     from mcp_embed import McpHttpConfig, ToolContext, create_skill_server
 
     redis_url = sys.argv[1] or None
-    cfg = McpHttpConfig(port=0, enable_file_logging=False, server_name="bench-events", redis_url=redis_url)
+    # register=False on both: the instance listing (a file, or a Redis key with redis_url) is not
+    # what this measures
+    cfg = McpHttpConfig(
+        port=0, enable_file_logging=False, register=False, server_name="bench-events", redis_url=redis_url
+    )
     server = create_skill_server("bench", cfg)
 
     @server.tool()
