@@ -197,7 +197,9 @@ def _lifecycle_in_debian_testing(session: nox.Session, version: str) -> None:
             shutil.copyfile(bundle, inside)
     src = root / "src"
     shutil.rmtree(src, ignore_errors=True)
-    skip = shutil.ignore_patterns(".git", ".nox", "artifacts", "node_modules", "__pycache__", ".*_cache")
+    skip = shutil.ignore_patterns(
+        ".git", ".nox", ".venv", ".hypothesis", "artifacts", "node_modules", "__pycache__", ".*_cache"
+    )
     shutil.copytree(ROOT, src, ignore=skip, symlinks=True)
     venv = f"/opt/lifecycle-{version}"
     steps = (
