@@ -413,13 +413,21 @@ def _nothing(result: Any) -> None:
     return None
 
 
-@contextlib.contextmanager
-def tool_span(trace_context: Mapping[str, str] | None, name: str) -> Iterator[Callable[[Any], None]]:
+_OFF = contextlib.nullcontext(_nothing)
+
+
+def tool_span(
+    trace_context: Mapping[str, str] | None, name: str
+) -> contextlib.AbstractContextManager[Callable[[Any], None]]:
     """The host side of a subprocess call: ``execute_tool {name}``, child of the child's span.
     Yields ``done(result)``, which marks a result with ``isError`` as the SDK marks its span."""
     if trace_context is None or not _State.traces:
-        yield _nothing
-        return
+        return _OFF
+    return _tool_span(trace_context, name)
+
+
+@contextlib.contextmanager
+def _tool_span(trace_context: Mapping[str, str], name: str) -> Iterator[Callable[[Any], None]]:
     from opentelemetry import trace
     from opentelemetry.propagate import extract
 
