@@ -278,3 +278,24 @@ def test_stop_closes_the_sessions_and_a_registry_it_opened() -> None:
 def test_poll_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="poll_interval must be a positive number"):
         create_gateway(registry=MemoryRegistry(), poll_interval=0)
+
+
+def test_a_tool_an_instance_adds_while_running_appears_on_the_gateway(world: World) -> None:
+    listener = Listener()
+
+    async def main() -> None:
+        async with client(world.handle.mcp_url(), listener) as c:
+            assert "maya-1__added" not in await names(c)
+
+            def added(x: int) -> int:
+                """Added while running."""
+                return x * 2
+
+            world.hosts[0].server.add_tool(added)  # the instance tells the gateway's session
+            with anyio.fail_after(GUARD):
+                while "maya-1__added" not in await names(c):
+                    await anyio.sleep(0.02)
+            assert listener.count("notifications/tools/list_changed") >= 1
+            assert (await c.call_tool("maya-1__added", {"x": 21})).structured_content == {"result": 42}
+
+    anyio.run(main)

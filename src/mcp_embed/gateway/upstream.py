@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..logs import get_logger
+from .lane import JsonLane, LaneError
 
 if TYPE_CHECKING:
     from mcp.client import Client
@@ -45,6 +46,8 @@ class Upstream:
         self._closing: asyncio.Event | None = None
         self._owner: asyncio.Task[None] | None = None
         self._failure: BaseException | None = None
+        #: Plain calls (no progress) skip the SDK client and the hop to the hub's loop.
+        self.lane = JsonLane(instance.url)
 
     @property
     def label(self) -> str:
@@ -148,6 +151,14 @@ class Upstream:
             return self.gone_result(tool, exc)
         wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
         return wire
+
+    async def call_plain(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`call` for a call without progress, on the caller's loop (:class:`JsonLane`)."""
+        try:
+            return await self.lane.call(tool, arguments)
+        except LaneError as exc:
+            log.info("call to %s on %s failed: %s", tool, self.label, exc)
+            return self.gone_result(tool, exc)
 
     def gone_result(self, tool: str, exc: BaseException | None = None) -> dict[str, Any]:
         why = exc if exc is not None else self._failure
