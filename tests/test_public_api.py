@@ -18,6 +18,7 @@ PUBLIC = [
     "Elicited",
     "EmbeddedResource",
     "EventStore",
+    "Gateway",
     "Image",
     "InMemoryEventStore",
     "InMemoryTaskStore",
@@ -41,6 +42,7 @@ PUBLIC = [
     "ToolContext",
     "ToolError",
     "__version__",
+    "create_gateway",
     "create_skill_server",
 ]
 
@@ -108,6 +110,13 @@ def test_create_skill_server_keywords_are_pinned() -> None:
         "request_state_keys",
         "task_store",
     ]
+
+
+def test_the_gateway_surface_is_pinned() -> None:
+    from mcp_embed import Gateway, create_gateway
+
+    assert list(inspect.signature(create_gateway).parameters) == ["config", "registry", "poll_interval"]
+    assert _public(Gateway) == ["instances", "registry", "start", "stop"]
 
 
 def test_tool_keywords_are_one_list() -> None:

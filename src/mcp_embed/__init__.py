@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .context import Elicited, Sampled, ToolContext
     from .errors import ConfigError, McpEmbedError, McpError, PortInUseError, ServerStartError, ToolError
     from .events import EventStore, InMemoryEventStore
+    from .gateway import Gateway, create_gateway
     from .handle import ServerHandle
     from .server import SkillServer, create_skill_server
     from .tasks import InMemoryTaskStore, Task, TaskStore, TaskSupport
@@ -41,6 +42,7 @@ __all__ = [
     "Elicited",
     "EmbeddedResource",
     "EventStore",
+    "Gateway",
     "Image",
     "InMemoryEventStore",
     "InMemoryTaskStore",
@@ -64,6 +66,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "__version__",
+    "create_gateway",
     "create_skill_server",
 ]
 
@@ -92,6 +95,8 @@ _LAZY = {
     "ToolError": "errors",
     "EventStore": "events",
     "InMemoryEventStore": "events",
+    "Gateway": "gateway",
+    "create_gateway": "gateway",
     "ServerHandle": "handle",
     "SkillServer": "server",
     "create_skill_server": "server",
