@@ -2,7 +2,8 @@
 
 Built with ``prometheus-client`` (the ``metrics`` extra, imported only when metrics are on) on a
 registry of this server's own: the host's default registry, and any other server in the same
-process, are left alone. Counters are fed from the same events as the audit log.
+process, are left alone. Counters are fed from the same events as the audit log. The OpenTelemetry
+metrics (``mcp.server.operation.duration``, ``mcp.server.session.duration``) are in ``tracing.py``.
 """
 
 from __future__ import annotations
