@@ -422,3 +422,28 @@ def test_operation_and_session_duration_metrics(telemetry: Telemetry) -> None:
         p for p in points["mcp.server.session.duration"] if p.attributes == {"mcp.protocol.version": VERSION}
     ]
     assert session.count >= 2 and session.sum > 0
+
+
+def test_a_jsonrpc_error_is_recorded_alike_on_both_paths(telemetry: Telemetry) -> None:
+    """A call outside ``allowed_tools`` is a JSON-RPC error (-32602): the fast path's span records
+    it as the SDK's middleware does on the SDK path."""
+    seen = {}
+    for fast in (True, False):
+        telemetry.spans.clear()
+        handle = embed_server("dedicated", fast, stateless=True, allowed_tools=("echo",)).start()
+        try:
+            params = {"name": "fail", "arguments": {"message": "x"}, "_meta": {"traceparent": TRACEPARENT}}
+            body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": params}
+            answer = httpx.post(handle.url + "/mcp", headers=ACCEPT, json=body, timeout=30)
+            assert "Unknown tool" in answer.text
+        finally:
+            handle.stop()
+        (span,) = [
+            _from_memory(s) for s in telemetry.spans.get_finished_spans() if s.name == "tools/call fail"
+        ]
+        (status,) = [s.status for s in telemetry.spans.get_finished_spans() if s.name == "tools/call fail"]
+        seen[fast] = (span["attributes"], span["status"], status.description, span["trace_id"])
+    assert seen[True] == seen[False]
+    attributes, status, description, trace_id = seen[True]
+    assert attributes["error.type"] == attributes["rpc.response.status_code"] == "-32602"
+    assert (status, description, trace_id) == ("ERROR", "Unknown tool: fail", TRACE_ID)

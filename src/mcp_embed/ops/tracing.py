@@ -328,27 +328,36 @@ class _FastRequest(NamedTuple):
     session_id: str | None
 
 
-_SDK_SPAN: Any = None
+class _Chain:
+    """Observe -> the SDK's own span middleware -> SessionNote, as ``install`` orders them on the
+    SDK path. The SDK's middleware is a private module of ``mcp``: should it move, the fast path
+    keeps its metrics, logs why its spans are gone, and tests/ops/test_tracing.py fails."""
+
+    def __init__(self) -> None:
+        self.outer = Observe()
+        self.note = SessionNote(lambda ctx: ctx.session_id)
+        try:
+            from mcp.server._otel import OpenTelemetryMiddleware
+        except ImportError as exc:  # pragma: no cover - depends on the SDK's version
+            log.warning(
+                "the fast path makes no spans: this mcp SDK moved its OpenTelemetry middleware (%s)", exc
+            )
+            self.sdk: Any = None
+        else:
+            self.sdk = OpenTelemetryMiddleware()
+
+    async def __call__(self, ctx: Any, call_next: CallNext) -> Any:
+        sdk, note = self.sdk, self.note
+        if sdk is None or not _State.traces:
+            return await self.outer(ctx, call_next)
+
+        async def in_span(c: Any) -> Any:
+            return await note(c, call_next)
+
+        return await self.outer(ctx, lambda c: sdk(c, in_span))
 
 
-def _chain() -> Callable[[Any, CallNext], Awaitable[Any]]:
-    global _SDK_SPAN
-    if _SDK_SPAN is None:
-        from mcp.server._otel import OpenTelemetryMiddleware
-
-        sdk, outer, note = OpenTelemetryMiddleware(), Observe(), SessionNote(lambda ctx: ctx.session_id)
-
-        async def chain(ctx: Any, call_next: CallNext) -> Any:
-            async def in_span(c: Any) -> Any:
-                return await note(c, call_next)
-
-            if not _State.traces:
-                return await outer(ctx, call_next)
-            return await outer(ctx, lambda c: sdk(c, in_span))
-
-        _SDK_SPAN = chain
-    chain_fn: Callable[[Any, CallNext], Awaitable[Any]] = _SDK_SPAN
-    return chain_fn
+_CHAIN: list[_Chain] = []  # made on first use: importing the SDK's middleware is not free
 
 
 async def observe(
@@ -361,7 +370,7 @@ async def observe(
 ) -> Any:
     """Run the fast path's ``answer()`` inside the span and metrics the SDK path gives the same
     request (the SDK's own middleware, between :class:`Observe` and :class:`SessionNote`)."""
-    from mcp_types.version import LATEST_HANDSHAKE_VERSION
+    from mcp_types import DEFAULT_NEGOTIATED_VERSION
 
     headers = {
         k.decode("latin-1"): v.decode("latin-1")
@@ -373,11 +382,15 @@ async def observe(
         params,
         request_id,
         params.get("_meta"),
-        headers.get("mcp-protocol-version") or LATEST_HANDSHAKE_VERSION,
+        # The SDK's rule for a request without the header (a stateful session's span would carry
+        # the version it negotiated, which only the SDK's connection knows).
+        headers.get("mcp-protocol-version") or DEFAULT_NEGOTIATED_VERSION,
         _Headers(headers),
         session_id,
     )
-    return await _chain()(ctx, lambda _: answer())
+    if not _CHAIN:
+        _CHAIN.append(_Chain())
+    return await _CHAIN[0](ctx, lambda _: answer())
 
 
 # -- across threads and the subprocess pipe -------------------------------------------------------
