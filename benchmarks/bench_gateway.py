@@ -66,7 +66,13 @@ class Session:
         self.notify("notifications/initialized")
 
     def _post(self, body: dict[str, Any]) -> tuple[http.client.HTTPResponse, bytes]:
-        self.conn.request("POST", self.path, json.dumps(body), self.headers)
+        try:
+            self.conn.request("POST", self.path, json.dumps(body), self.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            # hypercorn closed the kept-alive connection (its request limit): the request was not
+            # read, so it goes again on a new one (about once per thousand calls).
+            self.conn.close()
+            self.conn.request("POST", self.path, json.dumps(body), self.headers)
         response = self.conn.getresponse()
         return response, response.read()
 

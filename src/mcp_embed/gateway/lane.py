@@ -28,6 +28,13 @@ class LaneError(Exception):
     """The instance could not be reached, or answered something that is not an MCP answer."""
 
 
+_Answer = tuple[int, dict[str, str], bytes]  # HTTP status, headers (lower-case names), body
+
+
+class _Closed(Exception):
+    """The connection ended before the instance answered."""
+
+
 class _Conn:
     __slots__ = ("http", "reader", "writer")
 
@@ -128,8 +135,7 @@ class JsonLane:
         except ValueError as exc:
             raise LaneError(f"the instance answered HTTP {status} that is not JSON-RPC: {exc}") from None
 
-    async def _post(self, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-        import h11
+    async def _post(self, body: dict[str, Any]) -> _Answer:
 
         headers = [
             (b"host", self._authority),
@@ -141,25 +147,53 @@ class JsonLane:
             headers.append((b"mcp-session-id", self._session.encode()))
         data = json.dumps(body, separators=(",", ":")).encode()
         headers.append((b"content-length", str(len(data)).encode()))
-        conn = self._idle.pop() if self._idle else await self._connect()
+        for attempt in (1, 2):
+            conn = self._take()
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect()
+            try:
+                return await self._exchange(conn, headers, data)
+            except _Closed as exc:
+                # A kept-alive connection the server closed meanwhile (its idle timeout, or its
+                # request limit) ends before any answer, with the request unread: send it again
+                # once, on a new connection. A new connection closed on us is the instance going.
+                if not reused or attempt == 2:
+                    raise LaneError(str(exc)) from None
+        raise AssertionError("unreachable")
+
+    def _take(self) -> _Conn | None:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.reader.at_eof() and not conn.writer.is_closing():
+                return conn
+            conn.close()
+        return None
+
+    async def _exchange(
+        self, conn: _Conn, headers: list[tuple[bytes, bytes]], data: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        import h11
+
+        answered = False
         try:
             http = conn.http
-            out = http.send(h11.Request(method="POST", target=self.path, headers=headers))
-            out = (
-                (out or b"")
-                + (http.send(h11.Data(data=data)) or b"")
-                + (http.send(h11.EndOfMessage()) or b"")
+            parts = (
+                http.send(h11.Request(method="POST", target=self.path, headers=headers)),
+                http.send(h11.Data(data=data)),
+                http.send(h11.EndOfMessage()),
             )
-            conn.writer.write(out)
+            conn.writer.write(b"".join(p for p in parts if p))
             status, answer, chunks = 0, {}, []
             while True:
                 event = http.next_event()
                 if event is h11.NEED_DATA:
                     chunk = await conn.reader.read(65536)
                     if not chunk:
-                        raise LaneError("the instance closed the connection")
+                        raise _Closed("the instance closed the connection")
                     http.receive_data(chunk)
                 elif isinstance(event, h11.Response):
+                    answered = True
                     status = event.status_code
                     answer = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
                 elif isinstance(event, h11.Data):
@@ -167,10 +201,12 @@ class JsonLane:
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 elif isinstance(event, h11.ConnectionClosed):
-                    raise LaneError("the instance closed the connection")
+                    raise _Closed("the instance closed the connection")
         except BaseException as exc:
             conn.close()  # mid-request (cancelled, or broken): never reused
-            if isinstance(exc, (OSError, h11.ProtocolError)):
+            if isinstance(exc, _Closed | ConnectionError) and not answered:
+                raise _Closed(f"{exc}") from None
+            if isinstance(exc, OSError | h11.ProtocolError | _Closed):
                 raise LaneError(f"{type(exc).__name__}: {exc}") from None
             raise
         self._recycle(conn)
