@@ -64,7 +64,8 @@ class JsonLane:
         self._ids = itertools.count(1)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: list[_Conn] = []
-        self._session: str | None = None
+        self._session: str | None = None  # None from a stateless instance, which has no sessions
+        self._initialized = False
         self._version = _VERSION
         self._opening: asyncio.Lock | None = None
 
@@ -72,7 +73,7 @@ class JsonLane:
         """The instance's wire result of ``tools/call``; raises :class:`LaneError` if unreachable,
         ``MCPError`` for a JSON-RPC error the instance answered."""
         self._bind_loop()
-        if self._session is None:
+        if not self._initialized:
             await self._initialize()
         rid = next(self._ids)
         body = {
@@ -88,7 +89,7 @@ class JsonLane:
             loop.create_task(self._cancelled(rid))  # noqa: RUF006 - bounded, and its failure is moot
             raise
         if status == 404 and self._session is not None:  # the instance forgot the session: once more
-            self._session = None
+            self._session, self._initialized = None, False
             await self._initialize()
             status, message = await self._rpc(body, rid)
         return _result(status, message)
@@ -105,7 +106,7 @@ class JsonLane:
     async def _initialize(self) -> None:
         assert self._opening is not None
         async with self._opening:
-            if self._session is not None:
+            if self._initialized:
                 return
             rid = next(self._ids)
             info = {"name": "mcp-embed-gateway", "version": "1"}
@@ -115,6 +116,7 @@ class JsonLane:
             result = _result(status, message)
             self._version = str(result.get("protocolVersion") or _VERSION)
             await self._post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            self._initialized = True
 
     async def _cancelled(self, rid: int) -> None:
         note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": rid}}
