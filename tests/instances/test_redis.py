@@ -127,3 +127,18 @@ def test_open_registry_picks_redis_for_a_url(redis_server: RedisServer) -> None:
         assert registry.ttl == 7
     finally:
         registry.close()
+
+
+def test_making_a_registry_imports_neither_redis_nor_the_sdk() -> None:
+    """A server makes its registry while its own thread imports the SDK and redis-py: importing
+    them from a second thread at the same time can deadlock, so making one must import nothing."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mcp_embed.instances as i\n"
+        "i.RedisRegistry('redis://127.0.0.1:1/0'); i.open_registry(folder='.')\n"
+        "print(sorted(m for m in ('mcp', 'redis', 'mcp_embed.replicas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"

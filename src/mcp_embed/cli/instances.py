@@ -51,6 +51,9 @@ def _instances(args: argparse.Namespace) -> int:
         return 2
     try:
         found = registry.list()
+    except ConfigError as exc:
+        print(f"mcp-embed: {exc}", file=sys.stderr)
+        return 2
     except (ConnectionError, OSError) as exc:
         print(f"mcp-embed: {exc}", file=sys.stderr)
         return 1

@@ -7,18 +7,23 @@ compared (machines' clocks differ).
 
 redis-py is an optional extra (``mcp-embed[redis]``), imported when a registry is made. The
 synchronous client: the heartbeat runs in a thread and the CLI has no event loop.
+
+A server makes its registry while its own thread is still importing the MCP SDK and redis-py:
+nothing here imports either (``mcp_embed.replicas`` imports the SDK) before the first call to
+Redis, which comes once the server serves. Two threads importing one package with import cycles
+at once can deadlock.
 """
 
 from __future__ import annotations
 
 import builtins
+import functools
 import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import ConfigError
 from ..logs import get_logger
-from ..replicas.connection import EXTRA_HINT, RedisHealth, RedisUnavailable, redact
 from .record import DEFAULT_TTL, Instance
 
 if TYPE_CHECKING:
@@ -38,7 +43,8 @@ class RedisRegistry:
     """Instances under ``mcp-embed:instances:*`` in the Redis at ``url``, expiring after ``ttl`` seconds.
 
     Every call is bounded by ``timeout`` seconds per attempt; a Redis that does not answer raises
-    :class:`~mcp_embed.replicas.RedisUnavailable` naming the URL without its password.
+    :class:`~mcp_embed.replicas.RedisUnavailable` naming the URL without its password. The client is
+    made on the first call (a URL redis-py cannot read raises :class:`~mcp_embed.ConfigError` then).
     """
 
     def __init__(self, url: str, ttl: float = DEFAULT_TTL, *, timeout: float = 2.0) -> None:
@@ -47,9 +53,24 @@ class RedisRegistry:
         if not timeout > 0:
             raise ValueError(f"the Redis timeout must be a positive number of seconds, not {timeout!r}")
         self.ttl = float(ttl)
-        self.where = redact(url)
-        self._scrub = RedisHealth(url).scrub
-        self._client = _client(url, timeout, self._scrub)
+        self._url = url
+        self._timeout = timeout
+
+    @functools.cached_property
+    def _client(self) -> Redis:
+        return _client(self._url, self._timeout)
+
+    @functools.cached_property
+    def where(self) -> str:
+        """The URL without its password."""
+        from ..replicas.connection import redact
+
+        return redact(self._url)
+
+    def _scrub(self, text: str) -> str:
+        from ..replicas.connection import RedisHealth
+
+        return RedisHealth(self._url).scrub(text)
 
     def __repr__(self) -> str:
         return f"RedisRegistry({self.where!r})"
@@ -87,10 +108,13 @@ class RedisRegistry:
         return found
 
     def close(self) -> None:
-        self._client.close()
+        if "_client" in self.__dict__:  # made on first use
+            self._client.close()
 
     def _call(self, what: str, op: Callable[[], T]) -> T:
         from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+        from ..replicas.connection import RedisUnavailable
 
         try:
             return op()
@@ -109,18 +133,23 @@ def _say(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).strip().rstrip('.') or type(exc).__name__}"
 
 
-def _client(url: str, timeout: float, scrub: Callable[[str], str]) -> Redis:
+def _client(url: str, timeout: float) -> Redis:
     try:
         from redis import Redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
     except ImportError:
+        from ..replicas.connection import EXTRA_HINT
+
         raise ImportError(f"the Redis instance registry needs the redis client: {EXTRA_HINT}") from None
     try:
         return Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1)
         )
     except (ValueError, TypeError) as exc:
+        from ..replicas.connection import RedisHealth, redact
+
+        scrubbed = RedisHealth(url).scrub(str(exc))
         raise ConfigError(
-            f"{redact(url)!r} is not a Redis URL (redis://, rediss:// or unix://): {scrub(str(exc))}"
+            f"{redact(url)!r} is not a Redis URL (redis://, rediss:// or unix://): {scrubbed}"
         ) from None
