@@ -47,6 +47,7 @@ class RedisLease:
         self._held_until = 0.0  # monotonic: the lease is ours until then, unless refreshed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unreachable = False
 
     @property
     def held(self) -> bool:
@@ -58,9 +59,12 @@ class RedisLease:
         started = time.monotonic()
         try:
             taken = bool(self._redis.set(self.key, self.token, nx=True, px=self._ms))
-        except Exception as exc:
-            log.warning("gateway: cannot reach Redis for the lease %r: %s", self.key, _say(exc))
+        except Exception as exc:  # said once per outage, not on every retry
+            if not self._unreachable:
+                self._unreachable = True
+                log.warning("gateway: cannot reach Redis for the lease %r: %s", self.key, _say(exc))
             return False
+        self._unreachable = False
         if not taken:
             return False
         self._held_until = started + self.ttl
