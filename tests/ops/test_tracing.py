@@ -265,8 +265,9 @@ def _sdk_reference(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
     return server_spans([_from_memory(s) for s in telemetry.spans.get_finished_spans()])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def reference(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
+    """The SDK's own server's spans for the same conversation, taken in each test that compares."""
     spans = _sdk_reference(telemetry)
     assert set(spans) == EXPECTED
     assert {s["trace_id"] for s in spans.values()} == {TRACE_ID}  # the SDK reads params._meta
