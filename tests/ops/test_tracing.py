@@ -37,6 +37,7 @@ from mcp_embed import McpHttpConfig, create_skill_server
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_ID = "b7ad6b7169203331"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+TRACESTATE = "congo=t61rcWkgMzE"
 VERSION = "2025-11-25"
 TOOL_TRACER = "a-tool's-own-instrumentation"
 
@@ -132,6 +133,7 @@ def _from_memory(span: Any) -> dict[str, Any]:
         "trace_id": format(span.context.trace_id, "032x"),
         "span_id": format(span.context.span_id, "016x"),
         "parent_id": format(span.parent.span_id, "016x") if span.parent is not None else None,
+        "trace_state": span.context.trace_state.to_header(),
     }
 
 
@@ -145,6 +147,7 @@ def _from_proto(span: Any) -> dict[str, Any]:
         "trace_id": span.trace_id.hex(),
         "span_id": span.span_id.hex(),
         "parent_id": span.parent_span_id.hex() or None,
+        "trace_state": span.trace_state,
     }
 
 
@@ -156,9 +159,10 @@ def converse(url: str, *, carrier: str) -> None:
     ``params._meta`` or in the HTTP ``traceparent`` header."""
 
     def meta(params: dict[str, Any]) -> dict[str, Any]:
-        return {**params, "_meta": {"traceparent": TRACEPARENT}} if carrier == "meta" else params
+        context = {"traceparent": TRACEPARENT, "tracestate": TRACESTATE}
+        return {**params, "_meta": context} if carrier == "meta" else params
 
-    extra = {"traceparent": TRACEPARENT} if carrier == "header" else {}
+    extra = {"traceparent": TRACEPARENT, "tracestate": TRACESTATE} if carrier == "header" else {}
     headers = {**ACCEPT, **extra}
     init = {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     with httpx.Client(timeout=30) as client:
@@ -310,6 +314,7 @@ def test_spans_match_the_sdk_and_join_the_clients_trace(
         span = got[name]
         assert span["trace_id"] == TRACE_ID, name  # the client's trace, from _meta or the header
         assert span["parent_id"] == PARENT_ID, name
+        assert span["trace_state"] == TRACESTATE, name
         assert span["status"] == ref["status"], name
         attrs = dict(span["attributes"])
         assert attrs.pop("mcp.session.id"), name  # ours: the semantic conventions' session id
