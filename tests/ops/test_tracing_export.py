@@ -23,9 +23,11 @@ TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 # One tools/call with the client's trace context, then a clean stop (which flushes the exporters).
 SCRIPT = """
-import json, sys, httpx
+import json, logging, sys, httpx
 from mcp_embed import McpHttpConfig, create_skill_server
 from mcp_embed.ops import tracing
+
+logging.getLogger("mcp_embed").addHandler(logging.StreamHandler())  # warnings to stderr
 
 server = create_skill_server("traced", McpHttpConfig(port=0, stateless=True, server_name="traced"))
 
@@ -102,6 +104,7 @@ def run_server(env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
             proc.wait(10)
     assert proc.returncode == 0, err
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["stderr"] = err
     assert result["answer"]["result"]["structuredContent"] == {"result": "x"}
     return result
 
@@ -156,3 +159,10 @@ def test_nothing_configured_means_nothing_observed(receiver: Receiver, tmp_path:
 def test_otel_sdk_disabled_wins(receiver: Receiver, tmp_path: Path) -> None:
     result = run_server({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_SDK_DISABLED": "true"}, tmp_path)
     assert result["on"] is False and receiver.posts == []
+
+
+def test_an_exporter_we_lack_is_named_and_nothing_breaks(receiver: Receiver, tmp_path: Path) -> None:
+    env = {"OTEL_TRACES_EXPORTER": "zipkin", "OTEL_METRICS_EXPORTER": "none"}
+    result = run_server(env, tmp_path)
+    assert result["on"] is False  # the call above was still answered (run_server checks)
+    assert "OTEL_TRACES_EXPORTER='zipkin' is not supported here (use otlp or console)" in result["stderr"]

@@ -135,7 +135,7 @@ def _configure_from_env(service_name: str | None, trace: Any, metrics: Any) -> N
         return
     given = {} if os.environ.get("OTEL_SERVICE_NAME") or not service_name else {SERVICE_NAME: service_name}
     resource = Resource.create(given)
-    with contextlib.suppress(ImportError, ValueError) as failed:
+    try:
         if want_traces:
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -152,9 +152,8 @@ def _configure_from_env(service_name: str | None, trace: Any, metrics: Any) -> N
             meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
             metrics.set_meter_provider(meter_provider)
             _State.owned.append(meter_provider)
-        failed = None
-    if failed is not None:
-        log.warning("OpenTelemetry export is off: %s", failed)
+    except (ImportError, ValueError) as exc:  # a missing exporter package, an exporter we lack
+        log.warning("OpenTelemetry export is off: %s", exc)
 
 
 def _exporter(signal: str) -> Any:
