@@ -111,7 +111,7 @@ def test_replicas_share_one_bucket_and_together_stay_within_the_burst(redis_serv
 # -- expiry in Redis ---------------------------------------------------------------------------------
 
 
-def test_a_stream_key_has_a_ttl_refreshed_on_every_write_and_expires_with_it(
+def test_a_stream_key_has_a_ttl_refreshed_by_writes_and_expires_with_it(
     redis_server: RedisServer,
 ) -> None:
     async def body() -> None:
@@ -121,7 +121,15 @@ def test_a_stream_key_has_a_ttl_refreshed_on_every_write_and_expires_with_it(
             assert 59_000 < await client.pttl(store.key("s")) <= 60_000
             await client.pexpire(store.key("s"), 5_000)
             await store.store_event("s", note(1))
-            assert await client.pttl(store.key("s")) > 5_000  # a write gives the stream its ttl again
+            # Within a tenth of the TTL of the last refresh, a write is one XADD and leaves the TTL.
+            assert await client.pttl(store.key("s")) <= 5_000
+
+            short = RedisEventStore(client, ttl=1.0)  # refreshed by a write 0.1 s after the last
+            await short.store_event("t", note(0))
+            await client.pexpire(short.key("t"), 500)
+            await anyio.sleep(0.15)
+            await short.store_event("t", note(1))
+            assert await client.pttl(short.key("t")) > 500  # the write gave the stream its ttl again
 
             brief = RedisEventStore(client, ttl=0.1)
             gone = await brief.store_event("brief", note(0))
@@ -457,3 +465,68 @@ def test_stopped_redis_fails_each_store_fast_marks_degraded_and_recovers_by_itse
     assert any("unreachable" in w for w in warnings) and any("reachable again" in w for w in warnings)
     assert sum("unreachable" in w for w in warnings) == 1  # one warning per outage, not per call
     assert PASSWORD not in caplog.text
+
+
+def test_each_event_names_its_writer_so_a_reader_can_ask_who_writes_a_stream(
+    redis_server: RedisServer,
+) -> None:
+    async def body() -> None:
+        async with replica(redis_server.url) as a, replica(redis_server.url) as b:
+            writer, reader = RedisEventStore(a, writer="replica-a"), RedisEventStore(b, writer="replica-b")
+            assert await reader.writer_of("s") is None  # no such stream
+            await writer.store_event("s", None)
+            await writer.store_event("s", note(0))
+            assert await reader.writer_of("s") == "replica-a"
+            assert await reader.writer_of("other") is None
+            assert await RedisEventStore(a).writer_of("s") == "replica-a"
+
+    run(body)
+
+
+def _resume_on(url: str, writer_name: str, *, beating: bool) -> list[bytes]:
+    """What a resume relayed from Redis sends when the writer (named on each event) stops writing:
+    the SSE bytes of the relay's response, the stream left without its answer."""
+    from mcp_embed.replicas.sessions import SessionStore, relay
+
+    sent: list[bytes] = []
+
+    async def body() -> None:
+        async with replica(url) as a, replica(url) as b:
+            health = RedisHealth(url)
+            writer = RedisEventStore(a, writer=writer_name)
+            here = SessionStore(b, prefix="mcp-embed:", ttl=60.0, health=health, replica="here")
+            if beating:
+                await a.set(here.replica_key(writer_name), b"1", px=60_000)
+            await writer.store_event("sid/7", None)
+            last = await writer.store_event("sid/7", note(0))
+            await writer.store_event("sid/7", note(1))
+
+            async def receive() -> dict[str, Any]:
+                await anyio.sleep(30)  # the client stays; the relay's own bounds end it
+                return {"type": "http.disconnect"}
+
+            async def send(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.body":
+                    sent.append(message.get("body", b""))
+
+            with anyio.fail_after(15):  # a hang guard: the bounds below end the relay in about 1 s
+                relayed = await relay(
+                    RedisEventStore(b), here, "sid/7", last, "sid", receive, send, stall_s=0.3, bound_s=1.0
+                )
+            assert relayed
+
+    run(body)
+    return sent
+
+
+def test_a_resume_whose_writer_is_gone_ends_with_an_error_not_a_hang(redis_server: RedisServer) -> None:
+    body = b"".join(_resume_on(redis_server.url, "dead-replica", beating=False))
+    assert b'"progress":1' in body  # what was missed is relayed first
+    assert b"Request cannot be resumed: the replica running this request is gone" in body
+    assert b'"id":7' in body.replace(b" ", b"")
+
+
+def test_a_resume_whose_writer_beats_waits_until_its_bound(redis_server: RedisServer) -> None:
+    body = b"".join(_resume_on(redis_server.url, "live-replica", beating=True))
+    assert b'"progress":1' in body
+    assert b"Request cannot be resumed: no answer within 1 s" in body

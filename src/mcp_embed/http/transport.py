@@ -451,19 +451,14 @@ class _SessionManager(StreamableHTTPSessionManager):
         return transport
 
     def _scope_store(self, transport: StreamableHTTPServerTransport) -> None:
-        """The session's own view of the event store (naming this replica as each stream's writer)."""
+        """The session's own view of the event store."""
         sid = transport.mcp_session_id
-        sessions = self.sessions
         if sid is None:
             return
 
         def wrap(store: EventStore) -> EventStore:
             if isinstance(store, SessionScopedEventStore):
                 return store
-            if sessions is not None:
-                from ..replicas.sessions import WriterTrackingStore
-
-                store = WriterTrackingStore(store, sessions)
             return SessionScopedEventStore(store, sid)
 
         sdkseam.wrap_event_store(transport, wrap)

@@ -1,10 +1,14 @@
 """``RedisEventStore``: resumable streams on Redis Streams, shared by every replica.
 
 One Redis stream per SDK stream (``<session id>/<request id>`` under ``SessionScopedEventStore``),
-at the key ``<prefix>events:<stream id>``. Each event is one entry, ``XADD ... MAXLEN ~
-max_events``, and every write refreshes the key's TTL, so a stream nobody writes to is forgotten
-``ttl`` seconds later. A priming event (message None) is an entry with an empty message: it has
-an id a client can resume from, and is never sent.
+at the key ``<prefix>events:<stream id>``. Each event is one entry, one ``XADD ... MAXLEN ~
+max_events``, which names the replica that wrote it (so a resuming replica can tell whether the
+writer still lives, without a key per stream). A stream's first event and then one in every
+tenth of the TTL also refresh the key's TTL, atomically with the XADD, so a stream nobody writes
+to is forgotten ``ttl`` seconds after its last event, give or take that tenth; the other events
+cost one command, since each is a round trip the stream waits for. A priming event (message
+None) is an entry with an empty message: it has an id a client can resume from, and is never
+sent.
 
 An event id is ``<stream id, base64url>.<entry id>``: it names its stream, so any replica can
 replay from a ``Last-Event-ID`` alone, with no lookup table, and it is plain visible ASCII (an
@@ -22,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 __all__ = ["RedisEventStore", "StopSignal", "decode_event_id", "encode_event_id"]
 
 _FIELD = b"m"
+_WRITER = b"w"
+_REFRESHED_MAX = 4096  # streams whose last TTL refresh is remembered; the oldest are forgotten
 _EVENT_ID = re.compile(r"(?P<stream>[A-Za-z0-9_-]*)\.(?P<entry>[0-9]{1,20}-[0-9]{1,20})")
 _PAGE = 256  # entries per XRANGE/XREAD reply: bounds one reply, not what is replayed
 
@@ -94,6 +101,7 @@ class RedisEventStore(EventStore):
         ttl: float = 3600.0,
         prefix: str = "mcp-embed:",
         health: RedisHealth | None = None,
+        writer: str = "",
     ) -> None:
         require_redis()
         if max_events <= 0:
@@ -105,6 +113,9 @@ class RedisEventStore(EventStore):
         self.ttl_ms = max(1, round(ttl * 1000))
         self.prefix = prefix
         self.health = health if health is not None else RedisHealth()
+        self.writer = writer.encode("utf-8")
+        # stream id -> monotonic time of its last TTL refresh, oldest first
+        self._refreshed: dict[str, float] = {}
 
     def __bool__(self) -> bool:
         # The SDK tests ``if self._event_store``: a store is a store, whatever it holds.
@@ -117,12 +128,32 @@ class RedisEventStore(EventStore):
     async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
         data = b"" if message is None else message.model_dump_json(by_alias=True, exclude_unset=True).encode()
         key = self.key(stream_id)
+        fields = {_FIELD: data, _WRITER: self.writer}
+        now = time.monotonic()
+        refreshed = self._refreshed.get(stream_id)
         with self.health.track("storing an event"):
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.xadd(key, {_FIELD: data}, maxlen=self.max_events, approximate=True)
-                pipe.pexpire(key, self.ttl_ms)
-                entry, _ = await pipe.execute()
+            if refreshed is not None and now - refreshed < self.ttl_ms / 10_000:
+                entry = await self.client.xadd(key, fields, maxlen=self.max_events, approximate=True)  # type: ignore[arg-type]
+            else:
+                async with self.client.pipeline(transaction=True) as pipe:
+                    pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)  # type: ignore[arg-type]
+                    pipe.pexpire(key, self.ttl_ms)
+                    entry, _ = await pipe.execute()
+                self._refreshed.pop(stream_id, None)
+                self._refreshed[stream_id] = now
+                if len(self._refreshed) > _REFRESHED_MAX:
+                    del self._refreshed[next(iter(self._refreshed))]
         return encode_event_id(stream_id, _text(entry))
+
+    async def writer_of(self, stream_id: str) -> str | None:
+        """The replica that wrote the stream's newest event (None: no such stream, or unnamed)."""
+        with self.health.track("reading a stream's writer"):
+            newest = await self.client.xrevrange(self.key(stream_id), max="+", min="-", count=1)
+        if not newest:
+            return None
+        fields = newest[0][1] or {}
+        raw = fields.get(_WRITER, fields.get(_WRITER.decode()))
+        return _text(raw) if raw else None
 
     async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
         decoded = decode_event_id(last_event_id)

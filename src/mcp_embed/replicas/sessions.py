@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+from mcp.server.streamable_http import EventMessage
 
 from .. import _json
 from ..logs import get_logger
@@ -33,12 +33,11 @@ from .connection import RedisHealth, RedisUnavailable
 from .events import RedisEventStore, decode_event_id
 
 if TYPE_CHECKING:
-    from mcp_types import JSONRPCMessage
     from redis.asyncio import Redis
 
     from .._asgi import Receive, Send
 
-__all__ = ["SessionRecord", "SessionStore", "WriterTrackingStore", "relay"]
+__all__ = ["SessionRecord", "SessionStore", "relay"]
 
 log = get_logger("replicas")
 
@@ -61,12 +60,14 @@ class SessionRecord:
 class SessionStore:
     """Session records, heartbeats and writer names of one server run, in Redis."""
 
-    def __init__(self, client: Redis, *, prefix: str, ttl: float | None, health: RedisHealth) -> None:
+    def __init__(
+        self, client: Redis, *, prefix: str, ttl: float | None, health: RedisHealth, replica: str = ""
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.ttl_ms = max(1, round(ttl * 1000)) if ttl is not None else None
         self.health = health
-        self.replica = uuid.uuid4().hex
+        self.replica = replica or uuid.uuid4().hex
         self.channel = f"{prefix}session-deleted"
         self._touched: dict[str, float] = {}  # session id -> monotonic time of the last refresh
 
@@ -75,9 +76,6 @@ class SessionStore:
 
     def replica_key(self, replica: str) -> str:
         return f"{self.prefix}replica:{replica}"
-
-    def writer_key(self, stream_id: str) -> str:
-        return f"{self.prefix}writer:{stream_id}"
 
     async def save(self, record: SessionRecord) -> None:
         data = _json.dumps(asdict(record))
@@ -157,44 +155,10 @@ class SessionStore:
                     raise
             await anyio.sleep(HEARTBEAT_S)
 
-    async def name_writer(self, stream_id: str) -> None:
-        with self.health.track("naming a stream's writer"):
-            await self.client.set(self.writer_key(stream_id), self.replica, px=self.ttl_ms or 86_400_000)
-
-    async def writer_alive(self, stream_id: str) -> bool:
-        """Whether the replica that writes ``stream_id`` still beats (unknown writer: False)."""
-        with self.health.track("checking a stream's writer"):
-            writer = await self.client.get(self.writer_key(stream_id))
-            if writer is None:
-                return False
-            name = writer.decode() if isinstance(writer, bytes) else str(writer)
-            return bool(await self.client.exists(self.replica_key(name)))
-
-
-class WriterTrackingStore(EventStore):
-    """An event store that names this replica as the writer of each stream it starts writing.
-
-    One extra Redis write per stream (its first event), none per event after that."""
-
-    def __init__(self, inner: EventStore, sessions: SessionStore) -> None:
-        self.inner = inner
-        self.sessions = sessions
-        self._named: set[str] = set()
-
-    def __bool__(self) -> bool:
-        return True
-
-    async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
-        if stream_id not in self._named and not stream_id.endswith("/" + GET_STREAM):
-            self._named.add(stream_id)
-            with contextlib.suppress(RedisUnavailable):
-                await self.sessions.name_writer(stream_id)
-        if message is not None and _is_final(message, stream_id):
-            self._named.discard(stream_id)
-        return await self.inner.store_event(stream_id, message)
-
-    async def replay_events_after(self, last_event_id: str, send_callback: EventCallback) -> str | None:
-        return await self.inner.replay_events_after(last_event_id, send_callback)
+    async def replica_alive(self, replica: str) -> bool:
+        """Whether the replica named ``replica`` still beats."""
+        with self.health.track("checking a replica's heartbeat"):
+            return bool(await self.client.exists(self.replica_key(replica)))
 
 
 def _is_final(message: Any, stream_id: str) -> bool:
@@ -299,7 +263,8 @@ async def relay(
                     failure.append(f"no answer within {bound_s:g} s")
                 elif now - last_at[0] >= stall_s:
                     try:
-                        alive = await sessions.writer_alive(stream_id)
+                        writer = await store.writer_of(stream_id)
+                        alive = writer is not None and await sessions.replica_alive(writer)
                     except RedisUnavailable:
                         alive = True  # the tail itself fails and says so
                     if not alive:

@@ -8,6 +8,7 @@ with a clear error, and :meth:`Shared.close` when the server stops.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,7 @@ def open_shared(cfg: McpHttpConfig) -> Shared:
     health = RedisHealth(url)
     prefix = f"mcp-embed:{cfg.server_name}:"
     rate = cfg.rate_limit_per_second
+    replica = uuid.uuid4().hex  # names this run in heartbeats and on every event it writes
     return Shared(
         url=url,
         client=client,
@@ -117,6 +119,7 @@ def open_shared(cfg: McpHttpConfig) -> Shared:
                 ttl=cfg.session_idle_timeout or 3600.0,
                 prefix=prefix,
                 health=health,
+                writer=replica,
             ),
             cfg.event_store_max_events,
         ),
@@ -126,5 +129,7 @@ def open_shared(cfg: McpHttpConfig) -> Shared:
             if rate is not None
             else None
         ),
-        sessions=SessionStore(client, prefix=prefix, ttl=cfg.session_idle_timeout, health=health),
+        sessions=SessionStore(
+            client, prefix=prefix, ttl=cfg.session_idle_timeout, health=health, replica=replica
+        ),
     )
