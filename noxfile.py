@@ -252,8 +252,8 @@ def clients(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks against the SDK's MCPServer and a raw ASGI echo, in one run (quick mode in CI),
-    skill discovery against a plain read of the same files, and the Redis event store against the
-    in-memory one."""
+    skill discovery against a plain read of the same files, the Redis event store against the
+    in-memory one, and tracing's cost when off."""
     _install(session, "test", "redis")  # redis: the Redis event store's benchmark below
     session.install("uvicorn")
     # wrk loads the servers from a process of its own; without it the harness's httpx loop is the
@@ -280,6 +280,8 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/bench_redis_events.py", *quick_redis)
     else:
         session.warn("redis-server is not installed (`apt-get install redis-server`): no Redis benchmark")
+    # Issue 18: CPU per call with the tracing hooks and no provider against the hooks taken out.
+    session.run("python", "benchmarks/bench_tracing.py", *(["--quick"] if "--quick" in args else []))
 
 
 @nox.session
