@@ -387,6 +387,19 @@ def test_import_mcp_embed_replicas_does_not_load_redis_and_a_missing_client_name
     assert 'pip install "mcp-embed[redis]"' in out.stdout
 
 
+def test_the_connection_module_loads_neither_redis_nor_the_mcp_sdk() -> None:
+    # instances/ imports it while a server starts on another thread; the SDK loaded beside it from
+    # two threads deadlocked an import (the README's subprocess example hung on it).
+    code = (
+        "import sys, mcp_embed.replicas.connection, mcp_embed.replicas\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('redis', 'mcp')]\n"
+        "assert not loaded, loaded\n"
+        "assert mcp_embed.replicas.RedisEventStore.__name__ == 'RedisEventStore'  # on first use\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
 # -- Redis lost and back -----------------------------------------------------------------------------
 
 

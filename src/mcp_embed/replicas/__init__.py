@@ -12,15 +12,22 @@ know where its state lives:
 :class:`RedisHealth` shared by the stores says whether Redis answered their last operation, for
 ``/health``. A Redis URL's password appears nowhere: see :func:`redact`.
 
-Importing this package does not import redis-py; making a client or a store does.
+Importing this package imports neither redis-py nor the MCP SDK: the names load on first use
+(``instances/`` needs only :mod:`.connection`, and pulling the SDK in beside it, from whichever
+thread starts a server, invited an import deadlock).
 """
 
 from __future__ import annotations
 
-from .connection import RedisHealth, RedisUnavailable, check, connect, redact
-from .events import RedisEventStore
-from .ratelimit import RedisTokenBuckets
-from .tasks import RedisTaskStore
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from .connection import RedisHealth, RedisUnavailable, check, connect, redact
+    from .events import RedisEventStore
+    from .ratelimit import RedisTokenBuckets
+    from .tasks import RedisTaskStore
 
 __all__ = [
     "RedisEventStore",
@@ -32,3 +39,15 @@ __all__ = [
     "connect",
     "redact",
 ]
+_LAZY = {
+    "RedisEventStore": "events",
+    "RedisHealth": "connection",
+    "RedisTaskStore": "tasks",
+    "RedisTokenBuckets": "ratelimit",
+    "RedisUnavailable": "connection",
+    "check": "connection",
+    "connect": "connection",
+    "redact": "connection",
+}
+
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
