@@ -9,7 +9,7 @@ are imported there, never in the host's.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -126,7 +126,9 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
         )
     started = time.monotonic()
 
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:
+        if shared is not None:
+            await shared.probe()  # bounded and rate-limited: an idle replica sees an outage too
         out = {
             "status": "healthy",
             "name": cfg.server_name,
@@ -154,14 +156,14 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
 
 
 def _with_main_thread(
-    health: Callable[[], dict[str, Any]], status: Callable[[], dict[str, Any]] | None
-) -> Callable[[], dict[str, Any]]:
+    health: Callable[[], Awaitable[dict[str, Any]]], status: Callable[[], dict[str, Any]] | None
+) -> Callable[[], Awaitable[dict[str, Any]]]:
     """``/health`` plus ``main_thread`` (busy_for_s, queue_depth, ...) when the dispatcher reports it."""
     if status is None:
         return health
 
-    def with_main_thread() -> dict[str, Any]:
-        out = health()
+    async def with_main_thread() -> dict[str, Any]:
+        out = await health()
         out["main_thread"] = status()
         return out
 

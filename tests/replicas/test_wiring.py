@@ -55,3 +55,58 @@ def test_the_rate_limit_holds_across_servers_sharing_a_redis(redis_server: Redis
             for h in (a, b)
         ]
     assert codes.count(200) == 5 and codes.count(429) == 7, codes
+
+
+def _pings(redis: RedisServer) -> int:
+    """How many PINGs this redis-server has answered (INFO commandstats)."""
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(redis.url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return int(stats.get("cmdstat_ping", {}).get("calls", 0))
+
+
+def _health_until(url: str, status: str) -> dict[str, object]:
+    """/health, asked until it says ``status`` (bounded: about 10 s); what it says at the end."""
+    seen = health(url)
+    for _ in range(100):
+        if seen["status"] == status:
+            break
+        time.sleep(0.1)
+        seen = health(url)
+    return seen
+
+
+@pytest.mark.parametrize("stateless", [False, True], ids=["stateful", "stateless"])
+def test_an_idle_replica_s_health_sees_redis_go_and_come_back(
+    guarded_redis: RedisServer, stateless: bool
+) -> None:
+    # No rate limit, no call: /health itself asks Redis (stateless, nothing else would: stateful
+    # mode has the session heartbeat too).
+    with demo_server(redis_url=guarded_redis.url, stateless=stateless).start() as h:
+        assert health(h.local_url)["status"] == "healthy"
+        guarded_redis.stop()
+        seen = _health_until(h.local_url, "degraded")
+        assert seen["status"] == "degraded" and seen["redis"] == "unreachable", seen
+        assert guarded_redis.password is not None and guarded_redis.password not in str(seen)
+        guarded_redis.start()
+        seen = _health_until(h.local_url, "healthy")
+        assert seen["status"] == "healthy" and seen["redis"] == "ok", seen
+
+
+def test_a_scraper_cannot_turn_health_into_load_on_redis(redis_server: RedisServer) -> None:
+    with demo_server(redis_url=redis_server.url).start() as h, httpx.Client() as c:
+        before = _pings(redis_server)
+        started = time.monotonic()
+        asked = 0
+        while time.monotonic() - started < 2.5 and asked < 5000:  # scrape hard for 2.5 s (bounded)
+            assert c.get(h.local_url + "/health", timeout=10).json()["status"] == "healthy"
+            asked += 1
+        elapsed = time.monotonic() - started
+        pinged = _pings(redis_server) - before
+    # At most one PING per second of scraping (plus one for a window already open), and at least
+    # one: the scrape outlived a window.
+    assert 1 <= pinged <= elapsed / 1.0 + 1 < asked, (pinged, elapsed, asked)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -42,7 +42,7 @@ class App:
         transports: Transports,
         *,
         admitted: Admitted,
-        health: Callable[[], dict[str, Any]],
+        health: Callable[[], Awaitable[dict[str, Any]]],
         on_startup: Callable[[], None] | None = None,
         fastpath: FastPath | None = None,
         ops: Operations | None = None,
@@ -168,7 +168,7 @@ class App:
             else:
                 await self.transports.handle_mcp(scope, receive, send)
         elif path == "/health" and method in ("GET", "HEAD"):
-            await send_json(send, 200, self.health())
+            await send_json(send, 200, await self.health())
         elif path == "/metrics" and self.ops is not None and self.ops.metrics is not None:
             await self._metrics(scope, send)
         elif self.transports.sse is not None and path == SSE_PATH:

@@ -209,3 +209,18 @@ async def check(client: Redis, url: str) -> None:
         ) from None
     if not answer:
         raise ServerStartError(f"Redis at {redact(url)} answered PING with {answer!r}")
+
+
+async def ping(client: Redis, health: RedisHealth, *, bound: float) -> None:
+    """PING once within ``bound`` seconds and record the outcome in ``health`` (never raises for
+    Redis's sake): ``/health`` learns of an outage, and of the recovery, without a store operation."""
+    import anyio
+    from redis.exceptions import RedisError
+
+    try:
+        with health.track("PING"), anyio.fail_after(bound):
+            await client.ping()
+    except RedisUnavailable:
+        pass  # recorded by track()
+    except RedisError as exc:  # answered, but refused (NOAUTH, a wrong password, ...)
+        health.failed(_describe(exc))

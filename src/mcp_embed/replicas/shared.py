@@ -8,14 +8,15 @@ with a clear error, and :meth:`Shared.close` when the server stops.
 
 from __future__ import annotations
 
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.streamable_http import EventCallback, EventStore
 
 from ..events import InMemoryEventStore
-from .connection import RedisHealth, RedisUnavailable, check, connect
+from .connection import RedisHealth, RedisUnavailable, check, connect, ping
 from .events import RedisEventStore
 from .ratelimit import RedisTokenBuckets
 from .sessions import SessionStore
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from ..config import McpHttpConfig
 
 __all__ = ["FallbackEventStore", "Shared", "open_shared"]
+
+PROBE_BOUND = 0.5
+"""Seconds ``/health`` waits for Redis's PING answer at most."""
+PROBE_EVERY = 1.0
+"""``/health`` PINGs Redis at most once in this many seconds: a scraper cannot turn it into load."""
 
 LOCAL = "local."
 """Event ids of :class:`FallbackEventStore`'s local store: no Redis id starts so."""
@@ -83,10 +89,20 @@ class Shared:
     buckets: RedisTokenBuckets | None
     #: Session records, so any replica serves any session (stateful mode).
     sessions: SessionStore | None = None
+    _probed: float | None = field(default=None, init=False, repr=False)
 
     async def check(self) -> None:
         """PING once; ``ServerStartError`` naming the URL (never its password) when it fails."""
         await check(self.client, self.url)
+
+    async def probe(self) -> None:
+        """For ``/health``: PING Redis (within :data:`PROBE_BOUND` s) unless another probe did less
+        than :data:`PROBE_EVERY` s ago, so an idle replica learns of an outage and of its end."""
+        now = time.monotonic()
+        if self._probed is not None and now - self._probed < PROBE_EVERY:
+            return
+        self._probed = now
+        await ping(self.client, self.health, bound=PROBE_BOUND)
 
     def status(self) -> dict[str, Any]:
         """What ``/health`` says of Redis: ``{"redis": "ok"}`` or the reason it is degraded."""
