@@ -71,9 +71,9 @@ SERVER_ATTRIBUTES = [
     "request_state_keys", "resources", "skill_interpreter", "skill_paths", "task_store",
 ]  # fmt: skip
 HANDLE_MEMBERS = [
-    "bind_addr", "dispatcher", "host", "instance_id", "is_ready", "is_running", "local_url", "main_thread_status",
-    "mcp_url", "pid", "port", "pump", "reason", "restart", "set_metadata", "shutdown", "sse_url", "stop", "url",
-    "wait", "wait_ready",
+    "bind_addr", "dispatcher", "host", "instance_id", "is_ready", "is_running", "local_url",
+    "main_thread_status", "mcp_url", "pid", "port", "pump", "reason", "restart", "set_metadata", "shutdown",
+    "sse_url", "stop", "url", "wait", "wait_ready",
 ]  # fmt: skip
 TOOL_OPTIONS = ["name", "description", "annotations", "affinity", "timeout", "title", "input_schema", "task"]
 
