@@ -299,3 +299,43 @@ def test_a_tool_an_instance_adds_while_running_appears_on_the_gateway(world: Wor
             assert (await c.call_tool("maya-1__added", {"x": 21})).structured_content == {"result": 42}
 
     anyio.run(main)
+
+
+def test_a_call_in_flight_to_an_instance_that_leaves_answers_is_error() -> None:
+    """An instance hung mid-call and then dropped from the registry: the caller is answered."""
+    registry = MemoryRegistry()
+    release, running = threading.Event(), threading.Event()
+    server = create_skill_server("maya", McpHttpConfig(port=0))
+
+    @server.tool()
+    def stuck() -> str:
+        """Block until the test ends."""
+        running.set()
+        release.wait(2 * GUARD)  # past the caller's guard: only the cut can answer in time
+        return "late"
+
+    instance = server.start()
+    entry = record(instance, "maya")
+    registry.register(entry)
+    gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=POLL).start()
+
+    async def main() -> None:
+        async with client(gateway.mcp_url()) as c:
+            async with anyio.create_task_group() as tg:
+
+                async def drop_when_running() -> None:
+                    await anyio.to_thread.run_sync(running.wait, GUARD)
+                    registry.unregister(entry.id)
+
+                tg.start_soon(drop_when_running)
+                with anyio.fail_after(GUARD):
+                    result = await c.call_tool("maya-1__stuck", {})
+            assert result.is_error and "went away" in result.content[0].text, result
+            assert (await c.call_tool("list_instances", {})).structured_content == {"result": []}
+
+    try:
+        anyio.run(main)
+    finally:
+        release.set()
+        gateway.stop()
+        instance.stop()

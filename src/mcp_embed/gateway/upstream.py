@@ -48,6 +48,9 @@ class Upstream:
         self._failure: BaseException | None = None
         #: Plain calls (no progress) skip the SDK client and the hop to the hub's loop.
         self.lane = JsonLane(instance.url)
+        self._plain: dict[asyncio.Task[Any], asyncio.AbstractEventLoop] = {}  # lane calls in flight
+        self._cut: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     @property
     def label(self) -> str:
@@ -153,12 +156,34 @@ class Upstream:
         return wire
 
     async def call_plain(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        """:meth:`call` for a call without progress, on the caller's loop (:class:`JsonLane`)."""
+        """:meth:`call` for a call without progress, on the caller's loop (:class:`JsonLane`).
+
+        If the instance leaves the registry meanwhile, :meth:`close` cuts the call short: it
+        answers that the instance went away rather than wait for an instance that may never answer.
+        """
+        task = asyncio.current_task()
+        if task is None or self._closed:
+            return self.gone_result(tool)
+        self._plain[task] = asyncio.get_running_loop()
         try:
             return await self.lane.call(tool, arguments)
         except LaneError as exc:
             log.info("call to %s on %s failed: %s", tool, self.label, exc)
             return self.gone_result(tool, exc)
+        except asyncio.CancelledError:
+            if task in self._cut and task.uncancel() == 0:  # cut by close() alone, not by the client
+                return self.gone_result(tool)
+            raise
+        finally:
+            self._plain.pop(task, None)
+            self._cut.discard(task)
+
+    def _cut_short(self, task: asyncio.Task[Any]) -> None:
+        # On the call's own loop: a task still listed is suspended inside the lane's call, so the
+        # cancellation lands there (and is taken back in call_plain), never after it returned.
+        if task in self._plain:
+            self._cut.add(task)
+            task.cancel()
 
     def gone_result(self, tool: str, exc: BaseException | None = None) -> dict[str, Any]:
         why = exc if exc is not None else self._failure
@@ -170,6 +195,9 @@ class Upstream:
 
     async def close(self) -> None:
         """End the session; calls still in flight answer that the instance went away."""
+        self._closed = True
+        for task, loop in list(self._plain.items()):
+            loop.call_soon_threadsafe(self._cut_short, task)
         if self._closing is not None:
             self._closing.set()
         owner = self._owner
