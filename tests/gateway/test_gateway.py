@@ -339,3 +339,21 @@ def test_a_call_in_flight_to_an_instance_that_leaves_answers_is_error() -> None:
         release.set()
         gateway.stop()
         instance.stop()
+
+
+def test_a_stopped_gateway_starts_again_with_the_same_prefixes(world: World) -> None:
+    """What failover does after a lost lease: stop, then serve again later."""
+    world.handle.stop()
+    assert world.gateway.instances == []
+    handle = world.gateway.start()
+    try:
+
+        async def main() -> None:
+            async with client(handle.mcp_url()) as c:
+                result = await c.call_tool("blender-1__echo", {"text": "again"})
+                assert result.content[0].text == "blender:again"
+
+        anyio.run(main)
+        assert [i["prefix"] for i in world.gateway.instances] == ["maya-1", "maya-2", "blender-1"]
+    finally:
+        handle.stop()
