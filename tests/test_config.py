@@ -142,3 +142,21 @@ def test_every_path_field_accepts_a_pathlib_path(tmp_path: Path) -> None:
 def test_a_path_field_refuses_a_non_path_with_a_precise_message() -> None:
     with pytest.raises(ConfigError, match=r"log_dir"):
         McpHttpConfig(log_dir=3)
+
+
+def test_every_mcp_embed_variable_the_package_reads_is_a_field_or_known_to_from_env() -> None:
+    """A variable read elsewhere (the skill cache, the registry) must not make ``from_env`` refuse
+    to start with "unknown setting": each one named in the source is a field or listed."""
+    import re
+    from pathlib import Path
+
+    import mcp_embed.config as config_module
+
+    src = Path(config_module.__file__).parent
+    named = {m for p in src.rglob("*.py") for m in re.findall(r'"(MCP_EMBED_[A-Z0-9_]+)"', p.read_text())}
+    assert "MCP_EMBED_SKILL_CACHE_DIR" in named
+    for var in sorted(named):
+        try:
+            McpHttpConfig.from_env({var: "x"})
+        except ConfigError as exc:  # "x" may be a bad value for it; it must not be an unknown name
+            assert "unknown setting" not in str(exc), var

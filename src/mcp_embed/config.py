@@ -426,6 +426,8 @@ _SEED_NAMES = {
 _NOT_FIELDS = (
     frozenset({"MCP_EMBED_DANGEROUSLY_ALLOW_INSECURE_ISSUER_URL", "MCP_EMBED_ALLOWED_TOOLS"})
     | frozenset({"MCP_EMBED_REGISTRY_DIR", "MCP_EMBED_REGISTRY_TTL"})  # read by instances/
+    | frozenset({"MCP_EMBED_SKILL_CACHE_DIR"})  # read by skills/_cache.py
+    | frozenset({"MCP_EMBED_AUTH_HEADER"})  # the header mcp-remote sends, named in printed configs
     | _AUTH_ENV_VARS
 )
 
