@@ -13,7 +13,7 @@ import pytest
 from conftest import demo_server, serving
 from mcp_embed import McpHttpConfig, create_skill_server
 from mcp_embed.cli import main
-from mcp_embed.testing import InlineDispatchNote, ToolCallError, serve_skills
+from mcp_embed.testing import InlineDispatchNote, ToolCallError, serve, serve_skills
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "remote-server" / "skills"
 PY = sys.executable
@@ -281,3 +281,17 @@ def test_serve_in_a_server_created_by_hand(tmp_path: Path) -> None:
     with serve(server) as client:
         # dcc filtering: hello-world is generic, scene-tools too; both load for maya
         assert "hello_world__say_hello" in client.tool_names()
+
+
+def test_a_served_test_server_is_not_listed_among_the_running_instances(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_embed.instances import FileRegistry
+
+    monkeypatch.setenv("MCP_EMBED_REGISTRY_DIR", str(tmp_path / "instances"))
+    server = create_skill_server("maya", McpHttpConfig(port=0, dispatcher="inline"), skill_paths=[EXAMPLES])
+    with serve_skills(EXAMPLES) as client, serve(server) as served:
+        assert client.call("hello_world__say_hello", name="Ada") == "Hello, Ada!"
+        assert served.call("hello_world__say_hello", name="Bo") == "Hello, Bo!"
+        assert FileRegistry(tmp_path / "instances").list() == []
+    assert server.config.register is True  # given back as it was

@@ -272,7 +272,11 @@ def skill_server(
 
     if config is None:
         config = McpHttpConfig(
-            port=0, server_name="mcp-embed-test", dispatcher="inline", enable_file_logging=not isolated
+            port=0,
+            server_name="mcp-embed-test",
+            dispatcher="inline",
+            enable_file_logging=not isolated,
+            register=not isolated,
         )
     server = create_skill_server(app, config, skill_paths=[os.fspath(p) for p in paths])
     server.skill_interpreter = interpreter
@@ -293,8 +297,9 @@ def serve(server: SkillServer, *, isolated: bool = True, mode: str = "legacy") -
 
     The server's config is used with ``host`` and ``port`` replaced (and restored afterwards);
     ``dispatcher="auto"`` becomes ``"inline"``, so tests never depend on a host's event loop. With
-    ``isolated`` (the default) its skills come from its ``skill_paths`` only and, unless the config
-    names a ``log_dir``, no log files are written.
+    ``isolated`` (the default) its skills come from its ``skill_paths`` only, it is not listed
+    among the running instances, and unless the config names a ``log_dir``, no log files are
+    written.
     """
     if server.is_running:
         raise RuntimeError("the server is already running: stop() it first, or use connect(handle.mcp_url())")
@@ -304,6 +309,8 @@ def serve(server: SkillServer, *, isolated: bool = True, mode: str = "legacy") -
         update["dispatcher"] = "inline"
     if isolated and original.log_dir is None:
         update["enable_file_logging"] = False
+    if isolated:
+        update["register"] = False  # a test's server is not an instance for the gateway to front
     server.config = original.model_copy(update=update)
     try:
         if isolated:
