@@ -94,15 +94,13 @@ def tests(session: nox.Session) -> None:
     # Real Qt applications for the Qt dispatcher test (offscreen: no display needed). Each binding
     # runs in a child process of its own; PySide2 has no wheels for this Python.
     session.install("PySide6-Essentials>=6.5", "PyQt6", "PyQt5")
-    # Redis is not installed here: tests/replicas (real redis-server and nginx) is the `replicas`
-    # session's, which installs both and requires them. The other Redis tests skip without a
-    # redis-server (MCP_EMBED_REQUIRE_REDIS is unset here), so this session passes on a bare
-    # machine and one apt-get is not paid twice; `replicas` is where they must not skip.
+    # Redis is not installed here: the tests marked `redis` (tests/conftest.py: tests/replicas,
+    # and the Redis cases of the registry and the gateway) are the `replicas` session's, which
+    # installs redis-server and nginx and requires them, so none passes by skipping.
     session.run(
         "pytest",
         "-m",
-        "not node",
-        "--ignore=tests/replicas",
+        "not node and not redis",
         *session.posargs,
         env={"MCP_EMBED_REQUIRE_QT": "1", "QT_QPA_PLATFORM": "offscreen"},
     )
@@ -342,10 +340,11 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def replicas(session: nox.Session) -> None:
-    """Several replicas: the Redis stores and the cross-replica tests against a real redis-server,
-    and three real ``mcp-embed serve`` processes behind a real round-robin nginx (tests/replicas).
-    Both programs are installed with apt-get when missing (and root); the tests fail, not skip,
-    without them. Kept short for CI's budget: one pytest run, no benchmark."""
+    """Everything on a real redis-server: the Redis stores and the cross-replica tests, three real
+    ``mcp-embed serve`` processes behind a real round-robin nginx (tests/replicas), and the Redis
+    cases of the instance registry and the gateway (marked ``redis``). Both programs are
+    installed with apt-get when missing (and root); the tests fail, not skip, without them.
+    Kept short for CI's budget: one pytest run, no benchmark."""
     for name, path in (("redis-server", "/usr/bin/redis-server"), ("nginx", "/usr/sbin/nginx")):
         if not _debian_package(session, name, path):
             session.error(f"{name} is needed: `sudo apt-get install -y {name}`, then rerun")
@@ -353,6 +352,10 @@ def replicas(session: nox.Session) -> None:
     session.run(
         "pytest",
         "tests/replicas",
+        "tests/instances",
+        "tests/gateway",
+        "-m",
+        "redis and not node",
         "-q",
         *session.posargs,
         env={"MCP_EMBED_REQUIRE_REDIS": "1", "MCP_EMBED_REQUIRE_NGINX": "1"},

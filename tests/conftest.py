@@ -162,3 +162,19 @@ async def sdk_client(
         target, mode = sse_client(url), "legacy"
     async with Client(target, mode=mode) as client:
         yield client
+
+
+_REDIS_FIXTURES = {"redis_server", "guarded_redis"}
+_REPLICAS = Path(__file__).parent / "replicas"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``redis`` every test that needs a real redis-server: one that takes a Redis fixture,
+    runs a registry parametrized ``redis``, or lives in tests/replicas. ``nox -s replicas`` runs
+    exactly these with the server required, so none passes there by skipping."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = set(map(str, callspec.params.values())) if callspec is not None else set()
+        names = set(getattr(item, "fixturenames", ()))
+        if names & _REDIS_FIXTURES or "redis" in params or _REPLICAS in item.path.parents:
+            item.add_marker(pytest.mark.redis)
