@@ -278,6 +278,8 @@ def bench(session: nox.Session) -> None:
         session.run("python", "benchmarks/bench_redis_events.py", *quick_redis)
     else:
         session.warn("redis-server is not installed (`apt-get install redis-server`): no Redis benchmark")
+    # Issue 17: the gateway's hop over calling the instance directly, at p50 (target: at most +1 ms).
+    session.run("python", "benchmarks/bench_gateway.py", *(["--calls", "300"] if "--quick" in args else []))
     # Issue 18: CPU per call with the tracing hooks and no provider against the hooks taken out.
     session.run("python", "benchmarks/bench_tracing.py", *(["--quick"] if "--quick" in args else []))
 
