@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._version import __version__
+from ._stderr import log_to_stderr
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,7 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mcp-embed: {exc}", file=sys.stderr)
         return 2
-    _configure_cli_logging(config.log_level)
+    log_to_stderr(config.log_level)
 
     skill_paths = list(args.skills or [])
     missing = [p for p in skill_paths if not os.path.isdir(p)]
@@ -152,17 +152,6 @@ def _serve(args: argparse.Namespace) -> int:
     print("\nmcp-embed: stopping", file=sys.stderr, flush=True)
     handle.stop()
     return 0
-
-
-def _configure_cli_logging(level: str) -> None:
-    """The CLI is the process owner, so it shows mcp-embed's log on stderr (never the root logger)."""
-    logger = logging.getLogger("mcp_embed")
-    if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
 
 
 def _skills_list(args: argparse.Namespace) -> int:

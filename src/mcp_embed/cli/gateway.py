@@ -14,6 +14,8 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
+from ._stderr import log_to_stderr
+
 if TYPE_CHECKING:
     from ..handle import ServerHandle
 
@@ -73,7 +75,7 @@ def _gateway(args: argparse.Namespace) -> int:
     except (ConfigError, ImportError) as exc:
         print(f"mcp-embed: {exc}", file=sys.stderr)
         return 2
-    _log_to_stderr(config.log_level)
+    log_to_stderr(config.log_level)
     lease = None
     if redis_url:
         from ..gateway.lease import RedisLease
@@ -107,15 +109,3 @@ def _gateway(args: argparse.Namespace) -> int:
         registry.close()
     print("mcp-embed gateway: stopped", file=sys.stderr, flush=True)
     return 0
-
-
-def _log_to_stderr(level: str) -> None:
-    """The CLI owns the process: mcp-embed's log goes to stderr (never the root logger)."""
-    import logging
-
-    logger = logging.getLogger("mcp_embed")
-    if not any(isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(level)
