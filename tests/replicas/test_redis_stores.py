@@ -118,22 +118,27 @@ def test_a_stream_key_has_a_ttl_refreshed_by_writes_and_expires_with_it(
         async with replica(redis_server.url) as client:
             store = RedisEventStore(client, ttl=60.0)
             first = await store.store_event("s", note(0))
+            await store.flush()
             assert 59_000 < await client.pttl(store.key("s")) <= 60_000
             await client.pexpire(store.key("s"), 5_000)
             await store.store_event("s", note(1))
+            await store.flush()
             # Within a tenth of the TTL of the last refresh, a write is one XADD and leaves the TTL.
             assert await client.pttl(store.key("s")) <= 5_000
 
             short = RedisEventStore(client, ttl=1.0)  # refreshed by a write 0.1 s after the last
             await short.store_event("t", note(0))
+            await short.flush()
             await client.pexpire(short.key("t"), 500)
             await anyio.sleep(0.15)
             await short.store_event("t", note(1))
+            await short.flush()
             assert await client.pttl(short.key("t")) > 500  # the write gave the stream its ttl again
 
             brief = RedisEventStore(client, ttl=0.1)
             gone = await brief.store_event("brief", note(0))
             await brief.store_event("brief", note(1))
+            await brief.flush()
             for _ in range(100):  # bounded: about 2 s
                 if not await client.exists(brief.key("brief")):
                     break
@@ -257,6 +262,7 @@ def test_tail_from_now_sees_only_new_events_and_stops_within_its_block_time(
         async with replica(redis_server.url) as client:
             store = RedisEventStore(client)
             await store.store_event("s", note(0))
+            await store.flush()  # "from now on" is what Redis holds: written behind, it may lag
             stop = anyio.Event()
             sink = Sink()
 
@@ -443,8 +449,14 @@ def test_stopped_redis_fails_each_store_fast_marks_degraded_and_recovers_by_itse
             assert health.degraded is None and health.ok
 
             guarded_redis.stop()
+            # A request stream's events are written behind: the first one after the stop is sent
+            # on (its id is given at once), its write fails in the writer task, and from then on
+            # every write is awaited and refused, so FallbackEventStore keeps them locally.
+            await events.store_event("s", note(1))
+            await events.flush()
+            assert health.degraded and health.failures == 1
             operations = [
-                lambda: events.store_event("s", note(1)),
+                lambda: events.store_event("s", note(2)),
                 lambda: events.replay_events_after(first, Sink()),
                 lambda: tasks.save(Task(task_id="t2", tool="x")),
                 lambda: tasks.load("t"),
@@ -460,7 +472,7 @@ def test_stopped_redis_fails_each_store_fast_marks_degraded_and_recovers_by_itse
                 assert PASSWORD not in str(caught.value)
                 assert health.degraded and "ConnectionError" in health.degraded
                 assert PASSWORD not in health.degraded
-            assert health.failures == len(operations) and health.since is not None
+            assert health.failures == 1 + len(operations) and health.since is not None
 
             guarded_redis.start()  # same port, same password, empty (nothing was saved)
             assert await buckets.take("k") == 0.0  # the script is loaded again by itself
@@ -489,6 +501,7 @@ def test_each_event_names_its_writer_so_a_reader_can_ask_who_writes_a_stream(
             assert await reader.writer_of("s") is None  # no such stream
             await writer.store_event("s", None)
             await writer.store_event("s", note(0))
+            await writer.flush()
             assert await reader.writer_of("s") == "replica-a"
             assert await reader.writer_of("other") is None
             assert await RedisEventStore(a).writer_of("s") == "replica-a"
@@ -543,3 +556,32 @@ def test_a_resume_whose_writer_beats_waits_until_its_bound(redis_server: RedisSe
     body = b"".join(_resume_on(redis_server.url, "live-replica", beating=True))
     assert b'"progress":1' in body
     assert b"Request cannot be resumed: no answer within 1 s" in body
+
+
+def test_a_request_streams_events_are_written_behind_in_order_and_another_replica_catches_up(
+    redis_server: RedisServer,
+) -> None:
+    async def body() -> None:
+        async with replica(redis_server.url) as a, replica(redis_server.url) as b:
+            writer, reader = RedisEventStore(a), RedisEventStore(b)
+            ids = [await writer.store_event("sid/3", note(i)) for i in range(50)]
+            entries = [tuple(map(int, decode_event_id(i)[1].split("-"))) for i in ids]  # type: ignore[index]
+            assert entries == sorted(entries) and len(set(entries)) == 50  # chosen here, increasing
+            # Resumed at once on another replica: the event it names is waited for, and what
+            # follows it comes in order, once (the rest, if still queued, is the live tail's).
+            sink = Sink()
+            assert await reader.replay_events_after(ids[10], sink) == "sid/3"
+            assert sink.progress == list(range(11, 11 + len(sink.progress)))
+            await writer.flush()
+            sink = Sink()
+            assert await reader.replay_events_after(ids[10], sink) == "sid/3"
+            assert sink.progress == list(range(11, 50))
+            # A session's GET stream may have several writers: Redis names its entries, awaited.
+            get_id = await writer.store_event("sid/_GET_stream", note(99))
+            sink = Sink()
+            assert await reader.replay_events_after(get_id, sink) == "sid/_GET_stream"
+            assert await a.xlen(writer.key("sid/_GET_stream")) == 1
+            # An id no replica wrote is still unknown, after the short wait.
+            assert await reader.replay_events_after(encode_event_id("sid/3", "1-999"), Sink()) is None
+
+    run(body)

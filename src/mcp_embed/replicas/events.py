@@ -1,14 +1,23 @@
 """``RedisEventStore``: resumable streams on Redis Streams, shared by every replica.
 
 One Redis stream per SDK stream (``<session id>/<request id>`` under ``SessionScopedEventStore``),
-at the key ``<prefix>events:<stream id>``. Each event is one entry, one ``XADD ... MAXLEN ~
+at the key ``<prefix>events:<stream id>``. Each event is one entry, ``XADD ... MAXLEN ~
 max_events``, which names the replica that wrote it (so a resuming replica can tell whether the
 writer still lives, without a key per stream). A stream's first event and then one in every
-tenth of the TTL also refresh the key's TTL, atomically with the XADD, so a stream nobody writes
-to is forgotten ``ttl`` seconds after its last event, give or take that tenth; the other events
-cost one command, since each is a round trip the stream waits for. A priming event (message
-None) is an entry with an empty message: it has an id a client can resume from, and is never
-sent.
+tenth of the TTL also refresh the key's TTL, in the same transaction, so a stream nobody writes
+to is forgotten ``ttl`` seconds after its last event, give or take that tenth. A priming event
+(message None) is an entry with an empty message: it has an id a client can resume from, and is
+never sent.
+
+A request's stream has one writer (request ids are unique within a session, and the replica
+that got the POST writes its stream), so its entry ids are chosen here (``<ms>-<n>``: the time
+of its first event here, then a counter) and its events are written behind: ``store_event``
+returns at once and one task writes what is queued, in order, a transaction per batch. The
+stream the SDK waits on no longer waits for a Redis round trip per event. A replay on this
+replica first waits for the queue; one on another replica that does not find the event it
+resumes from yet waits a little (``_CATCH_UP``) for it. A session's GET stream may be written
+by any replica that serves the session, so Redis names its entries and each write is awaited;
+so is every write while Redis is known to be away, so ``FallbackEventStore`` hears of it.
 
 An event id is ``<stream id, base64url>.<entry id>``: it names its stream, so any replica can
 replay from a ``Last-Event-ID`` alone, with no lookup table, and it is plain visible ASCII (an
@@ -23,6 +32,7 @@ of an error answer to an unparsable request, which then no longer validates).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -31,7 +41,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
 
-from .connection import RedisHealth, require_redis
+from ..logs import get_logger
+from .connection import RedisHealth, RedisUnavailable, require_redis
 
 if TYPE_CHECKING:
     from mcp_types import JSONRPCMessage
@@ -41,7 +52,11 @@ __all__ = ["RedisEventStore", "StopSignal", "decode_event_id", "encode_event_id"
 
 _FIELD = b"m"
 _WRITER = b"w"
-_REFRESHED_MAX = 4096  # streams whose last TTL refresh is remembered; the oldest are forgotten
+_REFRESHED_MAX = 4096  # streams whose last TTL refresh (and last entry id) is remembered
+_GET_STREAM = "_GET_stream"  # the SDK's stream id of a session's standalone GET stream
+_CATCH_UP = (0.005, 0.01, 0.02, 0.05)  # a replay on another replica waits so for an unwritten event
+
+log = get_logger("replicas")
 _EVENT_ID = re.compile(r"(?P<stream>[A-Za-z0-9_-]*)\.(?P<entry>[0-9]{1,20}-[0-9]{1,20})")
 _PAGE = 256  # entries per XRANGE/XREAD reply: bounds one reply, not what is replayed
 
@@ -116,6 +131,9 @@ class RedisEventStore(EventStore):
         self.writer = writer.encode("utf-8")
         # stream id -> monotonic time of its last TTL refresh, oldest first
         self._refreshed: dict[str, float] = {}
+        self._last_ids: dict[str, tuple[int, int]] = {}  # request stream -> (ms, n) of its last entry
+        self._queue: list[tuple[str, str, dict[Any, Any]]] = []  # (stream id, entry id, fields)
+        self._writer_task: asyncio.Task[None] | None = None
 
     def __bool__(self) -> bool:
         # The SDK tests ``if self._event_store``: a store is a store, whatever it holds.
@@ -127,23 +145,83 @@ class RedisEventStore(EventStore):
 
     async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
         data = b"" if message is None else message.model_dump_json(by_alias=True, exclude_unset=True).encode()
-        key = self.key(stream_id)
         fields = {_FIELD: data, _WRITER: self.writer}
+        if stream_id.rpartition("/")[2] == _GET_STREAM:
+            return await self._write_now(stream_id, "*", fields)
+        entry = self._next_id(stream_id)
+        if not self.health.ok:  # awaited, so the caller hears Redis is still away
+            await self.flush()
+            return await self._write_now(stream_id, entry, fields)
+        self._queue.append((stream_id, entry, fields))
+        task = self._writer_task
+        if task is None or task.done():
+            self._writer_task = asyncio.get_running_loop().create_task(self._write_behind())
+        return encode_event_id(stream_id, entry)
+
+    def _next_id(self, stream_id: str) -> str:
+        ms, n = self._last_ids.pop(stream_id, (0, 0))
+        if not ms:
+            ms = time.time_ns() // 1_000_000
+        self._last_ids[stream_id] = (ms, n + 1)
+        if len(self._last_ids) > _REFRESHED_MAX:  # forgotten: a later first event takes a later ms
+            del self._last_ids[next(iter(self._last_ids))]
+        return f"{ms}-{n + 1}"
+
+    def _refresh_due(self, stream_id: str) -> bool:
         now = time.monotonic()
         refreshed = self._refreshed.get(stream_id)
+        if refreshed is not None and now - refreshed < self.ttl_ms / 10_000:
+            return False
+        self._refreshed.pop(stream_id, None)
+        self._refreshed[stream_id] = now
+        if len(self._refreshed) > _REFRESHED_MAX:
+            del self._refreshed[next(iter(self._refreshed))]
+        return True
+
+    async def _write_now(self, stream_id: str, entry: str, fields: dict[Any, Any]) -> str:
+        key = self.key(stream_id)
         with self.health.track("storing an event"):
-            if refreshed is not None and now - refreshed < self.ttl_ms / 10_000:
-                entry = await self.client.xadd(key, fields, maxlen=self.max_events, approximate=True)  # type: ignore[arg-type]
+            if not self._refresh_due(stream_id):
+                written = await self.client.xadd(
+                    key, fields, id=entry, maxlen=self.max_events, approximate=True
+                )
             else:
                 async with self.client.pipeline(transaction=True) as pipe:
-                    pipe.xadd(key, fields, maxlen=self.max_events, approximate=True)  # type: ignore[arg-type]
+                    pipe.xadd(key, fields, id=entry, maxlen=self.max_events, approximate=True)
                     pipe.pexpire(key, self.ttl_ms)
-                    entry, _ = await pipe.execute()
-                self._refreshed.pop(stream_id, None)
-                self._refreshed[stream_id] = now
-                if len(self._refreshed) > _REFRESHED_MAX:
-                    del self._refreshed[next(iter(self._refreshed))]
-        return encode_event_id(stream_id, _text(entry))
+                    written, _ = await pipe.execute()
+        return encode_event_id(stream_id, _text(written))
+
+    async def _write_behind(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            try:
+                due = [self._refresh_due(stream_id) for stream_id, _, _ in batch]
+                with self.health.track("storing events"):
+                    # A transaction only where a TTL is set, so no key is left without one.
+                    async with self.client.pipeline(transaction=any(due)) as pipe:
+                        for (stream_id, entry, fields), refresh in zip(batch, due, strict=True):
+                            key = self.key(stream_id)
+                            pipe.xadd(key, fields, id=entry, maxlen=self.max_events, approximate=True)
+                            if refresh:
+                                pipe.pexpire(key, self.ttl_ms)
+                        replies = await pipe.execute(raise_on_error=False)
+            except RedisUnavailable:  # the health warns of the outage itself, once
+                log.warning(
+                    "%d stream event(s) sent but not written to Redis: not resumable elsewhere", len(batch)
+                )
+                continue
+            refused = [r for r in replies if isinstance(r, Exception)]
+            if refused:
+                log.warning("Redis refused %d stream event(s): %s", len(refused), refused[0])
+
+    async def flush(self) -> None:
+        """Wait until every event queued so far is written (or given up on)."""
+        while self._queue or (self._writer_task is not None and not self._writer_task.done()):
+            task = self._writer_task
+            if task is None or task.done():
+                self._writer_task = task = asyncio.get_running_loop().create_task(self._write_behind())
+            await asyncio.shield(task)
 
     async def writer_of(self, stream_id: str) -> str | None:
         """The replica that wrote the stream's newest event (None: no such stream, or unnamed)."""
@@ -161,16 +239,22 @@ class RedisEventStore(EventStore):
             return None
         stream_id, entry = decoded
         key = self.key(stream_id)
+        await self.flush()
         # The first page starts at the last event itself: no entry there means it is unknown, or
-        # trimmed away (then what followed it may be too) - as the in-memory store, None.
-        start, first = entry, True
+        # trimmed away (then what followed it may be too) - as the in-memory store, None; or, from
+        # another replica, not written yet: it is waited for, a little.
+        start, first, waits = entry, True, iter(_CATCH_UP)
         while True:
             with self.health.track("replaying events"):
                 page = await self.client.xrange(key, min=start, max="+", count=_PAGE) or []
             full = len(page) == _PAGE
             if first:
                 if not page or _text(page[0][0]) != entry:
-                    return None
+                    wait = next(waits, None)
+                    if wait is None:
+                        return None
+                    await asyncio.sleep(wait)
+                    continue
                 first = False
                 start = "(" + entry
                 page = page[1:]

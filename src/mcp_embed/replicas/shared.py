@@ -8,6 +8,7 @@ with a clear error, and :meth:`Shared.close` when the server stops.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ class Shared:
         return {"redis": "unreachable", "reason": self.health.degraded, "since": self.health.since}
 
     async def close(self) -> None:
+        with contextlib.suppress(RedisUnavailable):  # written behind: the last events go first
+            await self.events.primary.flush()
         await self.client.aclose()
 
 
