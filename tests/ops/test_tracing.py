@@ -15,11 +15,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 
 import httpx
 import pytest
+
+from otlp_helpers import Receiver, from_memory
 
 pytest.importorskip("opentelemetry.sdk")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
@@ -69,86 +70,6 @@ def telemetry() -> Iterator[Telemetry]:
         yield Telemetry(exporter, reader)
     finally:
         exporter.shutdown()  # stops collecting the spans of later test modules
-
-
-class Receiver:
-    """A minimal OTLP/HTTP collector on 127.0.0.1: records each POST's path and body."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, bytes]] = []
-        lock = self.lock = threading.Lock()
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                with lock:
-                    posts.append((self.path, body))
-                self.send_response(200)
-                self.send_header("content-type", "application/x-protobuf")
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def spans(self) -> list[dict[str, Any]]:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-        out = []
-        with self.lock:
-            bodies = [b for p, b in self.posts if p == "/v1/traces"]
-        for body in bodies:
-            request = ExportTraceServiceRequest.FromString(body)
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    out += [_from_proto(s) for s in ss.spans]
-        return out
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
-
-
-def _from_memory(span: Any) -> dict[str, Any]:
-    return {
-        "name": span.name,
-        "kind": span.kind.name,
-        "attributes": dict(span.attributes or {}),
-        "status": span.status.status_code.name,
-        "trace_id": format(span.context.trace_id, "032x"),
-        "span_id": format(span.context.span_id, "016x"),
-        "parent_id": format(span.parent.span_id, "016x") if span.parent is not None else None,
-        "trace_state": span.context.trace_state.to_header(),
-    }
-
-
-def _from_proto(span: Any) -> dict[str, Any]:
-    kinds = {1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
-    return {
-        "name": span.name,
-        "kind": kinds.get(span.kind, "UNSPECIFIED"),
-        "attributes": {kv.key: kv.value.string_value for kv in span.attributes},
-        "status": {0: "UNSET", 1: "OK", 2: "ERROR"}[span.status.code],
-        "trace_id": span.trace_id.hex(),
-        "span_id": span.span_id.hex(),
-        "parent_id": span.parent_span_id.hex() or None,
-        "trace_state": span.trace_state,
-    }
 
 
 # -- one conversation, sent to any server ---------------------------------------------------------
@@ -266,7 +187,7 @@ def _sdk_reference(telemetry: Telemetry) -> dict[str, dict[str, Any]]:
     telemetry.spans.clear()
     with sdk_server() as url:
         converse(url, carrier="meta")
-    return server_spans([_from_memory(s) for s in telemetry.spans.get_finished_spans()])
+    return server_spans([from_memory(s) for s in telemetry.spans.get_finished_spans()])
 
 
 @pytest.fixture
@@ -300,7 +221,7 @@ def test_spans_match_the_sdk_and_join_the_clients_trace(
         converse(handle.url + "/mcp", carrier=carrier)
     finally:
         handle.stop()
-    here = [_from_memory(s) for s in telemetry.spans.get_finished_spans()]
+    here = [from_memory(s) for s in telemetry.spans.get_finished_spans()]
     if mode == "subprocess":
         got = wait_for(
             lambda: (
@@ -351,7 +272,7 @@ def test_meta_wins_over_the_header_and_no_context_starts_a_trace(telemetry: Tele
                 assert client.post(handle.url + "/mcp", headers=headers, json=body).status_code == 200
     finally:
         handle.stop()
-    calls = [_from_memory(s) for s in telemetry.spans.get_finished_spans() if s.name == "tools/call echo"]
+    calls = [from_memory(s) for s in telemetry.spans.get_finished_spans() if s.name == "tools/call echo"]
     assert [c["attributes"]["jsonrpc.request.id"] for c in calls] == ["1", "2"]
     assert calls[0]["trace_id"] == TRACE_ID
     assert calls[1]["trace_id"] not in (TRACE_ID, "1" * 32) and calls[1]["parent_id"] is None
@@ -393,7 +314,7 @@ def test_a_main_thread_tool_runs_inside_the_request_span(telemetry: Telemetry) -
     finally:
         handle.stop()
     assert answers[0]["result"]["structuredContent"]["result"] == threading.main_thread().name
-    spans = {s.name: _from_memory(s) for s in telemetry.spans.get_finished_spans()}
+    spans = {s.name: from_memory(s) for s in telemetry.spans.get_finished_spans()}
     assert spans["host work"]["parent_id"] == spans["tools/call on_main"]["span_id"]
     assert spans["host work"]["trace_id"] == TRACE_ID
 
@@ -445,7 +366,7 @@ def test_a_jsonrpc_error_is_recorded_alike_on_both_paths(telemetry: Telemetry) -
         finally:
             handle.stop()
         (span,) = [
-            _from_memory(s) for s in telemetry.spans.get_finished_spans() if s.name == "tools/call fail"
+            from_memory(s) for s in telemetry.spans.get_finished_spans() if s.name == "tools/call fail"
         ]
         (status,) = [s.status for s in telemetry.spans.get_finished_spans() if s.name == "tools/call fail"]
         seen[fast] = (span["attributes"], span["status"], status.description, span["trace_id"])

@@ -8,13 +8,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from otlp_helpers import Receiver
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 
@@ -48,41 +47,6 @@ tracing.shutdown()
 print(json.dumps({"on": tracing.on(), "answer": answer,
                   "sdk_loaded": "opentelemetry.sdk.trace" in sys.modules}))
 """
-
-
-class Receiver:
-    """A minimal OTLP/HTTP collector on 127.0.0.1: records each POST's path and body."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, bytes]] = []
-        posts = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                posts.append((self.path, self.rfile.read(int(self.headers.get("content-length", "0")))))
-                self.send_response(200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def run_server(env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
