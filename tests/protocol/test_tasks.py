@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx
@@ -19,7 +19,6 @@ import mcp_types as types
 import pytest
 from mcp.client import Client
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
-from pydantic import ConfigDict, Field
 
 from conftest import ACCEPT, INIT
 from mcp_embed import (
@@ -35,8 +34,8 @@ from mcp_embed import (
     ToolContext,
     create_skill_server,
 )
+from task_wire import TASKS, CreatedTask, GetTask, GetTaskParams, TaskState, UpdateTask, UpdateTaskParams
 
-TASKS = "io.modelcontextprotocol/tasks"
 MODERN = "2026-07-28"
 WITH_TASKS = {"extensions": {TASKS: {}}, "elicitation": {}}
 NAME = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -198,39 +197,6 @@ def wait_for(url: str, task_id: str, *statuses: str, keys: int = 0, **kw: Any) -
 
 
 # -- the SDK client, through a client extension that polls the task --------------------------------
-
-
-class CreatedTask(types.Result):
-    model_config = ConfigDict(extra="allow")
-    result_type: Literal["task"] = Field(alias="resultType")
-    task_id: str
-    status: str
-
-
-class GetTaskParams(types.RequestParams):
-    task_id: str
-
-
-class GetTask(types.Request[GetTaskParams, Literal["tasks/get"]]):
-    method: Literal["tasks/get"] = "tasks/get"
-    name_param = "taskId"
-
-
-class UpdateTaskParams(GetTaskParams):
-    input_responses: dict[str, Any]
-
-
-class UpdateTask(types.Request[UpdateTaskParams, Literal["tasks/update"]]):
-    method: Literal["tasks/update"] = "tasks/update"
-    name_param = "taskId"
-
-
-class TaskState(types.Result):
-    model_config = ConfigDict(extra="allow")
-    task_id: str
-    status: str
-    result: dict[str, Any] | None = None
-    input_requests: dict[str, Any] | None = None
 
 
 class TaskPoller(ClientExtension):

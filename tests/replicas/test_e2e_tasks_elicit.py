@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 import httpx2
@@ -22,10 +22,10 @@ from mcp.client.context import ClientRequestContext
 from mcp.client.extension import ClaimContext, ClientExtension, ResultClaim
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from pydantic import ConfigDict, Field
+
+from task_wire import TASKS, CreatedTask, GetTask, GetTaskParams, TaskState
 
 GUARD = 60.0  # seconds: a hang guard, never a measurement
-TASKS = "io.modelcontextprotocol/tasks"
 
 
 @pytest.fixture(scope="module")
@@ -64,29 +64,6 @@ async def _steer_away_from(cl: Cluster, busy: Replica) -> None:
 
 
 # -- a task created through A, finished and fetched through B ---------------------------------------
-
-
-class CreatedTask(types.Result):
-    model_config = ConfigDict(extra="allow")
-    result_type: Literal["task"] = Field(alias="resultType")
-    task_id: str
-    status: str
-
-
-class GetTaskParams(types.RequestParams):
-    task_id: str
-
-
-class GetTask(types.Request[GetTaskParams, Literal["tasks/get"]]):
-    method: Literal["tasks/get"] = "tasks/get"
-    name_param = "taskId"
-
-
-class TaskState(types.Result):
-    model_config = ConfigDict(extra="allow")
-    task_id: str
-    status: str
-    result: dict[str, Any] | None = None
 
 
 class TaskPoller(ClientExtension):

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import read_audit
+from conftest import ACCEPT, INIT, read_audit
 from edge_helpers import stop_process
 
 GUARD_S = 60.0
@@ -58,18 +58,6 @@ HOST = textwrap.dedent(
     # no stop(): the interpreter finalizes with the server thread still serving
     """
 )
-
-ACCEPT = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INIT = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "t", "version": "1"},
-    },
-}
 
 
 def _host(case: str, log_dir: Path) -> subprocess.Popen[str]:
