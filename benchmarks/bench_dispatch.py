@@ -21,16 +21,11 @@ import threading
 import time
 from typing import Any
 
+from harness.stats import percentile
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 GOAL_ADDED_P50_MS = 2.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def main() -> int:

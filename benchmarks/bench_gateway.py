@@ -27,6 +27,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.stats import percentile
+
 GOAL_ADDED_P50_MS = 1.0
 VERSION = "2025-11-25"
 _ids = itertools.count(1)
@@ -122,13 +124,6 @@ def _line(proc: subprocess.Popen[str], prefix: str, timeout: float = 30.0) -> st
         if not line and proc.poll() is not None:
             break
     raise RuntimeError(f"{proc.args} did not print {prefix!r}")
-
-
-def percentile(values: list[float], q: float) -> float:
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
 def main() -> int:
