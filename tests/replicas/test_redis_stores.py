@@ -585,3 +585,95 @@ def test_a_request_streams_events_are_written_behind_in_order_and_another_replic
             assert await reader.replay_events_after(encode_event_id("sid/3", "1-999"), Sink()) is None
 
     run(body)
+
+
+def _answer(request_id: int) -> Any:
+    from mcp_types import jsonrpc_message_adapter
+
+    return jsonrpc_message_adapter.validate_python(
+        {"jsonrpc": "2.0", "id": request_id, "result": {"content": []}}, by_name=False
+    )
+
+
+async def _calls(client: Any, command: str) -> int:
+    stats = await client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_a_calls_events_go_in_one_round_trip_and_a_lone_one_within_the_linger(
+    redis_server: RedisServer,
+) -> None:
+    async def body() -> None:
+        async with replica(redis_server.url) as client:
+            store = RedisEventStore(client)
+            await store.store_event("sid/0", _answer(0))  # loads the script: not what is counted
+            await store.flush()
+            await client.config_resetstat()
+            # A call: its priming event, five progress notes and its answer, written as it ends.
+            ids = [await store.store_event("sid/1", None)]
+            ids += [await store.store_event("sid/1", note(i)) for i in range(5)]
+            ids.append(await store.store_event("sid/1", _answer(1)))
+            for _ in range(200):  # a hang guard (about 2 s), not a timing assertion
+                if await client.xlen(store.key("sid/1")) == 7:
+                    break
+                await anyio.sleep(0.01)
+            assert await client.xlen(store.key("sid/1")) == 7
+            assert await _calls(client, "evalsha") == 1 and await _calls(client, "xadd") == 7
+            assert await _calls(client, "pexpire") == 1  # the new stream's TTL, in the same call
+            entries = [_text_id(e) for e, _ in await client.xrange(store.key("sid/1"))]
+            assert [decode_event_id(i)[1] for i in ids] == entries  # type: ignore[index]
+            # An event with no answer after it (a long tool's progress) waits only for the linger.
+            await store.store_event("sid/2", note(0))
+            for _ in range(200):
+                if await client.xlen(store.key("sid/2")):
+                    break
+                await anyio.sleep(0.01)
+            assert await client.xlen(store.key("sid/2")) == 1
+            # One batch for two streams: each gets its own entries in order, and its TTL.
+            for i in range(3):
+                await store.store_event("sid/3", note(i))
+                await store.store_event("sid/4", note(10 + i))
+            await store.flush()
+            for stream, first in (("sid/3", 0), ("sid/4", 10)):
+                sink = Sink()
+                start = encode_event_id(stream, _text_id((await client.xrange(store.key(stream)))[0][0]))
+                assert await store.replay_events_after(start, sink) == stream
+                assert sink.progress == [first + 1, first + 2]
+                assert await client.pttl(store.key(stream)) > 0
+
+    run(body)
+
+
+def _text_id(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def test_a_batch_redis_refuses_is_logged_and_the_writer_goes_on(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="mcp_embed")
+
+    async def body() -> None:
+        async with replica(redis_server.url) as client:
+            store = RedisEventStore(client)
+            await store.store_event("sid/0", _answer(0))
+            await store.flush()
+            await client.config_set("maxmemory", "1")  # every write is refused: OOM
+            try:
+                await store.store_event("sid/1", note(0))
+                await store.store_event("sid/1", _answer(1))
+                await store.flush()
+            finally:
+                await client.config_set("maxmemory", "0")
+            assert not await client.exists(store.key("sid/1"))
+            refused = [r.getMessage() for r in caplog.records if "Redis refused" in r.getMessage()]
+            assert refused and "2 stream event(s)" in refused[0] and "OOM" in refused[0]
+            assert store.health.ok  # Redis answered: refused, not away
+            last = await store.store_event("sid/2", note(1))
+            await store.store_event("sid/2", _answer(2))
+            await store.flush()
+            sink = Sink()
+            assert await store.replay_events_after(last, sink) == "sid/2"
+            assert len(sink.events) == 1  # the answer after it: the writer went on
+
+    run(body)

@@ -4,7 +4,7 @@ One Redis stream per SDK stream (``<session id>/<request id>`` under ``SessionSc
 at the key ``<prefix>events:<stream id>``. Each event is one entry, ``XADD ... MAXLEN ~
 max_events``, which names the replica that wrote it (so a resuming replica can tell whether the
 writer still lives, without a key per stream). A stream's first event and then one in every
-tenth of the TTL also refresh the key's TTL, in the same transaction, so a stream nobody writes
+tenth of the TTL also refresh the key's TTL, in the same round trip, so a stream nobody writes
 to is forgotten ``ttl`` seconds after its last event, give or take that tenth. A priming event
 (message None) is an entry with an empty message: it has an id a client can resume from, and is
 never sent.
@@ -12,8 +12,11 @@ never sent.
 A request's stream has one writer (request ids are unique within a session, and the replica
 that got the POST writes its stream), so its entry ids are chosen here (``<ms>-<n>``: the time
 of its first event here, then a counter) and its events are written behind: ``store_event``
-returns at once and one task writes what is queued, in order, a transaction per batch. The
-stream the SDK waits on no longer waits for a Redis round trip per event. A replay on this
+returns at once and one task writes what is queued, in order, one script call per batch (its
+XADDs and TTLs in one round trip, atomically). An event waits at most ``_LINGER`` for others to
+join its batch, and a request's answer (its stream's last event) sends the batch at once, so a
+call's events usually go in one round trip: the stream the SDK waits on never waits for Redis,
+and the server's loop pays one round trip per call, not one per event. A replay on this
 replica first waits for the queue; one on another replica that does not find the event it
 resumes from yet waits a little (``_CATCH_UP``) for it. A session's GET stream may be written
 by any replica that serves the session, so Redis names its entries and each write is awaited;
@@ -40,6 +43,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.streamable_http import EventCallback, EventMessage, EventStore
+from mcp_types import JSONRPCError, JSONRPCResponse
 
 from ..logs import get_logger
 from .connection import RedisHealth, RedisUnavailable, require_redis
@@ -54,6 +58,28 @@ _FIELD = b"m"
 _WRITER = b"w"
 _REFRESHED_MAX = 4096  # streams whose last TTL refresh (and last entry id) is remembered
 _GET_STREAM = "_GET_stream"  # the SDK's stream id of a session's standalone GET stream
+_LINGER = 0.005  # seconds a request stream's event may wait in the queue for others to join it
+_BATCH_MAX = 128  # queued events that are written at once, lingering or not
+# Appends a batch of queued events, and sets the TTL of the streams due for it, in one round trip
+# and atomically (no key is left without a TTL). KEYS: the streams; ARGV: MAXLEN, TTL (ms), writer,
+# a refresh flag per key, then per event its key's index, entry id and message. An event Redis
+# refuses (an id not above the stream's newest) is counted, and the others are still written.
+_APPEND = """
+local maxlen, ttl, writer = ARGV[1], ARGV[2], ARGV[3]
+local refused, first = 0, ''
+for i = 4 + #KEYS, #ARGV, 3 do
+  local reply = redis.pcall('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, ARGV[i + 1],
+    'm', ARGV[i + 2], 'w', writer)
+  if type(reply) == 'table' and reply.err then
+    refused = refused + 1
+    if first == '' then first = reply.err end
+  end
+end
+for k = 1, #KEYS do
+  if ARGV[3 + k] == '1' then redis.call('PEXPIRE', KEYS[k], ttl) end
+end
+return {refused, first}
+"""
 _CATCH_UP = (0.005, 0.01, 0.02, 0.05)  # a replay on another replica waits so for an unwritten event
 
 log = get_logger("replicas")
@@ -132,8 +158,10 @@ class RedisEventStore(EventStore):
         # stream id -> monotonic time of its last TTL refresh, oldest first
         self._refreshed: dict[str, float] = {}
         self._last_ids: dict[str, tuple[int, int]] = {}  # request stream -> (ms, n) of its last entry
-        self._queue: list[tuple[str, str, dict[Any, Any]]] = []  # (stream id, entry id, fields)
+        self._queue: list[tuple[str, str, bytes]] = []  # (stream id, entry id, message)
+        self._append = client.register_script(_APPEND)
         self._writer_task: asyncio.Task[None] | None = None
+        self._linger: asyncio.TimerHandle | None = None  # when what is queued is written, at the latest
 
     def __bool__(self) -> bool:
         # The SDK tests ``if self._event_store``: a store is a store, whatever it holds.
@@ -145,18 +173,27 @@ class RedisEventStore(EventStore):
 
     async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
         data = b"" if message is None else message.model_dump_json(by_alias=True, exclude_unset=True).encode()
-        fields = {_FIELD: data, _WRITER: self.writer}
         if stream_id.rpartition("/")[2] == _GET_STREAM:
-            return await self._write_now(stream_id, "*", fields)
+            return await self._write_now(stream_id, "*", data)
         entry = self._next_id(stream_id)
         if not self.health.ok:  # awaited, so the caller hears Redis is still away
             await self.flush()
-            return await self._write_now(stream_id, entry, fields)
-        self._queue.append((stream_id, entry, fields))
+            return await self._write_now(stream_id, entry, data)
+        self._queue.append((stream_id, entry, data))
+        if isinstance(message, JSONRPCResponse | JSONRPCError) or len(self._queue) >= _BATCH_MAX:
+            self._start_writer()  # a stream's last event: it and what waits with it go now
+        elif self._linger is None:
+            self._linger = asyncio.get_running_loop().call_later(_LINGER, self._start_writer)
+        return encode_event_id(stream_id, entry)
+
+    def _start_writer(self) -> asyncio.Task[None]:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         task = self._writer_task
         if task is None or task.done():
-            self._writer_task = asyncio.get_running_loop().create_task(self._write_behind())
-        return encode_event_id(stream_id, entry)
+            self._writer_task = task = asyncio.get_running_loop().create_task(self._write_behind())
+        return task
 
     def _next_id(self, stream_id: str) -> str:
         ms, n = self._last_ids.pop(stream_id, (0, 0))
@@ -178,8 +215,9 @@ class RedisEventStore(EventStore):
             del self._refreshed[next(iter(self._refreshed))]
         return True
 
-    async def _write_now(self, stream_id: str, entry: str, fields: dict[Any, Any]) -> str:
+    async def _write_now(self, stream_id: str, entry: str, data: bytes) -> str:
         key = self.key(stream_id)
+        fields: dict[Any, Any] = {_FIELD: data, _WRITER: self.writer}
         with self.health.track("storing an event"):
             if not self._refresh_due(stream_id):
                 written = await self.client.xadd(
@@ -193,35 +231,35 @@ class RedisEventStore(EventStore):
         return encode_event_id(stream_id, _text(written))
 
     async def _write_behind(self) -> None:
+        from redis.exceptions import RedisError
+
         while self._queue:
             batch, self._queue = self._queue, []
+            keys: dict[str, int] = {}  # stream id -> its index in KEYS (from 1, as Lua counts)
+            events: list[Any] = []
+            for stream_id, entry, data in batch:
+                events += (keys.setdefault(stream_id, len(keys) + 1), entry, data)
+            refresh = [b"1" if self._refresh_due(stream_id) else b"0" for stream_id in keys]
             try:
-                due = [self._refresh_due(stream_id) for stream_id, _, _ in batch]
                 with self.health.track("storing events"):
-                    # A transaction only where a TTL is set, so no key is left without one.
-                    async with self.client.pipeline(transaction=any(due)) as pipe:
-                        for (stream_id, entry, fields), refresh in zip(batch, due, strict=True):
-                            key = self.key(stream_id)
-                            pipe.xadd(key, fields, id=entry, maxlen=self.max_events, approximate=True)
-                            if refresh:
-                                pipe.pexpire(key, self.ttl_ms)
-                        replies = await pipe.execute(raise_on_error=False)
+                    refused, error = await self._append(
+                        keys=[self.key(stream_id) for stream_id in keys],
+                        args=[self.max_events, self.ttl_ms, self.writer, *refresh, *events],
+                    )
             except RedisUnavailable:  # the health warns of the outage itself, once
                 log.warning(
                     "%d stream event(s) sent but not written to Redis: not resumable elsewhere", len(batch)
                 )
                 continue
-            refused = [r for r in replies if isinstance(r, Exception)]
-            if refused:
-                log.warning("Redis refused %d stream event(s): %s", len(refused), refused[0])
+            except RedisError as exc:  # refused whole (out of memory, a read-only replica): go on
+                refused, error = len(batch), self.health.scrub(f"{type(exc).__name__}: {exc}")
+            if int(refused):
+                log.warning("Redis refused %d stream event(s): %s", int(refused), _text(error))
 
     async def flush(self) -> None:
         """Wait until every event queued so far is written (or given up on)."""
         while self._queue or (self._writer_task is not None and not self._writer_task.done()):
-            task = self._writer_task
-            if task is None or task.done():
-                self._writer_task = task = asyncio.get_running_loop().create_task(self._write_behind())
-            await asyncio.shield(task)
+            await asyncio.shield(self._start_writer())
 
     async def writer_of(self, stream_id: str) -> str | None:
         """The replica that wrote the stream's newest event (None: no such stream, or unnamed)."""
