@@ -37,6 +37,7 @@ log = get_logger("replicas")
 
 EXTRA_HINT = 'pip install "mcp-embed[redis]"'
 MASK = "***"
+_WARN_EVERY = 60.0  # seconds: the same reason is warned of once in this, however often it comes back
 
 # scheme://userinfo@ : everything up to the *last* "@" is userinfo, so a password with an
 # unescaped "/", "?", "#" or "@" in it is masked whole (a query with an "@" is masked too: harmless).
@@ -78,7 +79,8 @@ def _describe(exc: BaseException) -> str:
 
 
 class RedisUnavailable(McpEmbedError, ConnectionError):
-    """Redis refused the connection or did not answer within the timeout.
+    """Redis refused the connection, did not answer within the timeout, or answered refusing the
+    operation (out of memory, a read-only replica, an ACL).
 
     The operation may not have happened. The message names the redacted URL and the reason; the
     store's :class:`RedisHealth` now reports ``degraded`` until an operation succeeds again.
@@ -88,9 +90,11 @@ class RedisUnavailable(McpEmbedError, ConnectionError):
 class RedisHealth:
     """What the stores learned of Redis from their last operation, for ``/health``.
 
-    Every store operation reports here: a success clears ``degraded``, a lost connection or a
-    timeout sets it to the reason. Recovery needs nothing but Redis coming back: the next
-    operation that succeeds clears it. Share one instance between the stores of a server.
+    Every store operation reports here: a success clears ``degraded``; a lost connection, a
+    timeout or a refusal sets it to the reason. Recovery needs nothing but Redis coming back: the
+    next operation that succeeds clears it. Share one instance between the stores of a server.
+    A Redis that refuses writes but serves reads makes the state come and go with each operation;
+    the warning for one reason is given once a minute at most.
     """
 
     def __init__(self, url: str | None = None) -> None:
@@ -102,6 +106,10 @@ class RedisHealth:
         """``time.time()`` of the first failure of the current outage."""
         self.failures = 0
         """Operations failed in the current outage."""
+        self.refusing = False
+        """Whether the last failure was Redis answering with a refusal (not a lost connection)."""
+        self._warned: tuple[str, float] | None = None  # (reason, time.monotonic()) of the last warning
+        self._warned_now = False  # whether the current outage was warned of
 
     @property
     def ok(self) -> bool:
@@ -114,24 +122,32 @@ class RedisHealth:
         return redact_text(text)
 
     def succeeded(self) -> None:
-        if self.degraded is not None:
+        if self.degraded is not None and self._warned_now:
             log.warning("%s is reachable again after %d failed operations", self.where, self.failures)
         self.degraded = None
         self.since = None
         self.failures = 0
+        self.refusing = False
+        self._warned_now = False
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: str, *, refused: bool = False) -> None:
         reason = self.scrub(reason)
         if self.degraded is None:
             self.since = time.time()
-            log.warning("%s is unreachable, the replicas' shared state is degraded: %s", self.where, reason)
+            now = time.monotonic()
+            if self._warned is None or self._warned[0] != reason or now - self._warned[1] >= _WARN_EVERY:
+                what = "refuses operations" if refused else "is unreachable"
+                log.warning("%s %s, the replicas' shared state is degraded: %s", self.where, what, reason)
+                self._warned, self._warned_now = (reason, now), True
         self.degraded = reason
+        self.refusing = refused
         self.failures += 1
 
     @contextlib.contextmanager
     def track(self, what: str) -> Iterator[None]:
         """Around one store operation: record its outcome; a lost Redis raises :class:`RedisUnavailable`."""
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
         from redis.exceptions import TimeoutError as RedisTimeoutError
 
         try:
@@ -141,6 +157,9 @@ class RedisHealth:
                 raise
             self.failed(_describe(exc))
             raise RedisUnavailable(f"{self.where}: {what} failed: {self.degraded}") from None
+        except RedisError as exc:  # answered with a refusal: OOM, READONLY, NOPERM, MISCONF, ...
+            self.failed(_describe(exc), refused=True)
+            raise RedisUnavailable(f"{self.where}: {what} refused: {self.degraded}") from None
         self.succeeded()
 
 
@@ -211,16 +230,17 @@ async def check(client: Redis, url: str) -> None:
         raise ServerStartError(f"Redis at {redact(url)} answered PING with {answer!r}")
 
 
-async def ping(client: Redis, health: RedisHealth, *, bound: float) -> None:
-    """PING once within ``bound`` seconds and record the outcome in ``health`` (never raises for
-    Redis's sake): ``/health`` learns of an outage, and of the recovery, without a store operation."""
+async def ping(
+    client: Redis, health: RedisHealth, *, bound: float, write: tuple[str, int] | None = None
+) -> None:
+    """Ask Redis once within ``bound`` seconds and record the outcome in ``health`` (never raises
+    for Redis's sake): ``/health`` learns of an outage, and of the recovery, without a store
+    operation. With ``write=(key, value)`` the question is a write (``SET key value PX``, gone in
+    a minute), so a Redis that answers PING but refuses writes (out of memory, read-only) is seen."""
     import anyio
-    from redis.exceptions import RedisError
 
-    try:
-        with health.track("PING"), anyio.fail_after(bound):
+    with contextlib.suppress(RedisUnavailable), health.track("PING"), anyio.fail_after(bound):
+        if write is None:
             await client.ping()
-    except RedisUnavailable:
-        pass  # recorded by track()
-    except RedisError as exc:  # answered, but refused (NOAUTH, a wrong password, ...)
-        health.failed(_describe(exc))
+        else:
+            await client.set(write[0], write[1], px=60_000)

@@ -231,8 +231,6 @@ class RedisEventStore(EventStore):
         return encode_event_id(stream_id, _text(written))
 
     async def _write_behind(self) -> None:
-        from redis.exceptions import RedisError
-
         while self._queue:
             batch, self._queue = self._queue, []
             keys: dict[str, int] = {}  # stream id -> its index in KEYS (from 1, as Lua counts)
@@ -246,15 +244,18 @@ class RedisEventStore(EventStore):
                         keys=[self.key(stream_id) for stream_id in keys],
                         args=[self.max_events, self.ttl_ms, self.writer, *refresh, *events],
                     )
-            except RedisUnavailable:  # the health warns of the outage itself, once
+            except RedisUnavailable:  # away or refusing (OOM, read-only): the health warns of it
                 log.warning(
                     "%d stream event(s) sent but not written to Redis: not resumable elsewhere", len(batch)
                 )
                 continue
-            except RedisError as exc:  # refused whole (out of memory, a read-only replica): go on
-                refused, error = len(batch), self.health.scrub(f"{type(exc).__name__}: {exc}")
             if int(refused):
-                log.warning("Redis refused %d stream event(s): %s", int(refused), _text(error))
+                reason = _text(error)
+                log.warning("Redis refused %d stream event(s): %s", int(refused), reason)
+                if not reason.startswith(
+                    "ERR "
+                ):  # OOM, READONLY, NOPERM...: Redis's state, not this stream's
+                    self.health.failed(f"ResponseError: {reason}", refused=True)
 
     async def flush(self) -> None:
         """Wait until every event queued so far is written (or given up on)."""

@@ -90,26 +90,37 @@ class Shared:
     buckets: RedisTokenBuckets | None
     #: Session records, so any replica serves any session (stateful mode).
     sessions: SessionStore | None = None
+    #: Names this run in heartbeats, on every event it writes and in its health probe's key.
+    replica: str = "replica"
     _probed: float | None = field(default=None, init=False, repr=False)
+    _probes: int = field(default=0, init=False, repr=False)
+
+    @property
+    def probe_key(self) -> str:
+        """The key ``/health``'s probe writes (``<prefix>probe:<replica>``)."""
+        return f"{self.prefix}probe:{self.replica}"
 
     async def check(self) -> None:
         """PING once; ``ServerStartError`` naming the URL (never its password) when it fails."""
         await check(self.client, self.url)
 
     async def probe(self) -> None:
-        """For ``/health``: PING Redis (within :data:`PROBE_BOUND` s) unless another probe did less
-        than :data:`PROBE_EVERY` s ago, so an idle replica learns of an outage and of its end."""
+        """For ``/health``: ask Redis with a write (within :data:`PROBE_BOUND` s) unless another
+        probe did less than :data:`PROBE_EVERY` s ago, so an idle replica learns of an outage and
+        of its end, and of a Redis that refuses writes."""
         now = time.monotonic()
         if self._probed is not None and now - self._probed < PROBE_EVERY:
             return
         self._probed = now
-        await ping(self.client, self.health, bound=PROBE_BOUND)
+        self._probes += 1  # the key holds how many probes this run made: GET it to see them go
+        await ping(self.client, self.health, bound=PROBE_BOUND, write=(self.probe_key, self._probes))
 
     def status(self) -> dict[str, Any]:
         """What ``/health`` says of Redis: ``{"redis": "ok"}`` or the reason it is degraded."""
         if self.health.ok:
             return {"redis": "ok"}
-        return {"redis": "unreachable", "reason": self.health.degraded, "since": self.health.since}
+        state = "refusing" if self.health.refusing else "unreachable"
+        return {"redis": state, "reason": self.health.degraded, "since": self.health.since}
 
     async def close(self) -> None:
         with contextlib.suppress(RedisUnavailable):  # written behind: the last events go first
@@ -128,6 +139,7 @@ def open_shared(cfg: McpHttpConfig) -> Shared:
     replica = uuid.uuid4().hex  # names this run in heartbeats and on every event it writes
     return Shared(
         url=url,
+        replica=replica,
         client=client,
         health=health,
         prefix=prefix,
