@@ -274,7 +274,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_audit.py", "--poisoned-only")
     # Issue 16: a streamed call with its event store in a real redis-server against in memory.
     if _debian_package(session, "redis-server", "/usr/bin/redis-server"):
-        quick_redis = ["--calls", "300"] if "--quick" in args else []
+        quick_redis = ["--calls", "600", "--rounds", "12"] if "--quick" in args else []
         session.run("python", "benchmarks/bench_redis_events.py", *quick_redis)
     else:
         session.warn("redis-server is not installed (`apt-get install redis-server`): no Redis benchmark")
