@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime
 import json
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcp_embed._jsonsafe import dumps, jsonable
+from mcp_embed._jsonsafe import dumps, jsonable, plain
 
 
 def test_user_data_becomes_json_values() -> None:
@@ -62,3 +63,19 @@ json_values = st.recursive(
 def test_json_values_pass_unchanged_and_always_encode(value: object) -> None:
     assert jsonable(value) == value
     json.loads(dumps(jsonable(value)))
+
+
+def test_plain_makes_any_value_strict_json_that_encodes() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    deep: Any = 0
+    for _ in range(200):
+        deep = [deep]
+    value = plain(
+        {"a\ud800": "b\udfff", "loop": loop, "deep": deep, "set": {1}, "inf": float("inf"), 1: None}
+    )
+    text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    text.encode("utf-8")  # encodes: no lone surrogate left
+    assert value["a\\ud800"] == "b\\udfff" and value["loop"] == ["<cycle>"] and value["set"] == "{1}"
+    assert value["inf"] == "inf" and value["1"] is None and "<too deep>" in text
+    assert plain({"ok": [1, "x"]}) == {"ok": [1, "x"]}

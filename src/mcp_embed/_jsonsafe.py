@@ -17,7 +17,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["dumps", "dumps_bytes", "escape_surrogates", "escape_surrogates_in_json", "safe_str", "scrub"]
+__all__ = [
+    "dumps",
+    "dumps_bytes",
+    "escape_surrogates",
+    "escape_surrogates_in_json",
+    "plain",
+    "safe_str",
+    "scrub",
+]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_DEPTH = 64
@@ -101,6 +109,12 @@ def _plain(value: Any, depth: int, seen: set[int]) -> Any:
         finally:
             seen.discard(id(value))
     return safe_str(value)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as strict JSON values that always encode, never raising: what a caller hands over
+    to be sent as it is (a log entry's data). Cycles, depth past 64 and other leaves become text."""
+    return scrub(_plain(value, 0, set()))
 
 
 def _default(value: Any) -> str:

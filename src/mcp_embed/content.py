@@ -143,8 +143,12 @@ class ElicitInput:
     def to_wire(self) -> dict[str, Any]:
         import mcp_types as t
 
+        from ._jsonsafe import safe_str, scrub
+
+        # scrub: pydantic's encoder refuses a lone surrogate, here or later on the wire
+        schema = scrub(dict(self.schema))
         req = t.ElicitRequest(
-            params=t.ElicitRequestFormParams(message=self.message, requested_schema=dict(self.schema))
+            params=t.ElicitRequestFormParams(message=safe_str(self.message), requested_schema=schema)
         )
         return req.model_dump(by_alias=True, mode="json", exclude_none=True)
 
@@ -160,13 +164,17 @@ class SampleInput:
     def to_wire(self) -> dict[str, Any]:
         import mcp_types as t
 
+        from ._jsonsafe import scrub
+
         msgs = [Message("user", self.messages)] if isinstance(self.messages, str) else list(self.messages)
         params = t.CreateMessageRequestParams.model_validate(
-            {
-                "messages": [m.to_wire() for m in msgs],
-                "maxTokens": self.max_tokens,
-                **({"systemPrompt": self.system_prompt} if self.system_prompt is not None else {}),
-            }
+            scrub(
+                {
+                    "messages": [m.to_wire() for m in msgs],
+                    "maxTokens": self.max_tokens,
+                    **({"systemPrompt": self.system_prompt} if self.system_prompt is not None else {}),
+                }
+            )
         )
         return t.CreateMessageRequest(params=params).model_dump(by_alias=True, mode="json", exclude_none=True)
 

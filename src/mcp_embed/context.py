@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeVar
 
+from ._jsonsafe import plain, safe_str
+
 if TYPE_CHECKING:
     from .content import Message
 
@@ -132,7 +134,7 @@ class ToolContext:
         if total is not None:
             params["total"] = total
         if message is not None:
-            params["message"] = message
+            params["message"] = safe_str(message)
         self._emit("progress", params)
 
     def log(self, level: LogLevel, data: Any, logger: str | None = None) -> None:
@@ -147,9 +149,9 @@ class ToolContext:
         floor = self._level() if self._level is not None else None
         if floor in LOG_LEVELS and LOG_LEVELS.index(level) < LOG_LEVELS.index(floor):
             return
-        params: dict[str, Any] = {"level": level, "data": data}
+        params: dict[str, Any] = {"level": level, "data": plain(data)}
         if logger is not None:
-            params["logger"] = logger
+            params["logger"] = safe_str(logger)
         self._emit("log", params)
 
     def close_sse_stream(self) -> None:

@@ -68,10 +68,12 @@ class McpError(McpEmbedError):
     """
 
     def __init__(self, code: int, message: str, data: Any = None) -> None:
+        from ._jsonsafe import plain, safe_str
+
         super().__init__(code, message, data)
         self.code = code
-        self.message = message
-        self.data = data
+        self.message = safe_str(message)  # sent as it is: what JSON cannot hold made text
+        self.data = plain(data)
 
     def __str__(self) -> str:
         return f"{self.message} (JSON-RPC error {self.code})"

@@ -679,3 +679,33 @@ def test_a_batch_redis_refuses_is_logged_and_the_writer_goes_on(
             assert store.health.ok and not store.health.refusing
 
     run(body)
+
+
+def test_an_event_that_will_not_encode_is_stored_as_text_and_the_store_goes_on(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK's message router calls store_event: an exception there would end the session."""
+    from mcp_types import jsonrpc_message_adapter
+
+    bad = jsonrpc_message_adapter.validate_python(
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": {"progressToken": 1, "progress": 1, "message": "a\ud800"},
+        },
+        by_name=False,
+    )
+
+    async def body() -> None:
+        async with replica(redis_server.url) as client:
+            store = RedisEventStore(client)
+            first = await store.store_event("sid/1", None)
+            await store.store_event("sid/1", bad)
+            await store.store_event("sid/1", _answer(1))
+            sink = Sink()
+            assert await store.replay_events_after(first, sink) == "sid/1"
+            assert [e.message.params["message"] for e in sink.events[:1]] == ["a\\ud800"]  # type: ignore[union-attr]
+            assert len(sink.events) == 2
+
+    run(body)
+    assert any("would not encode" in r.getMessage() for r in caplog.records)

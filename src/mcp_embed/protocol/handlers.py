@@ -30,6 +30,7 @@ from mcp.shared.subscriptions import (
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from .._jsonsafe import safe_str, scrub
 from ..components.prompts import messages_to_wire
 from ..components.resources import contents_to_wire
 from ..context import LOG_LEVELS, ToolContext
@@ -314,9 +315,11 @@ def install(
         except Exception as exc:
             log.warning("resource %r failed: %s: %s", uri, type(exc).__name__, exc)
             raise MCPError(
-                code=types.INTERNAL_ERROR, message=f"Error reading resource {uri}: {exc}", data={"uri": uri}
+                code=types.INTERNAL_ERROR,
+                message=f"Error reading resource {uri}: {safe_str(exc)}",
+                data={"uri": uri},
             ) from None
-        return _mrtr(ctx, out, f"resource {uri!r}")
+        return _mrtr(ctx, scrub(out), f"resource {uri!r}")
 
     async def list_prompts(ctx: ServerRequestContext[Any], params: Any) -> dict[str, Any]:
         return {"prompts": [p.wire() for p in prompts], "resultType": "complete"}
@@ -350,9 +353,10 @@ def install(
             text = mask_argument_values(str(exc), given, all_values=not config.audit_arguments)
             log.warning("prompt %r failed: %s: %s", spec.name, type(exc).__name__, text)
             raise MCPError(
-                code=types.INTERNAL_ERROR, message=f"Prompt '{spec.name}' failed: {type(exc).__name__}: {exc}"
+                code=types.INTERNAL_ERROR,
+                message=f"Prompt '{spec.name}' failed: {type(exc).__name__}: {safe_str(exc)}",
             ) from None
-        return _mrtr(ctx, out, f"prompt {spec.name!r}")
+        return _mrtr(ctx, scrub(out), f"prompt {spec.name!r}")
 
     async def set_level(
         ctx: ServerRequestContext[Any], params: types.SetLevelRequestParams

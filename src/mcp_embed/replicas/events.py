@@ -172,7 +172,7 @@ class RedisEventStore(EventStore):
         return f"{self.prefix}events:{stream_id}"
 
     async def store_event(self, stream_id: str, message: JSONRPCMessage | None) -> str:
-        data = b"" if message is None else message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+        data = b"" if message is None else _encode(message)
         if stream_id.rpartition("/")[2] == _GET_STREAM:
             return await self._write_now(stream_id, "*", data)
         entry = self._next_id(stream_id)
@@ -354,6 +354,18 @@ class RedisEventStore(EventStore):
             return
         message = jsonrpc_message_adapter.validate_json(data, by_name=False)
         await send_callback(EventMessage(message, encode_event_id(stream_id, entry_id)))
+
+
+def _encode(message: JSONRPCMessage) -> bytes:
+    try:
+        return message.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    except ValueError as exc:  # PydanticSerializationError: raised here, it would end the session
+        from .._jsonsafe import dumps_bytes, plain
+
+        # The SDK's message router calls this: what will not encode (a lone surrogate) is kept
+        # as text, so the session lives on and the replay is what the client could read.
+        log.error("a stream event would not encode (%s): stored with that part as text", exc)
+        return dumps_bytes(plain(message.model_dump(by_alias=True, exclude_unset=True)))
 
 
 def _streams(reply: Any) -> list[tuple[Any, Any]]:
