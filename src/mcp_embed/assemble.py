@@ -48,7 +48,7 @@ class Blueprint:
     event_store: EventStore | None = None
     #: Where SEP-2663 task state lives; None: an InMemoryTaskStore per run.
     task_store: TaskStore | None = None
-    #: Keys sealing InputRequired state; None: a per-process key.
+    #: Keys sealing InputRequired state; None: a per-process key (with Redis: one all replicas share).
     request_state_keys: Sequence[bytes | str] | None = None
     #: Answer tools/call, tools/list and ping without the SDK where the request allows (fastpath.py).
     fast_path: bool = True
@@ -110,9 +110,10 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
         poll_interval=cfg.task_poll_interval,
         handoff=cfg.task_handoff,
     )
-    low, list_tools, live = build_lowlevel_server(
-        cfg, components, caller, tasks, request_state_keys=plan.request_state_keys
-    )
+    keys = plan.request_state_keys
+    if keys is None and shared is not None:
+        keys = [shared.request_state_key()]  # a retry may land on another replica
+    low, list_tools, live = build_lowlevel_server(cfg, components, caller, tasks, request_state_keys=keys)
     store = event_store if cfg.enable_event_store and not cfg.stateless else None
     transports = Transports(low, cfg, store, shared)
     fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless, enabled=plan.fast_path)

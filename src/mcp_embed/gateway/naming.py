@@ -6,6 +6,11 @@ name a client saw never points at another instance. A tool is listed as ``<prefi
 The proxy tool itself is the subprocess catalogue's (:func:`proxy_spec`): the instance's raw JSON
 schemas verbatim, arguments passed through unvalidated (the instance validates them), the
 instance's wire result taken back as it is.
+
+A resource is listed under ``mcp-embed+gateway://<prefix>/<its own URI, verbatim>``
+(:func:`gateway_uri`): the instance's URI is kept character for character after the prefix, so
+it maps back exactly (:func:`split_gateway_uri`), reads as what it is, and a template's
+``{variables}`` expand through the gateway as they would at the instance.
 """
 
 from __future__ import annotations
@@ -21,9 +26,20 @@ if TYPE_CHECKING:
     from ..components.tools import ToolSpec
     from ..instances import Instance
 
-__all__ = ["SEPARATOR", "Prefixes", "describe", "gateway_tool"]
+__all__ = [
+    "SCHEME",
+    "SEPARATOR",
+    "Prefixes",
+    "describe",
+    "gateway_name",
+    "gateway_tool",
+    "gateway_uri",
+    "split_gateway_uri",
+]
 
 SEPARATOR = "__"
+SCHEME = "mcp-embed+gateway"
+_ROOT = f"{SCHEME}://"
 _UNSAFE = re.compile(r"[^a-z0-9_.\-]+")
 
 
@@ -52,11 +68,32 @@ def describe(instance: Instance, prefix: str, description: str | None) -> str:
     return f"{description}\n\n{where}" if description else where
 
 
+def gateway_name(prefix: str, name: str) -> str | None:
+    """``<prefix>__<name>``, or None when that is not a valid tool or prompt name (too long)."""
+    full = f"{prefix}{SEPARATOR}{name}"
+    return full if TOOL_NAME_RE.match(full) else None
+
+
+def gateway_uri(prefix: str, uri: str) -> str:
+    """The URI the gateway lists an instance's resource (or template) under."""
+    return f"{_ROOT}{prefix}/{uri}"
+
+
+def split_gateway_uri(uri: str) -> tuple[str, str] | None:
+    """``(prefix, the instance's own URI)`` of a :func:`gateway_uri`; None for any other URI."""
+    if not uri.startswith(_ROOT):
+        return None
+    prefix, slash, original = uri[len(_ROOT) :].partition("/")
+    if not slash or not prefix:
+        return None
+    return prefix, original
+
+
 def gateway_tool(instance: Instance, prefix: str, wire: dict[str, Any]) -> ToolSpec | None:
     """The gateway's tool for one of ``instance``'s (``wire`` as its ``tools/list`` gave it), or
     None when the prefixed name is not a valid tool name (over 128 characters)."""
-    name = f"{prefix}{SEPARATOR}{wire['name']}"
-    if not TOOL_NAME_RE.match(name):
+    name = gateway_name(prefix, wire["name"])
+    if name is None:
         return None
     listed = {**wire, "name": name, "description": describe(instance, prefix, wire.get("description"))}
     # "main": the fast path makes calls of such tools cancellable (notifications/cancelled, or the

@@ -31,6 +31,7 @@ __all__ = [
     "connect",
     "redact",
     "require_redis",
+    "shared_secret",
 ]
 
 log = get_logger("replicas")
@@ -210,24 +211,52 @@ async def check(client: Redis, url: str) -> None:
     For start-up: a server configured with a Redis it cannot reach does not start. Bounded by the
     client's timeouts (see :func:`connect`).
     """
-    from redis.exceptions import AuthenticationError, RedisError, ResponseError
+    from redis.exceptions import RedisError
 
-    scrub = RedisHealth(url).scrub
     try:
         answer = await client.ping()
-    except AuthenticationError as exc:
-        raise ServerStartError(
-            f"Redis at {redact(url)} refused the credentials of redis_url: {scrub(_describe(exc))}"
-        ) from None
-    except ResponseError as exc:  # NOAUTH and friends: a password is needed or wrong
-        raise ServerStartError(f"Redis at {redact(url)} refused PING: {scrub(_describe(exc))}") from None
     except (RedisError, OSError) as exc:
-        raise ServerStartError(
-            f"cannot reach Redis at {redact(url)}: {scrub(_describe(exc))}. "
-            "Start Redis, or correct redis_url (MCP_EMBED_REDIS_URL)."
-        ) from None
+        raise _start_error(url, "PING", exc) from None
     if not answer:
         raise ServerStartError(f"Redis at {redact(url)} answered PING with {answer!r}")
+
+
+def shared_secret(url: str, key: str, *, timeout: float = 2.0) -> bytes:
+    """The 32 random bytes at ``key``, made by whichever replica asks first (``SET NX``), so every
+    replica on this Redis holds the same. Blocking, bounded by ``timeout`` per command: for
+    start-up, where it raises :class:`ServerStartError` as :func:`check` does."""
+    import secrets
+
+    import redis
+    from redis.exceptions import RedisError
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        client.set(key, secrets.token_bytes(32), nx=True)
+        value = client.get(key)
+    except (RedisError, OSError) as exc:
+        raise _start_error(url, f"reading {key}", exc) from None
+    finally:
+        client.close()
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise ServerStartError(
+            f"Redis at {redact(url)} holds no 32-byte value at {key}: delete the key to renew it"
+        )
+    return value
+
+
+def _start_error(url: str, what: str, exc: BaseException) -> ServerStartError:
+    from redis.exceptions import AuthenticationError, ResponseError
+
+    reason = RedisHealth(url).scrub(_describe(exc))
+    if isinstance(exc, AuthenticationError):
+        return ServerStartError(f"Redis at {redact(url)} refused the credentials of redis_url: {reason}")
+    if isinstance(exc, ResponseError):  # NOAUTH and friends: a password is needed or wrong
+        return ServerStartError(f"Redis at {redact(url)} refused {what}: {reason}")
+    return ServerStartError(
+        f"cannot reach Redis at {redact(url)}: {reason}. "
+        "Start Redis, or correct redis_url (MCP_EMBED_REDIS_URL)."
+    )
 
 
 async def ping(

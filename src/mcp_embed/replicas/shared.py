@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from mcp.server.streamable_http import EventCallback, EventStore
 
 from ..events import InMemoryEventStore
-from .connection import RedisHealth, RedisUnavailable, check, connect, ping
+from .connection import RedisHealth, RedisUnavailable, check, connect, ping, shared_secret
 from .events import RedisEventStore
 from .ratelimit import RedisTokenBuckets
 from .sessions import SessionStore
@@ -94,6 +94,11 @@ class Shared:
     replica: str = "replica"
     _probed: float | None = field(default=None, init=False, repr=False)
     _probes: int = field(default=0, init=False, repr=False)
+
+    def request_state_key(self) -> bytes:
+        """The key every replica on this Redis seals SEP-2322 request state with, so a client's
+        retry may land on any of them (``<prefix>request-state-key``; blocking, for start-up)."""
+        return shared_secret(self.url, f"{self.prefix}request-state-key")
 
     @property
     def probe_key(self) -> str:
