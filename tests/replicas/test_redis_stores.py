@@ -629,6 +629,13 @@ def test_a_calls_events_go_in_one_round_trip_and_a_lone_one_within_the_linger(
                     break
                 await anyio.sleep(0.01)
             assert await client.xlen(store.key("sid/2")) == 1
+            # A long queue goes in calls of at most 128 events, in order.
+            await client.config_resetstat()
+            many = [await store.store_event("sid/5", note(i)) for i in range(300)]
+            await store.flush()
+            assert await _calls(client, "evalsha") == 3
+            entries = [_text_id(e) for e, _ in await client.xrange(store.key("sid/5"))]
+            assert [decode_event_id(i)[1] for i in many] == entries  # type: ignore[index]
             # One batch for two streams: each gets its own entries in order, and its TTL.
             for i in range(3):
                 await store.store_event("sid/3", note(i))

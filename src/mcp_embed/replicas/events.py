@@ -59,7 +59,7 @@ _WRITER = b"w"
 _REFRESHED_MAX = 4096  # streams whose last TTL refresh (and last entry id) is remembered
 _GET_STREAM = "_GET_stream"  # the SDK's stream id of a session's standalone GET stream
 _LINGER = 0.005  # seconds a request stream's event may wait in the queue for others to join it
-_BATCH_MAX = 128  # queued events that are written at once, lingering or not
+_BATCH_MAX = 128  # queued events that are written at once, lingering or not; at most this per call
 # Appends a batch of queued events, and sets the TTL of the streams due for it, in one round trip
 # and atomically (no key is left without a TTL). KEYS: the streams; ARGV: MAXLEN, TTL (ms), writer,
 # a refresh flag per key, then per event its key's index, entry id and message. An event Redis
@@ -232,7 +232,7 @@ class RedisEventStore(EventStore):
 
     async def _write_behind(self) -> None:
         while self._queue:
-            batch, self._queue = self._queue, []
+            batch, self._queue = self._queue[:_BATCH_MAX], self._queue[_BATCH_MAX:]
             keys: dict[str, int] = {}  # stream id -> its index in KEYS (from 1, as Lua counts)
             events: list[Any] = []
             for stream_id, entry, data in batch:
@@ -245,9 +245,8 @@ class RedisEventStore(EventStore):
                         args=[self.max_events, self.ttl_ms, self.writer, *refresh, *events],
                     )
             except RedisUnavailable:  # away or refusing (OOM, read-only): the health warns of it
-                log.warning(
-                    "%d stream event(s) sent but not written to Redis: not resumable elsewhere", len(batch)
-                )
+                lost, self._queue = len(batch) + len(self._queue), []  # later ones are awaited now
+                log.warning("%d stream event(s) sent but not written to Redis: not resumable elsewhere", lost)
                 continue
             if int(refused):
                 reason = _text(error)
