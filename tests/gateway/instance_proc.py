@@ -1,20 +1,24 @@
 """One instance for the gateway's end-to-end tests, in its own process.
 
 ``python instance_proc.py APP [KEY=VALUE ...]``: serves ``echo``, ``steps`` (progress), ``hold``
-(runs until cancelled) and ``cancellations`` (how many ``hold`` calls saw their cancellation) on
-port 0, lists itself in the registry the environment names (``MCP_EMBED_REGISTRY_DIR``, or
-``MCP_EMBED_REDIS_URL``, ``MCP_EMBED_INSTANCE_HOST``), sets the metadata given, prints
-``URL <mcp url>`` and serves until killed.
+(runs until cancelled) and ``cancellations`` (how many ``hold`` calls saw their cancellation), the
+resource ``app://scene/current`` and template ``app://shots/{name}`` (both saying which app,
+scene and pid answer), and the prompts ``review`` and ``strict`` (which answers a JSON-RPC error
+for a ``level`` not low or high) on port 0, lists itself in the registry the environment names
+(``MCP_EMBED_REGISTRY_DIR``, or ``MCP_EMBED_REDIS_URL``, ``MCP_EMBED_INSTANCE_HOST``), sets the
+metadata given, prints ``URL <mcp url>`` and serves until killed.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 import time
 
-from mcp_embed import McpHttpConfig, ToolContext, create_skill_server
+from mcp_embed import EmbeddedResource, McpError, McpHttpConfig, ToolContext, create_skill_server
+from mcp_embed.errors import INVALID_PARAMS
 
 
 def main() -> int:
@@ -50,6 +54,39 @@ def main() -> int:
     def cancellations() -> int:
         """How many hold calls saw their cancellation."""
         return seen["cancelled"]
+
+    def who() -> str:
+        return f"{app} {metadata.get('scene', '-')} pid {os.getpid()}"
+
+    @server.resource("app://scene/current")
+    def current() -> str:
+        """The open scene."""
+        return who()
+
+    @server.resource("app://shots/{name}")
+    def shot(name: str) -> str:
+        """One shot of the scene."""
+        return f"{name} in {who()}"
+
+    @server.prompt()
+    def review(focus: str, depth: str = "quick") -> list[object]:
+        """Review the scene.
+
+        Args:
+            focus: What to look at.
+            depth: quick or full.
+        """
+        return [
+            f"{depth} review of {focus} by {who()}",
+            EmbeddedResource(uri="app://scene/current", text=who()),
+        ]
+
+    @server.prompt()
+    def strict(level: str) -> str:
+        """A prompt that refuses a level it does not know."""
+        if level not in ("low", "high"):
+            raise McpError(INVALID_PARAMS, f"level {level!r} is not low or high", {"level": level})
+        return f"{level} by {who()}"
 
     handle = server.start()
     if metadata:

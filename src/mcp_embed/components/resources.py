@@ -1,7 +1,8 @@
 """Resources: static URIs and ``{param}`` templates whose contents come from Python callables.
 
 A read function returns ``str`` (text) or ``bytes`` (a blob), or an
-:class:`~mcp_embed.EmbeddedResource`, or a list of those for several contents; it may be
+:class:`~mcp_embed.EmbeddedResource`, or a ``resources/read`` contents entry as a dict (``uri``
+and ``text`` or ``blob``: a proxy's, passed on as it is), or a list of those; it may be
 ``async``, and plain functions run on a worker thread. Template placeholders arrive as keyword
 arguments; a parameter annotated :class:`~mcp_embed.ToolContext` receives the request's context.
 """
@@ -11,14 +12,16 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ResourceRegistry", "ResourceSpec"]
+__all__ = ["Fallback", "ResourceRegistry", "ResourceSpec"]
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 ReadFn = Callable[..., Any]
+#: Asked for a URI no registered resource serves: a resource to answer it, or None.
+Fallback = Callable[[str], "tuple[ResourceSpec, dict[str, str]] | None"]
 
 
 @dataclass
@@ -127,6 +130,9 @@ class ResourceRegistry:
         self._static: dict[str, ResourceSpec] = {}
         self._templates: dict[str, ResourceSpec] = {}
         self.version = 0
+        #: Resolves what nothing registered serves (a gateway: a URI of an instance it no longer
+        #: lists answers with an error naming it); never listed. Called outside the lock.
+        self.fallback: Fallback | None = None
 
     def add(self, spec: ResourceSpec, *, replace: bool = False) -> None:
         table = self._templates if spec.is_template else self._static
@@ -152,7 +158,8 @@ class ResourceRegistry:
             return list(self._templates.values())
 
     def resolve(self, uri: str) -> tuple[ResourceSpec, dict[str, str]] | None:
-        """The resource serving ``uri`` and its template arguments; static URIs win over templates."""
+        """The resource serving ``uri`` and its template arguments; static URIs win over templates,
+        and :attr:`fallback` is asked last."""
         with self._lock:
             spec = self._static.get(uri)
             if spec is not None:
@@ -161,7 +168,8 @@ class ResourceRegistry:
                 args = tpl.match(uri)
                 if args is not None:
                     return tpl, args
-        return None
+        fallback = self.fallback
+        return fallback(uri) if fallback is not None else None
 
     def __len__(self) -> int:
         return len(self._static) + len(self._templates)
@@ -181,6 +189,13 @@ def contents_to_wire(uri: str, spec: ResourceSpec, value: Any) -> dict[str, Any]
     for item in items:
         if isinstance(item, EmbeddedResource):
             contents.append(item.to_wire()["resource"])
+            continue
+        if (
+            isinstance(item, Mapping)
+            and isinstance(item.get("uri"), str)
+            and ("text" in item or "blob" in item)
+        ):
+            contents.append(dict(item))
             continue
         entry: dict[str, Any] = {"uri": uri}
         if isinstance(item, str):

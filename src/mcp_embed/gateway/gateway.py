@@ -2,7 +2,8 @@
 
 The gateway is an mcp-embed server (``create_skill_server("gateway")``), so the guard, CORS,
 auth, audit, allow-list and fast path apply to it as to any host's. Its tools are the instances'
-tools under a per-instance prefix, added and removed while it runs, plus ``list_instances``.
+tools under a per-instance prefix, added and removed while it runs, plus ``list_instances``; its
+resources and prompts are theirs likewise (:mod:`.mirror`).
 It does not register itself: it is not a host, and a gateway listing itself would proxy its own
 proxies.
 """
@@ -41,7 +42,7 @@ class Gateway:
         self.server: SkillServer = create_skill_server("gateway", config)
         self._handle: ServerHandle | None = None
         self.hub = Hub(
-            self.server.registry, lambda: self.registry.list(), poll_interval, is_self=self._is_self
+            self.server.components, lambda: self.registry.list(), poll_interval, is_self=self._is_self
         )
         self.server.dispatcher = GatewayDispatcher(self.hub)
 
@@ -109,6 +110,8 @@ def create_gateway(
     The registry is read every ``poll_interval`` seconds; instances that appear or go add or
     remove their tools, and connected clients receive ``notifications/tools/list_changed``.
     Each instance's tools are listed as ``<prefix>__<tool>``, the prefix (``maya-1``,
-    ``blender-1``) given by order of arrival and never reused while the gateway runs.
+    ``blender-1``) given by order of arrival and never reused while the gateway runs; its prompts
+    as ``<prefix>__<prompt>`` and its resources (and templates) as
+    ``mcp-embed+gateway://<prefix>/<the instance's own URI>``, read from that instance.
     """
     return Gateway(config if config is not None else McpHttpConfig(), registry, poll_interval)

@@ -1,9 +1,11 @@
-"""``Hub``: the instances behind the gateway, their sessions and their tools, kept equal to the registry.
+"""``Hub``: the instances behind the gateway, their sessions, tools, resources and prompts, kept
+equal to the registry.
 
 It runs its own event loop on a daemon thread: the watcher polls the (synchronous) registry
 there, and each :class:`Upstream` owns its SDK session there. What it learns goes into the
 gateway server's ``ToolRegistry`` in one batch per change, so connected clients get one
-``notifications/tools/list_changed`` through the usual ``Components`` seam.
+``notifications/tools/list_changed`` through the usual ``Components`` seam; resources and
+prompts go through :class:`~.mirror.Mirror` the same way.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ..logs import get_logger
+from .mirror import Mirror
 from .naming import Prefixes, gateway_tool
 from .upstream import Upstream, UpstreamGone
 
 if TYPE_CHECKING:
-    from ..components.registry import ToolRegistry
+    from ..components import Components
     from ..instances import Instance
 
 __all__ = ["Hub", "Route"]
@@ -28,6 +31,7 @@ __all__ = ["Hub", "Route"]
 log = get_logger("gateway")
 
 T = TypeVar("T")
+_KINDS = ("tools", "resources", "prompts")
 
 
 class Route(NamedTuple):
@@ -38,17 +42,19 @@ class Route(NamedTuple):
 
 
 class Hub:
-    """Every instance the registry lists (but the gateway itself), connected and mirrored as tools."""
+    """Every instance the registry lists (but the gateway itself), connected and mirrored as
+    tools, resources and prompts of the gateway server's ``components``."""
 
     def __init__(
         self,
-        tools: ToolRegistry,
+        components: Components,
         read: Callable[[], list[Instance]],
         poll_interval: float,
         *,
         is_self: Callable[[Instance], bool] = lambda _: False,
     ) -> None:
-        self.tools = tools
+        self.tools = components.tools
+        self.mirror = Mirror(components, self.submit)
         #: The registry's ``list``: called on a worker thread (it may block on files or Redis).
         self.read = read
         self.poll_interval = poll_interval
@@ -62,7 +68,8 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._watcher: concurrent.futures.Future[None] | None = None
-        self._refreshing: set[str] = set()
+        self._refreshing: set[tuple[str, str]] = set()  # (instance id, kind) being listed again
+        self._again: set[tuple[str, str]] = set()  # ... and told of another change meanwhile
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -140,16 +147,17 @@ class Hub:
             changed = known.instance.metadata != instance.metadata or known.instance.host != instance.host
             known.instance = instance
             if changed:
-                self._schedule_refresh(known)  # the descriptions name the metadata
+                for kind in _KINDS:  # the descriptions name the metadata
+                    self._schedule_refresh(known, kind)
         self._failed &= set(by_id)
         if fresh:
             await asyncio.gather(*(self._connect(i, p) for i, p in fresh))
 
     async def _connect(self, instance: Instance, prefix: str) -> None:
-        up: Upstream = Upstream(prefix, instance, lambda: self._schedule_refresh(up))
+        up: Upstream = Upstream(prefix, instance, lambda kind: self._schedule_refresh(up, kind))
         try:
             await up.open()
-            tools = await up.list_tools()
+            listed = {kind: await self._fetch(up, kind) for kind in _KINDS}
         except (UpstreamGone, Exception) as exc:
             await up.close()
             if instance.id not in self._failed:  # listed but not answering: say so once, retry
@@ -158,25 +166,56 @@ class Hub:
             return
         self._failed.discard(instance.id)
         self._upstreams[instance.id] = up
-        self._install(up, tools)
-        log.info("gateway: %s serves %d tool(s) as %s__*", instance.url, len(tools), prefix)
+        for kind, items in listed.items():
+            self._apply(up, kind, items)
+        tools, (resources, templates), prompts = listed["tools"], listed["resources"], listed["prompts"]
+        log.info(
+            "gateway: %s serves %d tool(s), %d resource(s), %d template(s), %d prompt(s) as %s",
+            instance.url,
+            len(tools),
+            len(resources),
+            len(templates),
+            len(prompts),
+            prefix,
+        )
 
-    def _schedule_refresh(self, up: Upstream) -> None:
-        iid = up.instance.id
-        if iid in self._refreshing:
+    @staticmethod
+    async def _fetch(up: Upstream, kind: str) -> Any:
+        """One of ``up``'s lists: ``tools``, ``resources`` (with the templates) or ``prompts``."""
+        if kind == "resources":
+            return await up.list_of("resources"), await up.list_of("templates")
+        return await up.list_of(kind)
+
+    def _apply(self, up: Upstream, kind: str, listed: Any) -> None:
+        if kind == "tools":
+            self._install(up, listed)
+        elif kind == "resources":
+            self.mirror.install_resources(up, *listed)
+        else:
+            self.mirror.install_prompts(up, listed)
+
+    def _schedule_refresh(self, up: Upstream, kind: str) -> None:
+        """List ``kind`` of ``up`` again, soon, once (however many notifications said so)."""
+        key = (up.instance.id, kind)
+        if key in self._refreshing:  # a change told while listing: list once more after
+            self._again.add(key)
             return
-        self._refreshing.add(iid)
+        self._refreshing.add(key)
 
         async def refresh() -> None:
             try:
-                tools = await up.list_tools()
+                listed = await self._fetch(up, kind)
             except Exception as exc:
-                log.info("gateway: could not list the tools of %s again: %s", up.label, exc)
+                log.info("gateway: could not list the %s of %s again: %s", kind, up.label, exc)
                 return
             finally:
-                self._refreshing.discard(iid)
-            if self._upstreams.get(iid) is up:
-                self._install(up, tools)
+                self._refreshing.discard(key)
+            if self._upstreams.get(key[0]) is not up:
+                return
+            self._apply(up, kind, listed)
+            if key in self._again:
+                self._again.discard(key)
+                self._schedule_refresh(up, kind)
 
         self.loop.call_soon_threadsafe(lambda: asyncio.ensure_future(refresh()))
 
@@ -208,7 +247,8 @@ class Hub:
             self.routes.pop(name, None)
             self.tools.remove(name)
         self._upstreams.pop(up.instance.id, None)
-        log.info("gateway: %s is gone; its tools are removed", up.label)
+        self.mirror.forget(up)
+        log.info("gateway: %s is gone; its tools, resources and prompts are removed", up.label)
 
     async def _drop_all(self) -> None:
         ups = list(self._upstreams.values())

@@ -81,7 +81,7 @@ def gateway_uri(prefix: str, uri: str) -> str:
 
 def split_gateway_uri(uri: str) -> tuple[str, str] | None:
     """``(prefix, the instance's own URI)`` of a :func:`gateway_uri`; None for any other URI."""
-    if not uri.startswith(_ROOT):
+    if uri[: len(_ROOT)].lower() != _ROOT:  # a scheme is case-insensitive (RFC 3986, 3.1)
         return None
     prefix, slash, original = uri[len(_ROOT) :].partition("/")
     if not slash or not prefix:

@@ -4,14 +4,15 @@ It lives on the gateway's own event loop (:mod:`.hub`): a task owns the SDK ``Cl
 long as the instance is listed, so every forwarded call reuses one session (no handshake per
 call). Calls from the gateway's server loop cross over with ``run_coroutine_threadsafe``; a call
 cancelled there is cancelled here, and the SDK client then tells the instance
-(``notifications/cancelled``), so its tool sees ``ctx.cancelled``.
+(``notifications/cancelled``), so its tool sees ``ctx.cancelled``. Resource reads and prompts
+go through the same session (:meth:`Upstream.read_resource`, :meth:`Upstream.get_prompt`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..logs import get_logger
@@ -29,6 +30,19 @@ __all__ = ["Upstream", "UpstreamGone"]
 log = get_logger("gateway")
 
 _CONNECT_TIMEOUT = 10.0
+#: What an instance's notification says changed: the list the hub lists again.
+_CHANGED = {
+    "notifications/tools/list_changed": "tools",
+    "notifications/resources/list_changed": "resources",
+    "notifications/prompts/list_changed": "prompts",
+}
+#: Each list the hub mirrors: the client's method, the result's field, the capability it needs.
+_LISTS = {
+    "tools": ("list_tools", "tools", "tools"),
+    "resources": ("list_resources", "resources", "resources"),
+    "templates": ("list_resource_templates", "resource_templates", "resources"),
+    "prompts": ("list_prompts", "prompts", "prompts"),
+}
 
 
 class UpstreamGone(Exception):
@@ -38,10 +52,11 @@ class UpstreamGone(Exception):
 class Upstream:
     """One instance behind the gateway: its prefix, its record, and the session to it."""
 
-    def __init__(self, prefix: str, instance: Instance, on_tools_changed: Callable[[], None]) -> None:
+    def __init__(self, prefix: str, instance: Instance, on_changed: Callable[[str], None]) -> None:
         self.prefix = prefix
         self.instance = instance
-        self._on_tools_changed = on_tools_changed
+        #: Called with ``"tools"``, ``"resources"`` or ``"prompts"`` when the instance says that list changed.
+        self._on_changed = on_changed
         self._client: Client | None = None
         self._closing: asyncio.Event | None = None
         self._owner: asyncio.Task[None] | None = None
@@ -100,8 +115,9 @@ class Upstream:
             self._client = None
 
     async def _message(self, message: Any) -> None:
-        if getattr(message, "method", None) == "notifications/tools/list_changed":
-            self._on_tools_changed()
+        kind = _CHANGED.get(getattr(message, "method", None) or "")
+        if kind is not None:
+            self._on_changed(kind)
 
     def _session(self) -> Client:
         client = self._client
@@ -112,15 +128,54 @@ class Upstream:
 
     async def list_tools(self) -> list[dict[str, Any]]:
         """The instance's tools as ``tools/list`` gives them (wire dicts), every page."""
+        return await self.list_of("tools")
+
+    async def list_of(self, kind: str) -> list[dict[str, Any]]:
+        """Every page of one of the instance's lists, as wire dicts: ``"tools"``, ``"resources"``,
+        ``"templates"`` (resource templates) or ``"prompts"``; empty when it serves none."""
+        method, field, capability = _LISTS[kind]
         client = self._session()
-        tools: list[dict[str, Any]] = []
+        if kind != "tools" and getattr(client.server_capabilities, capability, None) is None:
+            return []
+        items: list[dict[str, Any]] = []
         cursor: str | None = None
         while True:
-            page = await client.list_tools(cursor=cursor)
-            tools.extend(t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in page.tools)
+            page = await getattr(client, method)(cursor=cursor)
+            items.extend(
+                i.model_dump(mode="json", by_alias=True, exclude_none=True) for i in getattr(page, field)
+            )
             cursor = page.next_cursor
             if not cursor:
-                return tools
+                return items
+
+    async def read_resource(self, uri: str) -> dict[str, Any]:
+        """The instance's ``resources/read`` result for its own ``uri`` (a wire dict).
+
+        A JSON-RPC error from the instance is raised as it came (``MCPError``); an instance that
+        is gone, or goes during the read, raises :class:`UpstreamGone`.
+        """
+        return await self._forward(lambda c: c.session.read_resource(uri))
+
+    async def get_prompt(self, name: str, arguments: dict[str, str]) -> dict[str, Any]:
+        """The instance's ``prompts/get`` result (a wire dict); errors as :meth:`read_resource`."""
+        return await self._forward(lambda c: c.session.get_prompt(name, arguments))
+
+    async def _forward(self, send: Callable[[Client], Awaitable[Any]]) -> dict[str, Any]:
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import CONNECTION_CLOSED
+
+        try:
+            result = await send(self._session())
+        except MCPError as exc:
+            if self._client is None or exc.error.code == CONNECTION_CLOSED:
+                raise UpstreamGone(f"instance {self.label} went away ({_why(exc)})") from None
+            raise
+        except UpstreamGone:
+            raise
+        except Exception as exc:  # the transport broke under the request
+            raise UpstreamGone(f"instance {self.label} went away ({_why(exc)})") from None
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
 
     async def call(self, tool: str, arguments: dict[str, Any], ctx: ToolContext | None) -> dict[str, Any]:
         """Forward one ``tools/call``; the instance's wire result, progress relayed to ``ctx``.
