@@ -3,7 +3,9 @@ a registry in memory, and the SDK's own client talking to the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from typing import Any, NamedTuple
@@ -211,3 +213,44 @@ def test_uris_of_no_instance_gone_or_never_there_answer_clear_errors(side: Side)
             assert message.endswith(") is gone")
 
     anyio.run(main)
+
+
+def test_cancelling_a_read_on_the_gateway_cancels_the_instances_reader() -> None:
+    registry = MemoryRegistry()
+    server = create_skill_server("maya", McpHttpConfig(port=0))
+    started, cancelled = threading.Event(), threading.Event()
+
+    @server.resource("app://slow")
+    async def slow() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(GUARD)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+        return "finished"
+
+    instance = server.start()
+    gateway = None
+    try:
+        registry.register(record(instance, "maya"))
+        gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=POLL).start()
+        url = gateway.mcp_url()
+
+        async def main() -> None:
+            async with client(url) as c:
+                with anyio.fail_after(GUARD):
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(c.read_resource, uri("maya-1", "app://slow"))
+                        assert await anyio.to_thread.run_sync(started.wait, GUARD)
+                        tg.cancel_scope.cancel()  # the SDK client sends notifications/cancelled
+                    assert await anyio.to_thread.run_sync(cancelled.wait, GUARD)
+                    read: Any = (await c.read_resource(uri("maya-1", "app://after"))).contents
+                    assert read[0].text == "the session still serves"
+
+        server.add_resource("app://after", lambda: "the session still serves")
+        anyio.run(main)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        instance.stop()
