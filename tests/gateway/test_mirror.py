@@ -254,3 +254,57 @@ def test_cancelling_a_read_on_the_gateway_cancels_the_instances_reader() -> None
         if gateway is not None:
             gateway.stop()
         instance.stop()
+
+
+def test_a_change_told_while_the_gateway_connects_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_embed.gateway.upstream import Upstream
+
+    registry = MemoryRegistry()
+    server = create_skill_server("maya", McpHttpConfig(port=0))
+    server.add_resource("app://first", lambda: "first")
+    told = threading.Event()
+    own_list, own_message = Upstream.list_of, Upstream._message
+
+    async def message(self: Upstream, msg: Any) -> None:
+        await own_message(self, msg)
+        if getattr(msg, "method", "") == "notifications/resources/list_changed":
+            told.set()
+
+    relisted = threading.Event()
+
+    async def list_of(self: Upstream, kind: str) -> list[dict[str, Any]]:
+        listed = await own_list(self, kind)
+        if kind != "templates":
+            return listed
+        if told.is_set():  # a listing again, because of the notification
+            relisted.set()
+        else:  # the gateway's first listing: resources listed, the instance not yet served
+            server.add_resource("app://second", lambda: "second")
+            assert await asyncio.to_thread(told.wait, GUARD)
+            # A listing again that ran now, before the instance is served, must not be the last word.
+            await asyncio.to_thread(relisted.wait, 2.0)
+        return listed
+
+    monkeypatch.setattr(Upstream, "_message", message)
+    monkeypatch.setattr(Upstream, "list_of", list_of)
+    instance = server.start()
+    gateway = None
+    try:
+        registry.register(record(instance, "maya"))
+        gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=POLL).start()
+        url = gateway.mcp_url()
+
+        async def main() -> None:
+            async with client(url) as c:
+
+                async def both() -> bool:
+                    listed = {r.uri for r in (await c.list_resources()).resources}
+                    return listed == {uri("maya-1", "app://first"), uri("maya-1", "app://second")}
+
+                await _until(both, "the resource added while the gateway connected")
+
+        anyio.run(main)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        instance.stop()

@@ -168,6 +168,9 @@ class Hub:
         self._upstreams[instance.id] = up
         for kind, items in listed.items():
             self._apply(up, kind, items)
+            if (instance.id, kind) in self._again:  # it changed while the gateway connected
+                self._again.discard((instance.id, kind))
+                self._schedule_refresh(up, kind)
         tools, (resources, templates), prompts = listed["tools"], listed["resources"], listed["prompts"]
         log.info(
             "gateway: %s serves %d tool(s), %d resource(s), %d template(s), %d prompt(s) as %s",
@@ -197,8 +200,8 @@ class Hub:
     def _schedule_refresh(self, up: Upstream, kind: str) -> None:
         """List ``kind`` of ``up`` again, soon, once (however many notifications said so)."""
         key = (up.instance.id, kind)
-        if key in self._refreshing:  # a change told while listing: list once more after
-            self._again.add(key)
+        if key in self._refreshing or self._upstreams.get(key[0]) is not up:
+            self._again.add(key)  # told while listing, or while connecting: list once more after
             return
         self._refreshing.add(key)
 
