@@ -22,8 +22,8 @@ MODERN = "2026-07-28"
 ANSWER = {"user": {"action": "accept", "content": {"name": "Ada"}}}
 
 
-def _server(url: str) -> Any:
-    server = demo_server(redis_url=url, stateless=True)
+def _server(url: str, spawn_mode: str) -> Any:
+    server = demo_server(redis_url=url, stateless=True, spawn_mode=spawn_mode)
 
     @server.tool()
     def greet(ctx: ToolContext) -> Any:
@@ -62,8 +62,11 @@ def _call(url: str, params: dict[str, Any]) -> dict[str, Any]:
     return dict(r.json())
 
 
-def test_a_state_sealed_on_one_replica_is_opened_on_another(redis_server: RedisServer) -> None:
-    with _server(redis_server.url).start() as a, _server(redis_server.url).start() as b:
+def test_a_state_sealed_on_one_replica_is_opened_on_another(
+    redis_server: RedisServer, spawn_mode: str
+) -> None:
+    url = redis_server.url
+    with _server(url, spawn_mode).start() as a, _server(url, spawn_mode).start() as b:
         first = _call(a.mcp_url(), {})["result"]
         assert first["resultType"] == "input_required" and first["requestState"] != "round-1"  # sealed
         retry = _call(b.mcp_url(), {"inputResponses": ANSWER, "requestState": first["requestState"]})
