@@ -308,3 +308,39 @@ def test_a_change_told_while_the_gateway_connects_is_not_lost(monkeypatch: pytes
         if gateway is not None:
             gateway.stop()
         instance.stop()
+
+
+def test_an_instance_whose_resource_list_fails_still_serves_its_tools_and_prompts() -> None:
+    registry = MemoryRegistry()
+    server = create_skill_server("maya", McpHttpConfig(port=0))
+
+    @server.tool()
+    def echo(text: str) -> str:
+        return text
+
+    @server.prompt()
+    def review(focus: str) -> str:
+        return f"review {focus}"
+
+    def broken() -> list[Any]:
+        raise RuntimeError("the resource list is broken")
+
+    server.resources.resources = broken  # type: ignore[method-assign]
+    instance = server.start()
+    gateway = None
+    try:
+        registry.register(record(instance, "maya"))
+        gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=POLL).start()
+        url = gateway.mcp_url()
+
+        async def main() -> None:
+            async with client(url) as c:
+                assert "maya-1__echo" in {t.name for t in (await c.list_tools()).tools}
+                assert [p.name for p in (await c.list_prompts()).prompts] == ["maya-1__review"]
+                assert (await c.list_resources()).resources == []
+
+        anyio.run(main)
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        instance.stop()

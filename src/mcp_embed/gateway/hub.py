@@ -184,10 +184,27 @@ class Hub:
 
     @staticmethod
     async def _fetch(up: Upstream, kind: str) -> Any:
-        """One of ``up``'s lists: ``tools``, ``resources`` (with the templates) or ``prompts``."""
-        if kind == "resources":
-            return await up.list_of("resources"), await up.list_of("templates")
-        return await up.list_of(kind)
+        """One of ``up``'s lists: ``tools``, ``resources`` (with the templates) or ``prompts``.
+
+        An instance that answers its resource or prompt list with an error serves none of them
+        here (said once per listing), but its tools still: only the tools list must answer.
+        """
+        if kind == "tools":
+            return await up.list_tools()
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import CONNECTION_CLOSED
+
+        try:
+            if kind == "resources":
+                return await up.list_of("resources"), await up.list_of("templates")
+            return await up.list_of(kind)
+        except MCPError as exc:
+            if exc.error.code == CONNECTION_CLOSED:
+                raise
+            log.warning(
+                "gateway: %s answers its %s list with an error: %s", up.label, kind, exc.error.message
+            )
+            return ([], []) if kind == "resources" else []
 
     def _apply(self, up: Upstream, kind: str, listed: Any) -> None:
         if kind == "tools":
