@@ -99,3 +99,52 @@ def test_symlinks_escaping_the_skill_folder_are_refused(catalog: SkillCatalog, t
     for uri in ("skill://docs/references/leak.txt", "skill://docs/references/outside/secret.txt"):
         with pytest.raises(SkillResourceError, match="outside the skill folder"):
             read_skill_resource(catalog, uri)
+
+
+def _undecodable_file(folder: Path) -> str:
+    """A reference file whose name is not UTF-8 (POSIX keeps any bytes; others refuse: skipped)."""
+    (folder / "references").mkdir(exist_ok=True)
+    raw = os.fsencode(folder / "references") + b"/take\xff 1.md"
+    try:
+        with open(raw, "w", encoding="utf-8") as fh:
+            fh.write("# take one\n")
+    except (OSError, ValueError):
+        pytest.skip("this file system keeps only valid UTF-8 file names")
+    return os.fsdecode(raw)
+
+
+def test_a_file_name_that_is_not_utf8_gets_a_uri_that_reads_it(tmp_path: Path, discover) -> None:
+    folder = write_skill(tmp_path / "root", "docs")
+    name = _undecodable_file(folder)
+    listed = {r.uri: r for r in list_skill_resources(discover(tmp_path / "root"))}
+    uri = "skill://docs/references/take%FF%201.md"  # the name's own bytes, percent-encoded
+    assert uri in listed, sorted(listed)
+    assert listed[uri].name == "docs/references/take\\udcff 1.md"  # display text that encodes
+    assert listed[uri].path == Path(name)
+    assert read_skill_resource(discover(tmp_path / "root"), uri).text == "# take one\n"
+
+
+def test_a_server_with_such_a_skill_starts_and_lists_and_reads_it(tmp_path: Path) -> None:
+    import httpx
+
+    from conftest import ACCEPT, INIT
+    from mcp_embed import McpHttpConfig, create_skill_server
+
+    folder = write_skill(tmp_path / "root", "docs")
+    _undecodable_file(folder)
+    config = McpHttpConfig(port=0, register=False, enable_file_logging=False, json_response=True)
+    server = create_skill_server("t", config, skill_paths=[tmp_path / "root"])
+    with server.start() as handle, httpx.Client(timeout=30) as client:  # before: start() failed
+        r = client.post(handle.mcp_url(), json=INIT, headers=ACCEPT)
+        headers = {
+            **ACCEPT,
+            "Mcp-Session-Id": r.headers["mcp-session-id"],
+            "Mcp-Protocol-Version": "2025-11-25",
+        }
+        ask = {"jsonrpc": "2.0", "id": 2, "method": "resources/list", "params": {}}
+        listed = client.post(handle.mcp_url(), json=ask, headers=headers).json()["result"]["resources"]
+        uri = "skill://docs/references/take%FF%201.md"
+        assert uri in [r["uri"] for r in listed]
+        ask = {"jsonrpc": "2.0", "id": 3, "method": "resources/read", "params": {"uri": uri}}
+        read = client.post(handle.mcp_url(), json=ask, headers=headers).json()
+        assert read["result"]["contents"][0]["text"] == "# take one\n", read

@@ -17,8 +17,9 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote_to_bytes
 
+from .._jsonsafe import escape_surrogates
 from ._model import Skill, SkillCatalog, SkillResourceError
 from .frontmatter import split_frontmatter
 
@@ -142,8 +143,8 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
             resources.append(
                 SkillResource(
                     uri=skill_uri(skill.name, rel),
-                    name=f"{skill.name}/{rel}",
-                    description=file_description(skill.name, rel),
+                    name=escape_surrogates(f"{skill.name}/{rel}"),
+                    description=escape_surrogates(file_description(skill.name, rel)),
                     mime_type=mime_type_of(str(full)),
                     skill=skill.name,
                     path=full,
@@ -154,8 +155,12 @@ def list_skill_resources(source: SkillCatalog | Iterable[Skill]) -> list[SkillRe
 
 
 def skill_uri(skill: str, rel: str = INSTRUCTIONS) -> str:
-    """The URI of ``rel`` (a path relative to the skill folder; its ``SKILL.md`` by default)."""
-    return f"{SCHEME}{skill}/{quote(rel)}"
+    """The URI of ``rel`` (a path relative to the skill folder; its ``SKILL.md`` by default).
+
+    The path's own bytes are percent-encoded (``os.fsencode``), so a file name that is not valid
+    UTF-8 (read back with ``surrogateescape``) still has a URI, and :func:`resolve_resource` finds it.
+    """
+    return f"{SCHEME}{skill}/{quote(os.fsencode(rel))}"
 
 
 def file_description(skill: str, rel: str) -> str:
@@ -180,7 +185,7 @@ def resolve_resource(source: SkillCatalog | Iterable[Skill], uri: str) -> tuple[
         raise SkillResourceError(f"no skill named {name!r}")
     if rest == INSTRUCTIONS:
         return skill, None
-    parts = [unquote(p) for p in rest.split("/")]
+    parts = [os.fsdecode(unquote_to_bytes(p)) for p in rest.split("/")]
     if not parts or parts[0] not in FOLDERS or len(parts) < 2:
         raise SkillResourceError(
             f"{uri!r}: skill resources are {INSTRUCTIONS} or files under {' or '.join(FOLDERS)}"
