@@ -461,8 +461,9 @@ def create_skill_server(
     ``event_store`` replaces the built-in :class:`InMemoryEventStore` that lets clients resume
     a stream with ``Last-Event-ID`` (stateful mode; subclass :class:`EventStore`).
     ``request_state_keys`` seal :class:`InputRequired` state across processes (default: a
-    per-process key; with ``redis_url``, one key every replica shares through Redis). ``task_store`` keeps the state of SEP-2663 tasks (default: an
-    :class:`InMemoryTaskStore` per run). Call ``start()`` on the result to serve.
+    per-process key; with ``redis_url``, one key every replica shares through Redis).
+    ``task_store`` keeps the state of SEP-2663 tasks (default: an :class:`InMemoryTaskStore` per
+    run). Call ``start()`` on the result to serve.
     """
     return SkillServer(
         app_name,
