@@ -1,7 +1,7 @@
 """``mcp-embed serve`` with three test tools added: run as ``python replica_serve.py serve ...``.
 
-A skill script gets no ``ToolContext``, so no skill can report progress, ask the client something
-or hand over a task. This runs the real CLI (the same flags, environment, start-up and SIGTERM
+The example skills report no progress, ask nothing and run as no SEP-2663 task. This runs the
+real CLI (the same flags, environment, start-up and SIGTERM
 handling) and adds, to the server it creates, the tools the end-to-end replica tests need:
 
 - ``slow_steps(n, delay)``: ``n`` progress notifications ``delay`` seconds apart, then a result;

@@ -125,3 +125,14 @@ def test_a_lazy_discovery_keeps_what_an_earlier_run_analysed(
     _no_parsing(monkeypatch)
     again = run(tmp_path / "root", tmp_path / "cache")
     assert [t.to_dict() for t in again.tools] == [t.to_dict() for t in full.tools]
+
+
+def test_a_context_parameter_survives_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = "def f(n: int, ctx: 'ToolContext') -> int:\n    '''Doc.'''\n    return n\n"
+    write_skill(tmp_path / "root", "ctxed", scripts={"k.py": script})
+    first = run(tmp_path / "root", tmp_path / "cache")
+    clear_cache()
+    _no_parsing(monkeypatch)
+    (tool,) = run(tmp_path / "root", tmp_path / "cache").tools
+    assert tool.context_param == "ctx" == first.tools[0].context_param
+    assert tool.input_schema["properties"].keys() == {"n"}

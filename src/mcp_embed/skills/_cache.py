@@ -30,7 +30,7 @@ from .toolsyaml import ToolDecl
 __all__ = ["CACHE_DIR_ENV", "ParseCache", "cache_dir", "clear"]
 
 CACHE_DIR_ENV = "MCP_EMBED_SKILL_CACHE_DIR"
-FORMAT = 1
+FORMAT = 2  # 2: FunctionInfo.context
 
 
 def _mtime(path: str) -> int:
@@ -113,7 +113,7 @@ def encode(kind: str, value: Any) -> bytes:
         data = (None if decls is None else tuple(_row(d) for d in decls), _problem_rows(problems))
     else:
         info: ScriptInfo = value
-        specs = tuple((*spec[:5], _problem_rows(spec.problems)) for spec in info.specs)
+        specs = tuple((*spec[:5], _problem_rows(spec.problems), *spec[6:]) for spec in info.specs)
         # The functions matter only to tools.yaml merges: a blob of their own, unpacked on first use.
         rows = marshal.dumps(info.function_rows())
         data = (rows, info.exports, _problem_rows(info.problems), info.ok, specs)
@@ -135,7 +135,7 @@ def decode(kind: str, blob: bytes) -> Any:
         exports,
         tuple(_problems(problems)),
         bool(ok),
-        tuple(ToolSpec._make((*spec[:5], tuple(_problems(spec[5])))) for spec in specs),
+        tuple(ToolSpec._make((*spec[:5], tuple(_problems(spec[5])), *spec[6:])) for spec in specs),
         rows,
     )
 

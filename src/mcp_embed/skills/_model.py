@@ -7,9 +7,12 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import McpEmbedError
+
+if TYPE_CHECKING:
+    from ..context import ToolContext
 
 Severity = Literal["error", "warning"]
 Affinity = Literal["main", "any"]
@@ -89,6 +92,8 @@ class SkillTool:
     function: str | None = None
     interpreter: str | None = None
     enum_params: dict[str, str] = field(default_factory=dict)
+    #: The function's parameter that takes the call's ``ToolContext`` (in-process tools only).
+    context_param: str | None = None
     _validator: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
@@ -98,14 +103,21 @@ class SkillTool:
 
         validate_arguments(self, arguments)
 
-    def invoke(self, arguments: dict[str, Any], cancelled: Callable[[], bool] | None = None) -> Any:
+    def invoke(
+        self,
+        arguments: dict[str, Any],
+        cancelled: Callable[[], bool] | None = None,
+        ctx: ToolContext | None = None,
+    ) -> Any:
         """Validate, run, and return a JSON-able result; raise :class:`SkillToolError` on failure.
 
-        A subprocess tool polls ``cancelled`` while it runs, and kills its process tree once it is true.
+        A subprocess tool polls ``cancelled`` while it runs, and kills its process tree once it is
+        true. An in-process function with a ``ToolContext`` parameter gets ``ctx`` (a detached
+        context, whose progress and logs go nowhere, when there is no call behind it).
         """
         from .execute import invoke_tool
 
-        return invoke_tool(self, arguments, cancelled)
+        return invoke_tool(self, arguments, cancelled, ctx)
 
     def to_dict(self) -> dict[str, Any]:
         """The tool as an MCP ``tools/list`` entry (camelCase keys, empty parts left out)."""

@@ -30,6 +30,7 @@ from ._lifetime import start_tree
 from .errors import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillToolError
 
 if TYPE_CHECKING:
+    from ..context import ToolContext
     from ._model import SkillTool
 
 __all__ = ["clear_module_cache", "invoke_tool", "validate_arguments"]
@@ -154,7 +155,7 @@ def _coerce_enums(module: ModuleType, tool: SkillTool, arguments: dict[str, Any]
     return arguments
 
 
-def _run_in_process(tool: SkillTool, arguments: dict[str, Any]) -> Any:
+def _run_in_process(tool: SkillTool, arguments: dict[str, Any], ctx: ToolContext | None = None) -> Any:
     if tool.source_file is None or tool.function is None:
         raise SkillToolError(tool.name, "an in-process tool needs a script and a function")
     try:
@@ -162,7 +163,14 @@ def _run_in_process(tool: SkillTool, arguments: dict[str, Any]) -> Any:
         func = getattr(module, tool.function, None)
         if not callable(func):
             raise SkillToolError(tool.name, f"{tool.source_file.name} has no function {tool.function!r}")
-        result = func(**_coerce_enums(module, tool, arguments))
+        kwargs = _coerce_enums(module, tool, arguments)
+        if tool.context_param is not None:
+            if ctx is None:
+                from ..context import ToolContext
+
+                ctx = ToolContext(tool_name=tool.name)  # no call behind it: progress and logs go nowhere
+            kwargs = {**kwargs, tool.context_param: ctx}
+        result = func(**kwargs)
         return _jsonable(result)
     except SkillToolError:
         raise
@@ -302,13 +310,17 @@ def _communicate(
 
 
 def invoke_tool(
-    tool: SkillTool, arguments: dict[str, Any], cancelled: Callable[[], bool] | None = None
+    tool: SkillTool,
+    arguments: dict[str, Any],
+    cancelled: Callable[[], bool] | None = None,
+    ctx: ToolContext | None = None,
 ) -> Any:
     """Validate ``arguments``, run ``tool`` where its execution mode says, and return its JSON-able result.
 
-    ``cancelled`` (polled while a subprocess runs) kills the subprocess's tree once it returns true.
+    ``cancelled`` (polled while a subprocess runs) kills the subprocess's tree once it returns true;
+    ``ctx`` goes to an in-process function's ``ToolContext`` parameter.
     """
     validate_arguments(tool, arguments)
     if tool.execution == "subprocess":
         return _run_subprocess(tool, arguments, cancelled)
-    return _run_in_process(tool, arguments)
+    return _run_in_process(tool, arguments, ctx)

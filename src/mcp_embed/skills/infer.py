@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import marshal
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
@@ -26,6 +27,10 @@ __all__ = [
     "analyze_script",
     "build_input_schema",
 ]
+
+
+# ``ctx: ToolContext``, ``mcp_embed.ToolContext``, ``"ToolContext"``, ``ToolContext | None``
+_CONTEXT = re.compile(r"""['"]?(?:[A-Za-z_][A-Za-z0-9_]*\.)*ToolContext(?:\s*\|\s*None)?['"]?""")
 
 
 class ParamInfo(NamedTuple):
@@ -56,6 +61,8 @@ class FunctionInfo(NamedTuple):
     var_keyword: bool = False
     positional_only: bool = False
     is_async: bool = False
+    context: str | None = None
+    """The parameter annotated ``ToolContext``: passed the call's context, never in the schema."""
 
     def enum_params(self) -> dict[str, str]:
         """Parameter -> enum class name, for the parameters converted to enum members at call time."""
@@ -78,6 +85,7 @@ class ToolSpec(NamedTuple):
     input_schema: dict[str, Any]
     enum_params: dict[str, str]
     problems: tuple[SkillProblem, ...]
+    context: str | None = None
 
 
 class ScriptInfo:
@@ -141,7 +149,11 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, ctx: ModuleNames) ->
     ]
     params: list[ParamInfo] = []
     hinted = node.returns is not None
+    context: str | None = None
     for arg, default in pairs:
+        if arg.annotation is not None and _CONTEXT.fullmatch(ast.unparse(arg.annotation)):
+            hinted, context = True, arg.arg
+            continue
         resolver = SchemaResolver(ctx)
         schema = None
         if arg.annotation is not None:
@@ -172,6 +184,7 @@ def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, ctx: ModuleNames) ->
         var_keyword=a.kwarg is not None,
         positional_only=bool(a.posonlyargs),
         is_async=isinstance(node, ast.AsyncFunctionDef),
+        context=context,
     )
 
 
@@ -227,7 +240,7 @@ def _spec(fn: FunctionInfo, path: str, skill: str | None) -> ToolSpec:
                 skill,
             )
         )
-    return ToolSpec(fn.name, fn.line, fn.description, schema, fn.enum_params(), tuple(problems))
+    return ToolSpec(fn.name, fn.line, fn.description, schema, fn.enum_params(), tuple(problems), fn.context)
 
 
 def build_input_schema(

@@ -47,7 +47,7 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
     def invoke(arguments: dict[str, Any], ctx: ToolContext | None = None) -> Any:
         # ctx is cancelled by the client's cancel, a timeout and the server's stop: each kills
         # a subprocess tool's process tree.
-        return tool.invoke(arguments, (lambda: ctx.cancelled) if ctx is not None else None)
+        return tool.invoke(arguments, (lambda: ctx.cancelled) if ctx is not None else None, ctx)
 
     def to_result(value: Any) -> ToolResult:
         result = default_result(value)
@@ -66,7 +66,7 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
         output_schema=tool.output_schema,
         annotations=tool.annotations or None,
         affinity="any" if subprocess else tool.affinity,
-        wants_context="ctx" if subprocess else None,
+        wants_context="ctx" if subprocess or tool.context_param is not None else None,
         timeout=None if subprocess else tool.timeout,
         validate=validate,
         invoke=invoke,

@@ -226,6 +226,7 @@ class SkillToolLoader:
                 function=spec.function,
                 interpreter=self.interpreter,
                 enum_params=spec.enum_params,
+                context_param=spec.context,
             ),
             path,
             spec.function,
@@ -324,6 +325,16 @@ class SkillToolLoader:
                     key,
                 )
             execution = "subprocess"
+        if fn is not None and fn.context is not None and execution == "subprocess":
+            self.problem(
+                "error",
+                tools_path,
+                "tool-context",
+                f"{name}: parameter {fn.context!r} takes a ToolContext, which only an in-process tool "
+                "gets; drop execution: subprocess or the parameter",
+                f"{key}.execution",
+            )
+            return
         if fn is not None:
             schema, problems = build_input_schema(  # its warnings point at the script's line
                 fn, decl.input_schema, path=source, skill=self.skill, tool=name
@@ -347,6 +358,7 @@ class SkillToolLoader:
                 function=function,
                 interpreter=self.interpreter,
                 enum_params=fn.enum_params() if fn else {},
+                context_param=fn.context if fn else None,
             ),
             tools_path,
             key,
