@@ -1,8 +1,8 @@
 """``mcp-embed serve`` with three test tools added: run as ``python replica_serve.py serve ...``.
 
 The example skills report no progress, ask nothing and run as no SEP-2663 task. This runs the
-real CLI (the same flags, environment, start-up and SIGTERM
-handling) and adds, to the server it creates, the tools the end-to-end replica tests need:
+real CLI (the same flags, environment, start-up and SIGTERM handling) and adds, to the server it
+creates, the tools the end-to-end replica tests need:
 
 - ``slow_steps(n, delay)``: ``n`` progress notifications ``delay`` seconds apart, then a result;
 - ``ask()``: one elicitation, and the answer as its result;
