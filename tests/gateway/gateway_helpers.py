@@ -90,6 +90,18 @@ class Listener:
         return self.methods.count(method)
 
 
+async def listening(listener: Listener, ping: Callable[[], None], method: str) -> None:
+    """Wait until the client's notification stream (its GET) is open: ``ping()``, which has the
+    gateway send ``method``, until one arrives. A notification sent before is lost, as the
+    protocol allows, so a test that waits for one starts after this."""
+    import anyio
+
+    with anyio.fail_after(GUARD):
+        while not listener.count(method):
+            ping()
+            await anyio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
 async def client(url: str, listener: Listener | None = None) -> AsyncIterator[Any]:
     """The SDK's own client (handshake era: a GET stream carries list_changed)."""

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 import anyio
 import pytest
-from gateway_helpers import GUARD, Listener, MemoryRegistry, client, names, record, wait_until
+from gateway_helpers import GUARD, Listener, MemoryRegistry, client, listening, names, record, wait_until
 
 from mcp_embed import McpHttpConfig, ToolContext, create_skill_server
 from mcp_embed.gateway import Gateway, create_gateway
@@ -175,6 +175,8 @@ def test_instances_that_come_and_go_change_the_list_and_tell_clients(world: Worl
 
     async def main() -> None:
         async with client(world.handle.mcp_url(), listener) as c:
+            ping = world.gateway.server.notify_prompts_changed
+            await listening(listener, ping, "notifications/prompts/list_changed")
             world.registry.unregister(world.hosts[0].record.id)
             await anyio.to_thread.run_sync(
                 wait_until, lambda: listener.count("notifications/tools/list_changed") >= 1, "list_changed"
@@ -286,6 +288,8 @@ def test_a_tool_an_instance_adds_while_running_appears_on_the_gateway(world: Wor
     async def main() -> None:
         async with client(world.handle.mcp_url(), listener) as c:
             assert "maya-1__added" not in await names(c)
+            ping = world.gateway.server.notify_prompts_changed
+            await listening(listener, ping, "notifications/prompts/list_changed")
 
             def added(x: int) -> int:
                 """Added while running."""

@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 
 import anyio
 import pytest
-from gateway_helpers import GUARD, Listener, MemoryRegistry, client, record
+from gateway_helpers import GUARD, Listener, MemoryRegistry, client, listening, record
 from mcp.shared.exceptions import MCPError
 
 from mcp_embed import McpHttpConfig, SkillServer, create_skill_server
-from mcp_embed.gateway import create_gateway
+from mcp_embed.gateway import Gateway, create_gateway
 from mcp_embed.handle import ServerHandle
 
 POLL = 0.05
@@ -38,6 +38,7 @@ class Side(NamedTuple):
     server: SkillServer
     instance: ServerHandle
     gateway: ServerHandle
+    front: Gateway
 
 
 @pytest.fixture
@@ -57,8 +58,9 @@ def side() -> Iterator[Side]:
     gateway = None
     try:
         registry.register(record(instance, "maya", scene="shot_010.ma"))
-        gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=POLL).start()
-        yield Side(registry, server, instance, gateway)
+        front = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=POLL)
+        gateway = front.start()
+        yield Side(registry, server, instance, gateway, front)
     finally:
         if gateway is not None:
             gateway.stop()
@@ -101,6 +103,9 @@ def test_what_an_instance_adds_or_removes_while_running_follows_with_list_change
                 return {p.name for p in (await c.list_prompts()).prompts}
 
             assert await names() == {"maya-1__review"}
+            await listening(
+                listener, side.front.server.notify_tools_changed, "notifications/tools/list_changed"
+            )
             side.server.add_resource("app://notes/{day}", lambda day: f"notes of {day}", name="notes")
             side.server.add_resource("app://late", lambda: "late", name="late")
 
@@ -109,7 +114,8 @@ def test_what_an_instance_adds_or_removes_while_running_follows_with_list_change
                 return f"light {kind}"
 
             await _until(lambda: _has(listener, resources, prompts), "both list_changed")
-            assert uri("maya-1", "app://late") in await uris()
+            await _until(lambda: _holds(uris(), uri("maya-1", "app://late")), "the resource added")
+            await _until(lambda: _holds(names(), "maya-1__light"), "the prompt added")
             templates = (await c.list_resource_templates()).resource_templates
             assert [(t.uri_template, t.name) for t in templates] == [
                 (uri("maya-1", "app://notes/{day}"), "maya-1__notes")
@@ -137,6 +143,10 @@ def test_what_an_instance_adds_or_removes_while_running_follows_with_list_change
 
 async def _has(listener: Listener, *methods: str) -> bool:
     return all(listener.count(m) for m in methods)
+
+
+async def _holds(listed: Awaitable[set[str]], item: str) -> bool:
+    return item in await listed
 
 
 async def _lacks(listed: Awaitable[set[str]], item: str) -> bool:
@@ -198,6 +208,9 @@ def test_uris_of_no_instance_gone_or_never_there_answer_clear_errors(side: Side)
                 await c.read_resource(ODD[0])
             assert plain.value.error.message == f"Resource not found: {ODD[0]}"
 
+            await listening(
+                listener, side.front.server.notify_tools_changed, "notifications/tools/list_changed"
+            )
             (listed,) = side.registry.list()
             side.registry.unregister(listed.id)
             await _until(lambda: _has(listener, "notifications/resources/list_changed"), "list_changed")

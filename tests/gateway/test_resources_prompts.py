@@ -10,11 +10,11 @@ from typing import Any, NamedTuple
 
 import anyio
 import pytest
-from gateway_helpers import GUARD, Listener, Proc, child_env, client, spawn_instance, wait_until
+from gateway_helpers import GUARD, Listener, Proc, child_env, client, listening, spawn_instance, wait_until
 from mcp.shared.exceptions import MCPError
 
 from mcp_embed import McpHttpConfig
-from mcp_embed.gateway import create_gateway
+from mcp_embed.gateway import Gateway, create_gateway
 from mcp_embed.handle import ServerHandle
 from mcp_embed.instances import open_registry
 from redis_helpers import redis_server
@@ -33,6 +33,7 @@ def uri(prefix: str, original: str) -> str:
 class Pair(NamedTuple):
     procs: list[Proc]
     gateway: ServerHandle
+    front: Gateway
 
 
 @pytest.fixture(params=["files", "redis"])
@@ -53,7 +54,7 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
         gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=0.2)
         handle = gateway.start()
         try:
-            yield Pair(procs, handle)
+            yield Pair(procs, handle, gateway)
         finally:
             handle.stop()
     finally:
@@ -122,6 +123,9 @@ def test_kill_9_removes_its_resources_and_prompts_tells_clients_and_its_uris_say
     async def main() -> None:
         async with client(pair.gateway.mcp_url(), listener) as c:
             assert uri("maya-2", CURRENT) in {r.uri for r in (await c.list_resources()).resources}
+            await listening(
+                listener, pair.front.server.notify_tools_changed, "notifications/tools/list_changed"
+            )
             pair.procs[1].kill9()
             wanted = ("notifications/resources/list_changed", "notifications/prompts/list_changed")
             with anyio.fail_after(TTL + GUARD):  # files: a dead pid is never listed; Redis: the TTL
