@@ -81,6 +81,9 @@ def test_odd_uris_and_blobs_come_back_exactly(side: Side) -> None:
             for odd in ODD:
                 contents: Any = (await c.read_resource(uri("maya-1", odd))).contents
                 assert [(x.uri, x.text) for x in contents] == [(uri("maya-1", odd), f"read {odd}")]
+            (behind,) = (await c.call_tool("list_instances", {})).structured_content["result"]  # type: ignore[index]
+            assert behind["resources"] == sorted(listed)
+            assert behind["prompts"] == ["maya-1__review"]
             thumb: Any = (await c.read_resource(uri("maya-1", "app://thumb.png"))).contents[0]
             assert (thumb.mime_type, base64.b64decode(thumb.blob)) == ("image/png", THUMB)
             assert listed[uri("maya-1", "app://thumb.png")].mime_type == "image/png"

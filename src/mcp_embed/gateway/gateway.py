@@ -47,7 +47,8 @@ class Gateway:
         self.server.dispatcher = GatewayDispatcher(self.hub)
 
         async def list_instances() -> list[dict[str, Any]]:
-            """The instances behind this gateway: prefix, app name, host, pid, URL, metadata and tools."""
+            """The instances behind this gateway: prefix, app name, host, pid, URL, metadata, and the
+            tools, resources and prompts each serves here."""
             return self.hub.describe()
 
         self.server.add_tool(list_instances, name="list_instances")

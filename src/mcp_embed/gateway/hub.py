@@ -280,10 +280,12 @@ class Hub:
     # -- what is behind it --------------------------------------------------------------------------
 
     def describe(self) -> list[dict[str, Any]]:
-        """The instances the gateway serves now, in prefix order (what ``list_instances`` returns)."""
+        """The instances the gateway serves now, in prefix order (what ``list_instances`` returns):
+        each with its gateway tool names, resource and template URIs, and prompt names."""
         out = []
         for up in sorted(self._upstreams.values(), key=lambda u: u.instance.started_at):
             i = up.instance
+            resources, prompts = self.mirror.served(up.prefix)
             out.append(
                 {
                     "prefix": up.prefix,
@@ -297,6 +299,8 @@ class Hub:
                     "started_at": i.started_at,
                     "metadata": dict(i.metadata),
                     "tools": sorted(self._names.get(i.id, ())),
+                    "resources": resources,
+                    "prompts": prompts,
                 }
             )
         return out

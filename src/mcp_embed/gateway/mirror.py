@@ -116,6 +116,10 @@ class Mirror:
         if names:
             self.components.notify_prompts_changed()
 
+    def served(self, prefix: str) -> tuple[list[str], list[str]]:
+        """The gateway URIs (resources and templates) and prompt names served for ``prefix``."""
+        return sorted(self._uris.get(prefix, ())), sorted(self._prompts.get(prefix, ()))
+
     # -- what the gateway lists -------------------------------------------------------------------
 
     def _resource(self, up: Upstream, wire: dict[str, Any]) -> ResourceSpec:
