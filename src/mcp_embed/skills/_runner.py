@@ -4,8 +4,10 @@ on stdin, or ``python _runner.py --watch FD --exec <command...>`` for a whole-sc
 Reads ``{"arguments": {...}, "enums": {param: EnumClass}}`` from stdin, imports the script under a private
 name (so its ``if __name__ == "__main__"`` block stays quiet), calls the function, and writes one JSON line
 ``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "Type: message"}`` to stdout. Anything the script
-prints goes to stderr. Standard library only, and plain syntax, so any host interpreter (mayapy, hython,
-Blender's Python) can run it.
+prints goes to stderr. With ``"context": param`` (and ``"tool": name``), the function's ``ToolContext``
+parameter gets a :class:`_Context`, whose progress and log entries are lines ``{"mcp-embed": "progress" |
+"log", "params": {...}}`` on stdout before the result line. Standard library only, and plain syntax, so any
+host interpreter (mayapy, hython, Blender's Python) can run it.
 
 ``--watch FD`` (POSIX; see ``_lifetime.py``): this process forks and supervises; the child does the
 work. EOF on ``FD`` means the server process died, and the supervisor kills the whole process group.
@@ -23,6 +25,7 @@ import threading
 from typing import Any
 
 MODULE_NAME = "_mcp_embed_skill_script"
+RELAY = "mcp-embed"  # the key of a progress or log line on stdout (the result line has "ok")
 
 
 def _last_line(exc: BaseException) -> str:
@@ -31,7 +34,40 @@ def _last_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _call(script: str, function: str, payload: dict[str, Any]) -> Any:
+class _Context:
+    """What a subprocess tool's ``ToolContext`` parameter gets: its progress and log entries go to
+    the server as lines on stdout, which the server relays to the client as they come. ``cancelled``
+    stays False: a cancel kills this process. Asking the client needs an in-process tool."""
+
+    cancelled = False
+
+    def __init__(self, tool_name: str, out: Any) -> None:
+        self.tool_name = tool_name
+        self._out = out
+        self._lock = threading.Lock()
+
+    def report_progress(self, progress: float, total: Any = None, message: Any = None) -> None:
+        self._send("progress", {"progress": progress, "total": total, "message": message})
+
+    def log(self, level: str, data: Any, logger: Any = None) -> None:
+        self._send("log", {"level": level, "data": data, "logger": logger})
+
+    def supports(self, capability: str) -> bool:
+        return False
+
+    def _asks(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("asking the client (elicit, sample) needs an in-process tool")
+
+    elicit = sample = elicit_blocking = sample_blocking = _asks
+
+    def _send(self, kind: str, params: dict[str, Any]) -> None:
+        line = json.dumps({RELAY: kind, "params": params}, default=str)
+        with self._lock:
+            self._out.write(line + "\n")
+            self._out.flush()
+
+
+def _call(script: str, function: str, payload: dict[str, Any], out: Any = None) -> Any:
     # Python put this file's folder first on sys.path; the script must see its own folder there instead,
     # as when it runs by itself, and must not import mcp_embed's modules by their bare names.
     here = os.path.dirname(os.path.abspath(__file__))
@@ -52,6 +88,9 @@ def _call(script: str, function: str, payload: dict[str, Any]) -> Any:
         if cls is not None and name in arguments and arguments[name] is not None:
             with contextlib.suppress(ValueError, TypeError):
                 arguments[name] = cls(arguments[name])
+    context = payload.get("context")
+    if context:
+        arguments[context] = _Context(str(payload.get("tool") or function), out or sys.stdout)
     return func(**arguments)
 
 
@@ -109,7 +148,7 @@ def main(argv: list[str]) -> int:
         if len(args) != 2:
             raise SystemExit("usage: _runner.py [--watch FD] <script> <function>")
         payload = json.loads(sys.stdin.read() or "{}")
-        result = _call(args[0], args[1], payload)
+        result = _call(args[0], args[1], payload, real_stdout)
         line = json.dumps({"ok": True, "result": result}, default=str)
         code = 0
     except BaseException as exc:  # report everything, even SystemExit, as one readable line

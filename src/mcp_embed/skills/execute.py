@@ -26,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from .._jsonsafe import jsonable
 from ..components._argerrors import schema_error_message, schema_field
 from ..errors import ToolError
+from ..logs import get_logger
 from ._lifetime import start_tree
+from ._runner import RELAY
 from .errors import DEFAULT_SUBPROCESS_TIMEOUT, SkillArgumentError, SkillToolError
 
 if TYPE_CHECKING:
@@ -35,11 +37,14 @@ if TYPE_CHECKING:
 
 __all__ = ["clear_module_cache", "invoke_tool", "validate_arguments"]
 
+log = get_logger("skills")
+
 RUNNER = str(Path(__file__).with_name("_runner.py"))
 _STDERR_LINES = 5
 _STDERR_CHARS = 1000
 _REAP_SECONDS = 5.0
 _CANCEL_POLL = 0.1  # how often a running subprocess tool checks whether its call was cancelled
+_RELAY_LINE = f'{{"{RELAY}":'.encode()  # how a progress or log line of the runner starts
 
 _MODULES: dict[str, tuple[int, int, ModuleType]] = {}
 _MODULES_LOCK = threading.RLock()  # re-entrant: a script may call another skill tool while importing
@@ -213,7 +218,10 @@ def _last_json_line(stdout: str) -> tuple[bool, Any]:
 
 
 def _run_subprocess(
-    tool: SkillTool, arguments: dict[str, Any], cancelled: Callable[[], bool] | None = None
+    tool: SkillTool,
+    arguments: dict[str, Any],
+    cancelled: Callable[[], bool] | None = None,
+    ctx: ToolContext | None = None,
 ) -> Any:
     if tool.source_file is None:
         raise SkillToolError(tool.name, "a subprocess tool needs a script")
@@ -221,6 +229,8 @@ def _run_subprocess(
     if tool.function is not None:
         script_args = [str(tool.source_file), tool.function]
         payload: Any = {"arguments": arguments, "enums": tool.enum_params}
+        if tool.context_param is not None:
+            payload |= {"context": tool.context_param, "tool": tool.name}
     else:
         script_args = ["--exec", *_script_command(tool.source_file, interpreter)]
         payload = arguments
@@ -244,15 +254,23 @@ def _run_subprocess(
         raise SkillToolError(tool.name, f"cannot start {what!r}: {exc.strerror or exc}") from None
     proc = tree.proc
     killed = False
+    data = json.dumps(payload).encode("utf-8")
+    relay = _Relay(proc, data, ctx) if tool.context_param is not None and tool.function is not None else None
     try:
-        out, err = _communicate(proc, json.dumps(payload).encode("utf-8"), timeout, cancelled)
+        if relay is not None:
+            out, err = relay.wait(timeout, cancelled)
+        else:
+            out, err = _communicate(proc, data, timeout, cancelled)
     except (subprocess.TimeoutExpired, _Cancelled) as stop:
         tree.kill()
         killed = True
-        try:
-            out, err = proc.communicate(timeout=_REAP_SECONDS)
-        except subprocess.TimeoutExpired:  # a grandchild escaped the group and holds the pipes open
-            out, err = b"", b""
+        if relay is not None:
+            out, err = relay.collect()
+        else:
+            try:
+                out, err = proc.communicate(timeout=_REAP_SECONDS)
+            except subprocess.TimeoutExpired:  # a grandchild escaped the group and holds the pipes open
+                out, err = b"", b""
         if isinstance(stop, _Cancelled):
             raise SkillToolError(tool.name, "the call was cancelled; the process tree was killed") from None
         summary = stderr_summary(err.decode("utf-8", "replace"))
@@ -291,6 +309,77 @@ class _Cancelled(Exception):
     pass
 
 
+class _Relay:
+    """A runner whose function takes a ``ToolContext``: its progress and log lines on stdout are
+    passed to ``ctx`` as they come (by a reader thread), the rest kept, as ``communicate`` would."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], payload: bytes, ctx: ToolContext | None) -> None:
+        self.proc, self.ctx = proc, ctx
+        self._out: list[bytes] = []
+        self._err: list[bytes] = []
+        self._threads = [
+            threading.Thread(target=target, args=args, daemon=True, name="mcp-embed-skill-relay")
+            for target, args in ((self._feed, (payload,)), (self._read_out, ()), (self._read_err, ()))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _feed(self, payload: bytes) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):  # the child exited without reading: its result says why
+            self.proc.stdin.write(payload)
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+
+    def _read_out(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if not (line.startswith(_RELAY_LINE) and self._relay(line)):
+                self._out.append(line)
+
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self._err.append(self.proc.stderr.read())
+
+    def _relay(self, line: bytes) -> bool:
+        try:
+            message = json.loads(line)
+            kind, params = message[RELAY], message["params"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        ctx = self.ctx
+        if ctx is None:
+            return True
+        try:
+            if kind == "progress":
+                ctx.report_progress(params.get("progress"), params.get("total"), params.get("message"))
+            elif kind == "log":
+                ctx.log(params.get("level"), params.get("data"), params.get("logger"))
+        except (ValueError, TypeError) as exc:  # a bad level or value from the script: said, not sent
+            log.warning("skill tool %s: cannot relay its %s: %s", ctx.tool_name, kind, exc)
+        return True
+
+    def wait(self, timeout: float, cancelled: Callable[[], bool] | None) -> tuple[bytes, bytes]:
+        """Wait for the child as ``_communicate`` does (``TimeoutExpired``, ``_Cancelled``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+            try:
+                self.proc.wait(timeout=min(left, _CANCEL_POLL))
+                return self.collect()
+            except subprocess.TimeoutExpired:
+                if cancelled is not None and cancelled():
+                    raise _Cancelled from None
+
+    def collect(self) -> tuple[bytes, bytes]:
+        """What the child wrote, once its pipes close (a grandchild holding them: what came so far)."""
+        for thread in self._threads:
+            thread.join(timeout=_REAP_SECONDS)
+        return b"".join(self._out), b"".join(self._err)
+
+
 def _communicate(
     proc: subprocess.Popen[bytes], payload: bytes, timeout: float, cancelled: Callable[[], bool] | None
 ) -> tuple[bytes, bytes]:
@@ -322,5 +411,5 @@ def invoke_tool(
     """
     validate_arguments(tool, arguments)
     if tool.execution == "subprocess":
-        return _run_subprocess(tool, arguments, cancelled)
+        return _run_subprocess(tool, arguments, cancelled, ctx)
     return _run_in_process(tool, arguments, ctx)

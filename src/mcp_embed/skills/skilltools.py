@@ -325,16 +325,6 @@ class SkillToolLoader:
                     key,
                 )
             execution = "subprocess"
-        if fn is not None and fn.context is not None and execution == "subprocess":
-            self.problem(
-                "error",
-                tools_path,
-                "tool-context",
-                f"{name}: parameter {fn.context!r} takes a ToolContext, which only an in-process tool "
-                "gets; drop execution: subprocess or the parameter",
-                f"{key}.execution",
-            )
-            return
         if fn is not None:
             schema, problems = build_input_schema(  # its warnings point at the script's line
                 fn, decl.input_schema, path=source, skill=self.skill, tool=name
