@@ -44,6 +44,26 @@ def test_example_skills_through_the_fixture(mcp_skills) -> None:
     assert client.tool("scene_tools__list_objects")["annotations"]["readOnlyHint"] is True
 
 
+def test_a_skills_progress_is_seen_by_the_test(mcp_skills, tmp_path: Path) -> None:
+    folder = tmp_path / "render-kit"
+    (folder / "scripts").mkdir(parents=True)
+    (folder / "SKILL.md").write_text("---\nname: render-kit\ndescription: Renders.\n---\n", encoding="utf-8")
+    script = (
+        "def render(frames: int, ctx: 'ToolContext') -> str:\n"
+        '    """Render."""\n'
+        "    for i in range(frames):\n"
+        "        ctx.report_progress(i + 1, frames, f'frame {i + 1}')\n"
+        "    return 'done'\n"
+    )
+    (folder / "scripts" / "render.py").write_text(script, encoding="utf-8")
+    client = mcp_skills(tmp_path)
+    seen: list[tuple[float, float | None, str | None]] = []
+    assert (
+        client.call_with("render_kit__render", {"frames": 2}, on_progress=lambda *p: seen.append(p)) == "done"
+    )
+    assert seen == [(1, 2, "frame 1"), (2, 2, "frame 2")]
+
+
 def test_a_relative_path_is_found_beside_the_test_file(mcp_skills) -> None:
     client = mcp_skills("../examples/remote-server/skills/hello-world")
     assert client.tool_names() == ["hello_world__say_hello"]

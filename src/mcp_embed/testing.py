@@ -127,19 +127,43 @@ class McpTestClient:
         """
         return self.call_with(name, arguments)
 
-    def call_with(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
-        """:meth:`call` with the arguments as a dict (for names that are not Python identifiers)."""
-        result = self.call_raw(name, arguments)
+    def call_with(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> Any:
+        """:meth:`call` with the arguments as a dict (for names that are not Python identifiers).
+
+        ``on_progress(progress, total, message)`` is called for each progress notification the
+        tool sends (the call then asks for progress), in the test's thread's stead.
+        """
+        result = self.call_raw(name, arguments, on_progress=on_progress)
         if result.is_error:
             raise ToolCallError(name, result_text(result) or "(no message)", result)
         return self._value(name, result)
 
-    def call_raw(self, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
+    def call_raw(
+        self,
+        name: str,
+        arguments: Mapping[str, Any] | None = None,
+        *,
+        on_progress: Callable[[float, float | None, str | None], None] | None = None,
+    ) -> Any:
         """Call a tool and return the SDK's ``CallToolResult`` as it came, errors included.
 
-        A protocol error (an unknown tool, for one) raises the SDK's ``MCPError``.
+        A protocol error (an unknown tool, for one) raises the SDK's ``MCPError``. ``on_progress``:
+        as in :meth:`call_with`.
         """
-        return self._run(self._session.call_tool, name, dict(arguments or {}))
+        callback = None
+        if on_progress is not None:
+            report = on_progress
+
+            async def callback(progress: float, total: float | None, message: str | None) -> None:
+                report(progress, total, message)
+
+        return self._run(self._session.call_tool, name, dict(arguments or {}), progress_callback=callback)
 
     def _value(self, name: str, result: Any) -> Any:
         structured = result.structured_content
