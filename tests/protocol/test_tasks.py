@@ -479,3 +479,33 @@ def test_task_support_is_checked_at_registration() -> None:
     server = create_skill_server("tasks")
     with pytest.raises(ValueError, match="task must be"):
         server.add_tool(lambda: "x", name="x", task="sometimes")  # type: ignore[arg-type]
+
+
+# -- a skill tool as a task (tools.yaml ``task:``) -----------------------------------------------------
+
+
+def test_a_skill_tool_declared_task_optional_runs_as_a_task(tmp_path: Any, spawn_mode: str) -> None:
+    from mcp_embed import McpHttpConfig, create_skill_server
+
+    folder = tmp_path / "root" / "render-kit"
+    (folder / "scripts").mkdir(parents=True)
+    (folder / "SKILL.md").write_text("---\nname: render-kit\ndescription: Renders.\n---\n", encoding="utf-8")
+    (folder / "scripts" / "render.py").write_text(
+        "def render(frames: int, ctx: 'ToolContext') -> str:\n"
+        '    """Render some frames."""\n'
+        "    ctx.report_progress(1, frames, 'first frame')\n"
+        "    return f'{frames} frames'\n",
+        encoding="utf-8",
+    )
+    entry = "  - name: {}\n    function: render\n    source_file: scripts/render.py\n"
+    tools_yaml = "tools:\n" + entry.format("render") + "    task: optional\n" + entry.format("quick")
+    (folder / "tools.yaml").write_text(tools_yaml, encoding="utf-8")
+    config = McpHttpConfig(port=0, register=False, enable_file_logging=False, spawn_mode=spawn_mode)
+    with create_skill_server("t", config, skill_paths=[tmp_path / "root"]).start() as handle:
+        url = handle.mcp_url()
+        created = result(url, "tools/call", {"name": "render_kit__render", "arguments": {"frames": 3}})
+        assert created["resultType"] == "task", created
+        done = wait_for(url, created["taskId"], "completed")
+        assert done["result"]["content"][0]["text"] == "3 frames"
+        plain = result(url, "tools/call", {"name": "render_kit__quick", "arguments": {"frames": 2}})
+        assert plain["resultType"] == "complete" and plain["content"][0]["text"] == "2 frames"

@@ -361,6 +361,7 @@ def test_a_bad_tools_yaml_entry_is_skipped_and_the_rest_load(tmp_path: Path, dis
           - name: other
             affinity: sideways
             timeout: -1
+            task: sometimes
             annotations: {readOnlyHint: maybe}
             mystery: 1
     """,
@@ -378,6 +379,7 @@ def test_a_bad_tools_yaml_entry_is_skipped_and_the_rest_load(tmp_path: Path, dis
         ("tool-name-unique", "tools[6].name"),
         ("tool-affinity", "tools[other].affinity"),
         ("tool-timeout", "tools[other].timeout"),
+        ("tool-task", "tools[other].task"),
         ("tool-annotations", "tools[other].readOnlyHint"),
     }
     assert all(p.path == tools_yaml for p in catalog.errors)

@@ -13,6 +13,7 @@ from ..errors import McpEmbedError
 
 if TYPE_CHECKING:
     from ..context import ToolContext
+    from ..tasks import TaskSupport
 
 Severity = Literal["error", "warning"]
 Affinity = Literal["main", "any"]
@@ -92,8 +93,10 @@ class SkillTool:
     function: str | None = None
     interpreter: str | None = None
     enum_params: dict[str, str] = field(default_factory=dict)
-    #: The function's parameter that takes the call's ``ToolContext`` (in-process tools only).
+    #: The function's parameter that takes the call's ``ToolContext``.
     context_param: str | None = None
+    #: SEP-2663: whether a client may (``optional``) or must (``required``) run it as a task.
+    task: TaskSupport = "forbidden"
     _validator: Any = field(default=None, init=False, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 

@@ -68,6 +68,7 @@ def skill_tool_spec(tool: SkillTool) -> ToolSpec:
         affinity="any" if subprocess else tool.affinity,
         wants_context="ctx" if subprocess or tool.context_param is not None else None,
         timeout=None if subprocess else tool.timeout,
+        task=tool.task,
         validate=validate,
         invoke=invoke,
         to_result=to_result,

@@ -349,6 +349,7 @@ class SkillToolLoader:
                 interpreter=self.interpreter,
                 enum_params=fn.enum_params() if fn else {},
                 context_param=fn.context if fn else None,
+                task=decl.task or "forbidden",
             ),
             tools_path,
             key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..tasks import TaskSupport
 from ._model import Affinity, Execution, Severity, SkillProblem
 from .frontmatter import load_yaml, yaml_error_line
 
@@ -26,6 +27,14 @@ EXECUTIONS: dict[str, Execution] = {
     "sub-process": "subprocess",
 }
 AFFINITIES: dict[str, Affinity] = {"main": "main", "any": "any"}
+# SEP-2663: whether a client may (or must) run the tool as a task; ``true`` means optional
+TASKS: dict[Any, TaskSupport] = {
+    "forbidden": "forbidden",
+    "optional": "optional",
+    "required": "required",
+    True: "optional",
+    False: "forbidden",
+}
 KNOWN = frozenset(
     {
         "name",
@@ -41,6 +50,7 @@ KNOWN = frozenset(
         "thread_affinity",
         "timeout",
         "timeout_hint_secs",
+        "task",
         "annotations",
         "title",
         *HINT_ALIASES,
@@ -79,6 +89,7 @@ class ToolDecl:
     affinity: Affinity | None = None
     timeout: float | None = None
     annotations: dict[str, Any] | None = None
+    task: TaskSupport | None = None
 
 
 class _Entry:
@@ -200,6 +211,17 @@ def _entry(
             )
         else:
             timeout = float(timeout_raw)
+    task: TaskSupport | None = None
+    task_raw = raw.get("task")
+    if task_raw is not None:
+        task = TASKS.get(task_raw) if isinstance(task_raw, bool) else TASKS.get(str(task_raw).lower())
+        if task is None:
+            entry.add(
+                "error",
+                "tool-task",
+                f"must be 'forbidden', 'optional' or 'required', not {task_raw!r}",
+                "task",
+            )
     annotations = _annotations(raw, entry)
     if entry.failed:
         return None
@@ -215,6 +237,7 @@ def _entry(
         affinity,
         timeout,
         annotations,
+        task,
     )
 
 
