@@ -208,6 +208,12 @@ class ToolContext:
             raw=result,
         )
 
+    async def ask(self, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one raw server-to-client request (``elicitation/create``, ``sampling/createMessage``,
+        ``roots/list``) and return the client's wire result: what :meth:`elicit` and :meth:`sample`
+        send, for a caller that relays a request as it came (the gateway). Errors as :meth:`elicit`."""
+        return await self._ask({"method": method, "params": dict(params)})
+
     def elicit_blocking(self, message: str, schema: Mapping[str, Any]) -> Elicited:
         """:meth:`elicit` for plain (non-async) tools: blocks the calling thread, never the server."""
         return self._block(self.elicit(message, schema))

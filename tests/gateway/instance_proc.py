@@ -1,7 +1,9 @@
 """One instance for the gateway's end-to-end tests, in its own process.
 
 ``python instance_proc.py APP [KEY=VALUE ...]``: serves ``echo``, ``steps`` (progress), ``hold``
-(runs until cancelled) and ``cancellations`` (how many ``hold`` calls saw their cancellation), the
+(runs until cancelled), ``cancellations`` (how many ``hold`` calls saw their cancellation), ``ask``
+(elicits a name, saying what the client answered: accept, decline, cancel or the error),
+``sample`` (asks the client's model likewise), ``asked`` (what each ask ended with), the
 resource ``app://scene/current`` and template ``app://shots/{name}`` (both saying which app,
 scene and pid answer), and the prompts ``review`` and ``strict`` (which answers a JSON-RPC error
 for a ``level`` not low or high) on port 0, lists itself in the registry the environment names
@@ -11,13 +13,15 @@ metadata given, prints ``URL <mcp url>`` and serves until killed.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import sys
 import threading
 import time
 
-from mcp_embed import EmbeddedResource, McpError, McpHttpConfig, ToolContext, create_skill_server
+from mcp_embed import EmbeddedResource, McpError, McpHttpConfig, ToolContext, ToolError, create_skill_server
 from mcp_embed.errors import INVALID_PARAMS
 
 
@@ -54,6 +58,40 @@ def main() -> int:
     def cancellations() -> int:
         """How many hold calls saw their cancellation."""
         return seen["cancelled"]
+
+    ended: list[str] = []
+
+    @server.tool()
+    async def ask(question: str, ctx: ToolContext) -> str:
+        """Ask the client for a name; say what came back and whether the client said it can elicit."""
+        schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+        said = "can elicit" if ctx.supports("elicitation") else "cannot elicit"
+        try:
+            answer = await ctx.elicit(question, schema)
+            outcome = f"{answer.action} {json.dumps(answer.content, sort_keys=True)}"
+        except McpError as exc:
+            outcome = f"McpError {exc.code}: {exc.message}"
+        except ToolError as exc:
+            outcome = f"ToolError: {exc}"
+        except asyncio.CancelledError:
+            ended.append(f"{question}: cancelled")
+            raise
+        ended.append(f"{question}: {outcome}")
+        return f"{said}; {outcome}"
+
+    @server.tool()
+    async def sample(prompt: str, ctx: ToolContext) -> str:
+        """Ask the client's model; say which model answered what."""
+        try:
+            answer = await ctx.sample(prompt, max_tokens=20, system_prompt="be brief")
+        except McpError as exc:
+            return f"McpError {exc.code}: {exc.message}"
+        return f"{answer.model}: {answer.text}"
+
+    @server.tool()
+    def asked() -> list[str]:
+        """How each ask call ended, oldest first."""
+        return list(ended)
 
     def who() -> str:
         return f"{app} {metadata.get('scene', '-')} pid {os.getpid()}"

@@ -23,7 +23,7 @@ from redis_helpers import redis_server
 __all__ = ["redis_server"]
 
 TTL = 3.0
-TOOLS = ("echo", "steps", "hold", "cancellations")
+TOOLS = ("echo", "steps", "hold", "cancellations", "ask", "sample", "asked")
 
 
 class Cluster(NamedTuple):

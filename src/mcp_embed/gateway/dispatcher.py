@@ -2,7 +2,9 @@
 
 The gateway is a ``SkillServer`` like any host's, so its calls go through the same ``ToolCaller``
 (allow-list, audit, validation); only the last step differs, as in the subprocess child, whose
-dispatcher sends proxy tools to the host. Here they go to the instance's session on the hub's loop.
+dispatcher sends proxy tools to the host. Here they go to the instance: a call whose client declared
+elicitation or sampling on a session of its own (:mod:`.asking`), a call with progress on the shared
+session on the hub's loop, any other as one JSON POST (:class:`~.lane.JsonLane`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..dispatch import QueueDispatcher
 from ..runtime.subprocess.catalog import ARGS, PROXY
+from .asking import may_ask
 
 if TYPE_CHECKING:
     from ..components.tools import ToolSpec
@@ -43,7 +46,10 @@ class GatewayDispatcher(QueueDispatcher):
         route = self.hub.routes.get(spec.name)
         if route is None:  # removed between the lookup and now
             return {"content": [{"type": "text", "text": f"Tool '{spec.name}' is gone"}], "isError": True}
-        if ctx is None:  # no progress asked: one JSON POST from this loop (the benchmark's case)
+        if may_ask(ctx):  # its client may be asked: a session of its own, on this loop (.asking)
+            assert ctx is not None
+            return await route.upstream.call_asking(route.tool, kwargs[ARGS], ctx)
+        if ctx is None or ctx.progress_token is None:  # one JSON POST from this loop (the benchmark's case)
             return await route.upstream.call_plain(route.tool, kwargs[ARGS])
         call = route.upstream.call(route.tool, kwargs[ARGS], ctx)
         # Cancelling this await cancels the call on the hub's loop, which tells the instance.

@@ -6,7 +6,9 @@ progress needs none of it, so it goes here: its own MCP session with the instanc
 once), keep-alive HTTP/1.1 connections parsed by ``h11`` (hypercorn's own parser), answers in
 JSON or SSE. A call cancelled while waiting closes its connection (the 2026 wire's cancellation;
 the instance's fast path drops a queued main-thread call on it) and posts
-``notifications/cancelled`` (the handshake era's), so the instance's tool stops either way.
+``notifications/cancelled`` (the handshake era's), so the instance's tool stops either way. The
+lane's session declares no client capability, and a request the instance sends on a call's stream
+anyway (``ctx.elicit`` asked regardless) is refused at once, as the SDK's client refuses it.
 """
 
 from __future__ import annotations
@@ -15,13 +17,24 @@ import asyncio
 import contextlib
 import itertools
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+from ..logs import get_logger
 
 __all__ = ["JsonLane", "LaneError"]
 
 _VERSION = "2025-11-25"
 _MAX_IDLE = 8  # keep-alive connections kept per instance
+#: The SDK client's refusal of a request it has no callback for (mcp.client.session's defaults).
+_REFUSED = {
+    "elicitation/create": "Elicitation not supported",
+    "sampling/createMessage": "Sampling not supported",
+    "roots/list": "List roots not supported",
+}
+
+log = get_logger("gateway")
 
 
 class LaneError(Exception):
@@ -68,6 +81,7 @@ class JsonLane:
         self._initialized = False
         self._version = _VERSION
         self._opening: asyncio.Lock | None = None
+        self._replies: set[asyncio.Task[None]] = set()  # answers to the instance's requests
 
     async def call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """The instance's wire result of ``tools/call``; raises :class:`LaneError` if unreachable,
@@ -178,6 +192,7 @@ class JsonLane:
         import h11
 
         answered = False
+        questions: _Questions | None = None
         try:
             http = conn.http
             parts = (
@@ -198,8 +213,12 @@ class JsonLane:
                     answered = True
                     status = event.status_code
                     answer = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+                    if answer.get("content-type", "").startswith("text/event-stream"):
+                        questions = _Questions(self._refuse)
                 elif isinstance(event, h11.Data):
                     chunks.append(bytes(event.data))
+                    if questions is not None:
+                        questions.feed(bytes(event.data))
                 elif isinstance(event, h11.EndOfMessage):
                     break
                 elif isinstance(event, h11.ConnectionClosed):
@@ -213,6 +232,27 @@ class JsonLane:
             raise
         self._recycle(conn)
         return status, answer, b"".join(chunks)
+
+    def _refuse(self, request: dict[str, Any]) -> None:
+        """Answer a request the instance sent on a call's stream, as the SDK's client does when it
+        has no callback for it: a lane call's client declared no capability to answer it."""
+        method = request.get("method")
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": request["id"]}
+        if method == "ping":
+            reply["result"] = {}
+        else:
+            refused = _REFUSED.get(str(method))
+            code, message = (-32600, refused) if refused else (-32601, "Method not found")
+            reply["error"] = {"code": code, "message": message}
+        task = asyncio.get_running_loop().create_task(self._reply(reply))
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
+
+    async def _reply(self, reply: dict[str, Any]) -> None:
+        try:
+            await asyncio.wait_for(self._post(reply), 5.0)
+        except Exception as exc:  # the instance went, or the call ended: its question is moot
+            log.debug("could not answer the instance's request %r: %s", reply["id"], exc)
 
     def _recycle(self, conn: _Conn) -> None:
         import h11
@@ -236,6 +276,31 @@ class JsonLane:
         for conn in self._idle:
             conn.close()
         self._idle.clear()
+
+
+class _Questions:
+    """Watches a call's SSE answer as it arrives and hands on each request the instance sends."""
+
+    __slots__ = ("_pending", "_seen")
+
+    def __init__(self, seen: Callable[[dict[str, Any]], None]) -> None:
+        self._seen = seen
+        self._pending = b""
+
+    def feed(self, data: bytes) -> None:
+        # Unlike _from_sse (the whole body, at its end), events here are handled while the stream
+        # is open: the instance waits for the answer before it can end its call.
+        text = (self._pending + data).replace(b"\r\n", b"\n")
+        *events, self._pending = text.split(b"\n\n")
+        for event in events:
+            lines = event.decode(errors="replace").split("\n")
+            payload = "\n".join(line[5:].lstrip(" ") for line in lines if line.startswith("data:"))
+            try:
+                message = json.loads(payload) if payload.strip() else None
+            except ValueError:
+                continue
+            if isinstance(message, dict) and "method" in message and "id" in message:
+                self._seen(message)
 
 
 def _from_sse(raw: bytes, rid: int) -> Any:

@@ -99,7 +99,9 @@ def gateway_tool(instance: Instance, prefix: str, wire: dict[str, Any]) -> ToolS
     # "main": the fast path makes calls of such tools cancellable (notifications/cancelled, or the
     # client dropping the request), which a forwarded call must be. The gateway's own dispatcher
     # runs them (nothing queues for a main thread) and the instance enforces its own timeouts.
-    entry = {"wire": listed, "affinity": "main", "timeout": None, "context": False, "task": "forbidden"}
+    # "context": every call gets its ToolContext, whose client_capabilities decide whether the
+    # instance may ask that client (.asking).
+    entry = {"wire": listed, "affinity": "main", "timeout": None, "context": True, "task": "forbidden"}
     return proxy_spec(entry)
 
 

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..logs import get_logger
+from .asking import call_asking, progress_relay
+from .asking import why as _why
 from .lane import JsonLane, LaneError
 
 if TYPE_CHECKING:
     from mcp.client import Client
-    from mcp.shared.dispatcher import ProgressFnT
 
     from ..context import ToolContext
     from ..instances import Instance
@@ -63,7 +64,7 @@ class Upstream:
         self._failure: BaseException | None = None
         #: Plain calls (no progress) skip the SDK client and the hop to the hub's loop.
         self.lane = JsonLane(instance.url)
-        self._plain: dict[asyncio.Task[Any], asyncio.AbstractEventLoop] = {}  # lane calls in flight
+        self._plain: dict[asyncio.Task[Any], asyncio.AbstractEventLoop] = {}  # lane, asking calls in flight
         self._cut: set[asyncio.Task[Any]] = set()
         self._closed = False
 
@@ -186,24 +187,17 @@ class Upstream:
         from mcp.shared.exceptions import MCPError
         from mcp_types import CONNECTION_CLOSED
 
-        on_progress: ProgressFnT | None = None
-        if ctx is not None and ctx.progress_token is not None:
-            report = ctx.report_progress
-
-            async def relay(progress: float, total: float | None, message: str | None) -> None:
-                report(progress, total, message)
-
-            on_progress = relay
-
         try:
-            result = await self._session().session.call_tool(tool, arguments, progress_callback=on_progress)
+            result = await self._session().session.call_tool(
+                tool, arguments, progress_callback=progress_relay(ctx)
+            )
         except MCPError as exc:
             # CONNECTION_CLOSED: the SDK client's own word for a request whose answer can never come.
             if self._client is None or exc.error.code == CONNECTION_CLOSED:
                 return self.gone_result(tool, exc)
             raise
         except UpstreamGone as exc:
-            return _error(f"Tool '{self.prefix}__{tool}' was not run: {exc}")
+            return self.not_run(tool, str(exc))
         except Exception as exc:  # the transport broke under the call
             log.info("call to %s on %s failed: %s", tool, self.label, _why(exc))
             return self.gone_result(tool, exc)
@@ -216,15 +210,23 @@ class Upstream:
         If the instance leaves the registry meanwhile, :meth:`close` cuts the call short: it
         answers that the instance went away rather than wait for an instance that may never answer.
         """
-        task = asyncio.current_task()
-        if task is None or self._closed:
-            return self.gone_result(tool)
-        self._plain[task] = asyncio.get_running_loop()
+        return await self._cuttable(tool, self._lane_call(tool, arguments))
+
+    async def _lane_call(self, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
         try:
             return await self.lane.call(tool, arguments)
         except LaneError as exc:
             log.info("call to %s on %s failed: %s", tool, self.label, exc)
             return self.gone_result(tool, exc)
+
+    async def _cuttable(self, tool: str, call: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        task = asyncio.current_task()
+        if task is None or self._closed:
+            call.close()
+            return self.gone_result(tool)
+        self._plain[task] = asyncio.get_running_loop()
+        try:
+            return await call
         except asyncio.CancelledError:
             if task in self._cut and task.uncancel() == 0:  # cut by close() alone, not by the client
                 return self.gone_result(tool)
@@ -234,11 +236,20 @@ class Upstream:
             self._cut.discard(task)
 
     def _cut_short(self, task: asyncio.Task[Any]) -> None:
-        # On the call's own loop: a task still listed is suspended inside the lane's call, so the
-        # cancellation lands there (and is taken back in call_plain), never after it returned.
+        # On the call's own loop: a task still listed is suspended inside its call, so the
+        # cancellation lands there (and is taken back in _cuttable), never after it returned.
         if task in self._plain:
             self._cut.add(task)
             task.cancel()
+
+    async def call_asking(self, tool: str, arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        """:meth:`call` for a call whose client may be asked (:mod:`.asking`): on a session of its
+        own, on the caller's loop, the instance's questions relayed to ``ctx``'s client. Cut short
+        by :meth:`close` as :meth:`call_plain` is."""
+        return await self._cuttable(tool, call_asking(self, tool, arguments, ctx))
+
+    def not_run(self, tool: str, why: str) -> dict[str, Any]:
+        return _error(f"Tool '{self.prefix}__{tool}' was not run: {why}")
 
     def gone_result(self, tool: str, exc: BaseException | None = None) -> dict[str, Any]:
         why = exc if exc is not None else self._failure
@@ -269,12 +280,3 @@ class Upstream:
 
 def _error(text: str) -> dict[str, Any]:
     return {"content": [{"type": "text", "text": text}], "isError": True}
-
-
-def _why(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown"
-    if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        return _why(exc.exceptions[0])
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
