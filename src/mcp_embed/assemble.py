@@ -116,7 +116,14 @@ def assemble(plan: Blueprint, *, on_startup: Callable[[], None]) -> Assembled:
     low, list_tools, live = build_lowlevel_server(cfg, components, caller, tasks, request_state_keys=keys)
     store = event_store if cfg.enable_event_store and not cfg.stateless else None
     transports = Transports(low, cfg, store, shared)
-    fast = FastPath(caller, list_tools, transports.manager, stateless=cfg.stateless, enabled=plan.fast_path)
+    fast = FastPath(
+        caller,
+        list_tools,
+        transports.manager,
+        stateless=cfg.stateless,
+        enabled=plan.fast_path,
+        may_ask=live.may_ask,
+    )
     admits = admitted(cfg)
     if not cfg.is_loopback and cfg.dns_rebinding_protection:
         log.info("the Host/Origin guard admits %s", admits.describe())

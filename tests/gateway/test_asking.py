@@ -234,3 +234,60 @@ def test_a_client_that_goes_away_while_asked_releases_the_tool(setup: Setup) -> 
         assert ended == ["left: cancelled"] or ended[0].startswith("left: McpError")
 
     run(main)
+
+
+def _raw_call(url: str, capabilities: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A stateful session opened with ``capabilities``; one plain call of ``maya-1__echo``: the
+    content type it was answered with and the JSON-RPC result."""
+    import http.client
+    import json
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=GUARD)
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+    def post(body: dict[str, Any]) -> tuple[str, bytes]:
+        conn.request("POST", parts.path, json.dumps(body), headers)
+        response = conn.getresponse()
+        if "mcp-session-id" not in headers and response.getheader("mcp-session-id"):
+            headers["mcp-session-id"] = response.getheader("mcp-session-id") or ""
+        return response.getheader("content-type") or "", response.read()
+
+    try:
+        info = {"name": "probe", "version": "1"}
+        init = {"protocolVersion": "2025-11-25", "capabilities": capabilities, "clientInfo": info}
+        post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init})
+        headers["mcp-protocol-version"] = "2025-11-25"
+        post({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        call = {"name": "maya-1__echo", "arguments": {"text": "x"}}
+        kind, raw = post({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call})
+    finally:
+        conn.close()
+    text_body = raw.decode()
+    if kind.startswith("text/event-stream"):  # the answer is the last data line
+        text_body = [line[5:] for line in text_body.splitlines() if line.startswith("data:")][-1]
+    answer: dict[str, Any] = json.loads(text_body)["result"]
+    return kind, answer
+
+
+def test_a_client_that_cannot_be_asked_keeps_the_fast_path_one_that_can_gets_a_stream(setup: Setup) -> None:
+    kind, answer = _raw_call(setup.gateway, {})
+    assert kind.startswith("application/json")  # the fast path: one JSON answer
+    assert answer["content"][0]["text"] == "maya:x"
+    kind, answer = _raw_call(setup.gateway, {"elicitation": {}})
+    assert kind.startswith("text/event-stream")  # the SDK's path: a stream the instance may ask on
+    assert answer["content"][0]["text"] == "maya:x"
+
+
+def test_the_fast_path_serves_a_context_to_ask_tool_only_for_a_quiet_client() -> None:
+    from mcp_embed.components.tools import ToolSpec
+    from mcp_embed.http.fastpath import _Head, refusal
+
+    head = _Head(accepts_json=True, content_json=True, session_id=None, version=None)
+    call = (1, "tools/call", {"name": "t", "arguments": {}})
+    spec = ToolSpec(name="t", description="", input_schema={"type": "object"}, wants_context="ctx")
+    assert refusal(head, True, None, False, call, spec, True) is not None  # a plain context: never
+    spec.context_to_ask = True
+    assert refusal(head, True, None, False, call, spec, True) is None
+    assert refusal(head, True, None, False, call, spec, False) is not None  # the client may be asked

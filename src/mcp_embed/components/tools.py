@@ -88,6 +88,10 @@ class ToolSpec:
     invoke: Callable[..., Any] = field(default=lambda **_: None, repr=False)
     is_async: bool = False
     wants_context: str | None = None  # the parameter name ToolContext is passed as
+    # The context serves only progress and questions to the client (a gateway's proxy tool, which
+    # runs without one too): the fast path may serve a call without progress from a client that
+    # declared neither elicitation nor sampling, and runs it without a context.
+    context_to_ask: bool = False
     to_result: Callable[[Any], ToolResult] = field(default=lambda v: default_result(v), repr=False)
     source: str = "python"
 

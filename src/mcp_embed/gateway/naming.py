@@ -99,10 +99,13 @@ def gateway_tool(instance: Instance, prefix: str, wire: dict[str, Any]) -> ToolS
     # "main": the fast path makes calls of such tools cancellable (notifications/cancelled, or the
     # client dropping the request), which a forwarded call must be. The gateway's own dispatcher
     # runs them (nothing queues for a main thread) and the instance enforces its own timeouts.
-    # "context": every call gets its ToolContext, whose client_capabilities decide whether the
-    # instance may ask that client (.asking).
+    # "context": a call gets its ToolContext, whose client_capabilities decide whether the instance
+    # may ask that client (.asking); context_to_ask: the fast path still serves a call whose client
+    # cannot be asked (and wants no progress), the benchmark's case.
     entry = {"wire": listed, "affinity": "main", "timeout": None, "context": True, "task": "forbidden"}
-    return proxy_spec(entry)
+    spec = proxy_spec(entry)
+    spec.context_to_ask = True
+    return spec
 
 
 def _short(value: Any) -> str:

@@ -56,8 +56,11 @@ class FastPath:
         *,
         stateless: bool,
         enabled: bool = True,
+        may_ask: Callable[[str | None], bool] = lambda _: True,
     ) -> None:
         self.caller = caller
+        #: Whether a session's client may be asked (elicitation, sampling): see ToolSpec.context_to_ask.
+        self.may_ask = may_ask
         self.list_tools = list_tools
         self.manager = manager
         self.stateless = stateless
@@ -104,7 +107,8 @@ class FastPath:
             if isinstance(name, str):
                 await self.caller.registry.ensure(name)
                 spec = self.caller.registry.get(name)
-        if message is None or refusal(head, self.stateless, transport, owned, message, spec) is not None:
+        quiet = spec is not None and spec.context_to_ask and not self.may_ask(head.session_id)
+        if message is None or refusal(head, self.stateless, transport, owned, message, spec, quiet):
             await fallback(scope, replayed, send)
             return
         req_id, method, params = message
@@ -242,9 +246,11 @@ def refusal(
     owned: bool,
     message: tuple[Any, str, dict[str, Any]] | None = _UNREAD,
     spec: ToolSpec | None = None,
+    quiet_client: bool = False,
 ) -> str | None:
     """Why the SDK must serve this request, or None when the fast path answers it: the one place
-    that decides. Called before the body is read (``message`` unread) and again after."""
+    that decides. Called before the body is read (``message`` unread) and again after.
+    ``quiet_client``: the client cannot be asked, so a ``context_to_ask`` tool needs no context."""
     if not (head.accepts_json and head.content_json):
         return "the client does not send and accept JSON"
     if head.version is not None and head.version not in _VERSIONS:
@@ -268,7 +274,7 @@ def refusal(
     meta = params.get("_meta")
     if spec is None:
         return "no such tool"  # the SDK's handler answers it, audited
-    if spec.wants_context is not None:
+    if spec.wants_context is not None and not (quiet_client and spec.context_to_ask):
         return "the tool takes a context (progress, logs, questions to the client)"
     if spec.task != "forbidden":
         return "the tool may run as a task"  # tasks.py decides, on the SDK path

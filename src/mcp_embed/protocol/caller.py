@@ -146,7 +146,9 @@ class ToolCaller:
             kwargs = spec.validate(arguments or {})
         except ToolError as exc:
             return ToolResult.error(str(exc)).to_wire()
-        if spec.wants_context is None and progress_token is None:
+        # No channel back (the fast path): a context_to_ask tool has no use for its context.
+        bare = spec.context_to_ask and send is None and make_context is None
+        if progress_token is None and (spec.wants_context is None or bare):
             return (await self._run(spec, kwargs, None, modern)).to_wire()
 
         # Progress and log messages may come from any thread; they are queued and sent in order

@@ -192,6 +192,17 @@ class Live:
                 # Forget the session (its level, subscriptions) when its connection closes.
                 conn.exit_stack.callback(self.forget, key)
 
+    def may_ask(self, key: str | None) -> bool:
+        """Whether session ``key``'s client may be asked: it declared elicitation or sampling, or
+        the session is not tracked here (so nothing is known). False without a session."""
+        if key is None:
+            return False
+        conn = self.sessions.get(key)
+        if conn is None:
+            return True
+        caps = conn.client_capabilities
+        return caps is not None and (caps.elicitation is not None or caps.sampling is not None)
+
     def forget(self, key: str) -> None:
         with self._lock:
             self.sessions.pop(key, None)
