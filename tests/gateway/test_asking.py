@@ -291,3 +291,34 @@ def test_the_fast_path_serves_a_context_to_ask_tool_only_for_a_quiet_client() ->
     spec.context_to_ask = True
     assert refusal(head, True, None, False, call, spec, True) is None
     assert refusal(head, True, None, False, call, spec, False) is not None  # the client may be asked
+
+
+def test_a_client_that_does_not_answer_in_time_is_a_tool_error_at_the_instance(tmp_path: Path) -> None:
+    folder = tmp_path / "instances"
+    registry = open_registry(folder=folder)
+    proc, _ = spawn_instance("maya", child_env(MCP_EMBED_REGISTRY_DIR=str(folder)))
+    try:
+        wait_until(lambda: len(registry.list()) == 1, "the listed instance")
+        config = McpHttpConfig(port=0, client_request_timeout=0.5)  # the gateway's own wait
+        handle = create_gateway(config, registry=registry, poll_interval=0.2).start()
+        try:
+
+            async def silent(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+                await anyio.sleep_forever()
+                raise AssertionError("unreachable")
+
+            async def main() -> None:
+                async with client(handle.mcp_url(), elicitation_callback=silent) as c:
+                    result = text(await c.call_tool("maya-1__ask", {"question": "q"}))
+                # A ToolError, as when asking the client directly. (The instance words it with its own
+                # client_request_timeout, whatever the gateway's was: it words every REQUEST_TIMEOUT so.)
+                did_not = "can elicit; ToolError: the client did not answer elicitation/create"
+                assert result.startswith(did_not)
+                assert result.endswith("(client_request_timeout)")
+
+            run(main)
+        finally:
+            handle.stop()
+    finally:
+        proc.stop()
+        registry.close()
