@@ -193,3 +193,15 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_EMBED_")}
     env.update(PYTHONUNBUFFERED="1", MCP_EMBED_ENABLE_FILE_LOGGING="false", **extra)
     return env
+
+
+def registry_env(request: Any, tmp_path: Path, ttl: float) -> tuple[Path, dict[str, str], str | None]:
+    """For a fixture parametrized ``files`` / ``redis``: the registry folder, the instances'
+    environment (that registry, that TTL) and the Redis URL (None for files)."""
+    folder = tmp_path / "instances"
+    env = child_env(MCP_EMBED_REGISTRY_DIR=str(folder), MCP_EMBED_REGISTRY_TTL=str(ttl))
+    redis_url = None
+    if request.param == "redis":
+        redis_url = request.getfixturevalue("redis_server").url
+        env["MCP_EMBED_REDIS_URL"] = redis_url
+    return folder, env, redis_url

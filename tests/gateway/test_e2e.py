@@ -12,7 +12,16 @@ from typing import NamedTuple
 
 import anyio
 import pytest
-from gateway_helpers import GUARD, Listener, Proc, child_env, client, names, spawn_instance, wait_until
+from gateway_helpers import (
+    GUARD,
+    Listener,
+    Proc,
+    client,
+    names,
+    registry_env,
+    spawn_instance,
+    wait_until,
+)
 
 from mcp_embed import McpHttpConfig
 from mcp_embed.gateway import create_gateway
@@ -36,12 +45,7 @@ class Cluster(NamedTuple):
 # Files in a folder (this machine), or Redis keys with instances named as if on three machines.
 @pytest.fixture(params=["files", "redis"])
 def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]:
-    folder = tmp_path / "instances"
-    env = child_env(MCP_EMBED_REGISTRY_DIR=str(folder), MCP_EMBED_REGISTRY_TTL=str(TTL))
-    redis_url = None
-    if request.param == "redis":
-        redis_url = request.getfixturevalue("redis_server").url
-        env["MCP_EMBED_REDIS_URL"] = redis_url
+    folder, env, redis_url = registry_env(request, tmp_path, TTL)
     procs: list[Proc] = []
     urls: list[str] = []
     registry = open_registry(redis_url=redis_url, folder=folder, ttl=TTL)

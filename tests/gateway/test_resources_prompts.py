@@ -10,7 +10,16 @@ from typing import Any, NamedTuple
 
 import anyio
 import pytest
-from gateway_helpers import GUARD, Listener, Proc, child_env, client, listening, spawn_instance, wait_until
+from gateway_helpers import (
+    GUARD,
+    Listener,
+    Proc,
+    client,
+    listening,
+    registry_env,
+    spawn_instance,
+    wait_until,
+)
 from mcp.shared.exceptions import MCPError
 
 from mcp_embed import McpHttpConfig
@@ -38,12 +47,7 @@ class Pair(NamedTuple):
 
 @pytest.fixture(params=["files", "redis"])
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
-    folder = tmp_path / "instances"
-    env = child_env(MCP_EMBED_REGISTRY_DIR=str(folder), MCP_EMBED_REGISTRY_TTL=str(TTL))
-    redis_url = None
-    if request.param == "redis":
-        redis_url = request.getfixturevalue("redis_server").url
-        env["MCP_EMBED_REDIS_URL"] = redis_url
+    folder, env, redis_url = registry_env(request, tmp_path, TTL)
     procs: list[Proc] = []
     registry = open_registry(redis_url=redis_url, folder=folder, ttl=TTL)
     try:
