@@ -11,12 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mcp_embed.handle import ServerHandle
-from mcp_embed.instances import Instance
+from mcp_embed.instances import Instance, Registry
 
 GUARD = 30.0  # seconds: a hang guard on every wait, never an assertion on timing
 
@@ -205,3 +205,20 @@ def registry_env(request: Any, tmp_path: Path, ttl: float) -> tuple[Path, dict[s
         redis_url = request.getfixturevalue("redis_server").url
         env["MCP_EMBED_REDIS_URL"] = redis_url
     return folder, env, redis_url
+
+
+@contextlib.contextmanager
+def gateway_over(registry: Registry, count: int) -> Iterator[tuple[ServerHandle, Any]]:
+    """Once ``count`` instances are listed with their metadata, a gateway serving them (port 0,
+    polling every 0.2 s): its handle and the :class:`Gateway`; stopped on exit."""
+    from mcp_embed import McpHttpConfig
+    from mcp_embed.gateway import create_gateway
+
+    wait_until(lambda: len(registry.list()) == count, f"{count} listed instances")
+    wait_until(lambda: all(i.metadata for i in registry.list()), "their metadata")
+    gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=0.2)
+    handle = gateway.start()
+    try:
+        yield handle, gateway
+    finally:
+        handle.stop()

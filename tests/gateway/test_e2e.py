@@ -17,14 +17,12 @@ from gateway_helpers import (
     Listener,
     Proc,
     client,
+    gateway_over,
     names,
     registry_env,
     spawn_instance,
-    wait_until,
 )
 
-from mcp_embed import McpHttpConfig
-from mcp_embed.gateway import create_gateway
 from mcp_embed.handle import ServerHandle
 from mcp_embed.instances import open_registry
 from redis_helpers import redis_server
@@ -58,14 +56,8 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cluster]
             proc, url = spawn_instance(app, env, scene=scene)  # one after another: a known start order
             procs.append(proc)
             urls.append(url)
-        wait_until(lambda: len(registry.list()) == 3, "three listed instances")
-        wait_until(lambda: all(i.metadata for i in registry.list()), "their metadata")
-        gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=0.2)
-        handle = gateway.start()
-        try:
+        with gateway_over(registry, 3) as (handle, _):
             yield Cluster(env, procs, urls, handle)
-        finally:
-            handle.stop()
     finally:
         for proc in procs:
             proc.stop()

@@ -15,15 +15,14 @@ from gateway_helpers import (
     Listener,
     Proc,
     client,
+    gateway_over,
     listening,
     registry_env,
     spawn_instance,
-    wait_until,
 )
 from mcp.shared.exceptions import MCPError
 
-from mcp_embed import McpHttpConfig
-from mcp_embed.gateway import Gateway, create_gateway
+from mcp_embed.gateway import Gateway
 from mcp_embed.handle import ServerHandle
 from mcp_embed.instances import open_registry
 from redis_helpers import redis_server
@@ -53,14 +52,8 @@ def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Pair]:
     try:
         for scene in SCENES:  # one after another: maya-1 has shot_010, maya-2 shot_020
             procs.append(spawn_instance("maya", env, scene=scene)[0])
-        wait_until(lambda: len(registry.list()) == 2, "two listed instances")
-        wait_until(lambda: all(i.metadata for i in registry.list()), "their metadata")
-        gateway = create_gateway(McpHttpConfig(port=0), registry=registry, poll_interval=0.2)
-        handle = gateway.start()
-        try:
+        with gateway_over(registry, 2) as (handle, gateway):
             yield Pair(procs, handle, gateway)
-        finally:
-            handle.stop()
     finally:
         for proc in procs:
             proc.stop()
