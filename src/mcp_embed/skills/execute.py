@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._jsonsafe import jsonable
 from ..components._argerrors import schema_error_message, schema_field
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["clear_module_cache", "invoke_tool", "validate_arguments"]
 
 log = get_logger("skills")
+T = TypeVar("T")
 
 RUNNER = str(Path(__file__).with_name("_runner.py"))
 _STDERR_LINES = 5
@@ -361,17 +362,8 @@ class _Relay:
 
     def wait(self, timeout: float, cancelled: Callable[[], bool] | None) -> tuple[bytes, bytes]:
         """Wait for the child as ``_communicate`` does (``TimeoutExpired``, ``_Cancelled``)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise subprocess.TimeoutExpired(self.proc.args, timeout)
-            try:
-                self.proc.wait(timeout=min(left, _CANCEL_POLL))
-                return self.collect()
-            except subprocess.TimeoutExpired:
-                if cancelled is not None and cancelled():
-                    raise _Cancelled from None
+        _until(self.proc, lambda wait: self.proc.wait(timeout=wait), timeout, cancelled)
+        return self.collect()
 
     def collect(self) -> tuple[bytes, bytes]:
         """What the child wrote, once its pipes close (a grandchild holding them: what came so far)."""
@@ -384,16 +376,31 @@ def _communicate(
     proc: subprocess.Popen[bytes], payload: bytes, timeout: float, cancelled: Callable[[], bool] | None
 ) -> tuple[bytes, bytes]:
     """``proc.communicate`` until ``timeout`` (``TimeoutExpired``), checking ``cancelled`` as it waits."""
+    data: list[bytes | None] = [payload]
+
+    def step(wait: float) -> tuple[bytes, bytes]:
+        sent, data[0] = data[0], None  # written (or being written): communicate() resumes where it was
+        return proc.communicate(sent, timeout=wait)
+
+    return _until(proc, step, timeout, cancelled)
+
+
+def _until(
+    proc: subprocess.Popen[bytes],
+    step: Callable[[float], T],
+    timeout: float,
+    cancelled: Callable[[], bool] | None,
+) -> T:
+    """``step(seconds)`` (which raises ``TimeoutExpired`` when they pass) until it returns or
+    ``timeout`` is up (``TimeoutExpired``), checking ``cancelled`` between steps (``_Cancelled``)."""
     deadline = time.monotonic() + timeout
-    data: bytes | None = payload
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             raise subprocess.TimeoutExpired(proc.args, timeout)
         try:
-            return proc.communicate(data, timeout=min(left, _CANCEL_POLL) if cancelled else left)
+            return step(min(left, _CANCEL_POLL) if cancelled else left)
         except subprocess.TimeoutExpired:
-            data = None  # written (or being written) already: communicate() resumes where it was
             if cancelled is not None and cancelled():
                 raise _Cancelled from None
 
